@@ -1,0 +1,47 @@
+"""The ``nsvae`` command line: a thin layer over the library.
+
+Each subcommand lives in :mod:`nsvae.commands` and registers its own
+arguments. User-facing failures (``UserError``, ``ValueError`` from input
+validation, unreadable files) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .commands import info as info_command
+from .errors import EXIT_USER_ERROR, UserError
+
+SUBCOMMANDS = (info_command,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nsvae",
+        description="Non-Synergistic VAEs and the information theory behind them.",
+    )
+    parser.add_argument("--version", action="version", version=f"nsvae {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (UserError, ValueError, OSError) as exc:
+        print(f"nsvae {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"nsvae {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``nsvae`` command line, one module each."""

@@ -1,0 +1,14 @@
+"""Errors a user can act on.
+
+Library functions raise ``ValueError`` (bad arguments, malformed data) or
+:class:`UserError`; the command line prints their message on one line and
+exits with status 2.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment, with a message that says what to do."""
+
+
+#: Exit status of the command line for a user-facing error.
+EXIT_USER_ERROR = 2

@@ -1,0 +1,355 @@
+"""The union information I_VK as a certified convex program.
+
+Problem (Griffith & Koch 2014, "Quantifying synergistic mutual
+information"; for two predictors it is the union information of
+Bertschinger, Rauh, Olbrich, Jost & Ay 2014, "BROJA"):
+
+    I_VK = min_q  I_q(X; Y)   subject to  q(A_i, Y) = p(A_i, Y)  for every predictor i.
+
+Because q(Y) = p(Y) is fixed, I_q(X; Y) = H_p(Y) + f(q) with the convex
+f(q) = sum_{x,y} q(x,y) log q(y|x). The Lagrange dual (derived in
+``docs/information.md``) is
+
+    max_lambda  sum_i sum_{a,y} p(a_i, y) lambda_i(a_i, y)
+    subject to  log sum_y exp theta(x, y) <= 0  for every x,
+    with theta(x, y) = sum_i lambda_i(a_i(x), y).
+
+A cell (x, y) can carry mass only when p(a_i(x), y) > 0 for every i, so the
+program lives on those *allowed* cells. We solve the dual with a log-barrier
+Newton method (Boyd & Vandenberghe 2004, sec. 11.3). On the central path the
+point q_t(x, y) = softmax_y(theta)(x) / (t * (-LSE_x)) matches the
+marginals exactly, so each barrier step yields a primal point too. The
+final primal point is polished by iterative proportional fitting until it
+matches the marginals to rounding error.
+
+The result is a certificate: ``upper_bound`` is I_q of an explicit feasible
+distribution q (returned), ``lower_bound`` is the dual value of an explicitly
+feasible lambda, and the true minimum lies between them. Values are in nats
+inside this module.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from scipy.linalg.lapack import dposv as _dposv
+
+#: Gap (nats) at which the solver stops: well inside the 1e-7 bit promise.
+DEFAULT_GAP_NATS = 1e-10
+#: Barrier parameter at the start and its growth factor per centring.
+T0 = 100.0
+MU = 1000.0
+#: A candidate primal point must meet every marginal to within this.
+FEASIBILITY_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class VKSolution:
+    """A solved I_VK program with its certificate (values in the caller's unit).
+
+    Attributes:
+        value: I_VK, the objective at ``distribution`` (= ``upper_bound``).
+        lower_bound: a dual bound; the true minimum lies in
+            ``[lower_bound, upper_bound]``.
+        upper_bound: I_q(X; Y) of the feasible ``distribution``.
+        gap: ``upper_bound - lower_bound`` (>= 0 up to rounding).
+        distribution: the minimiser q over the predictor axes used by any
+            group (ascending) and the target.
+        max_constraint_violation: max |q(A_i, Y) - p(A_i, Y)| of ``distribution``.
+        newton_steps: Newton iterations taken (0 when solved in closed form).
+    """
+
+    value: float
+    lower_bound: float
+    upper_bound: float
+    gap: float
+    distribution: np.ndarray
+    max_constraint_violation: float
+    newton_steps: int
+
+    def scaled(self, factor: float) -> "VKSolution":
+        """The same certificate with values divided by ``factor`` (unit change)."""
+        return VKSolution(
+            value=self.value / factor,
+            lower_bound=self.lower_bound / factor,
+            upper_bound=self.upper_bound / factor,
+            gap=self.gap / factor,
+            distribution=self.distribution,
+            max_constraint_violation=self.max_constraint_violation,
+            newton_steps=self.newton_steps,
+        )
+
+
+class _Problem:
+    """Index bookkeeping for the allowed cells of one I_VK program."""
+
+    def __init__(self, p: np.ndarray, groups: list[tuple[int, ...]]):
+        # p: joint over (union axes..., y); groups index axes of p (not the target).
+        self.p = p
+        self.shape = p.shape
+        ny = p.shape[-1]
+        self.ny = ny
+        grid_shape = p.shape
+        allowed = np.ones(grid_shape, dtype=bool)
+        var_index_grids = []
+        self.marginals = []
+        offset = 0
+        costs = []
+        for g in groups:
+            drop = tuple(ax for ax in range(p.ndim - 1) if ax not in g)
+            m = p.sum(axis=drop, keepdims=True) if drop else p
+            self.marginals.append((drop, m))
+            positive = m > 0
+            allowed &= np.broadcast_to(positive, grid_shape)
+            ids = np.full(m.shape, -1, dtype=np.int64)
+            npos = int(positive.sum())
+            ids[positive] = offset + np.arange(npos)
+            costs.append(m[positive])
+            offset += npos
+            var_index_grids.append(np.broadcast_to(ids, grid_shape))
+        self.n_vars = offset
+        self.cost = np.concatenate(costs)
+        flat_allowed = np.flatnonzero(allowed.ravel())
+        self.cells = flat_allowed  # flat indices into the grid, x-major (y last)
+        self.cols = np.stack([v.ravel()[flat_allowed] for v in var_index_grids], axis=1)
+        x_of_cell = flat_allowed // ny
+        self.x_ids, self.x_of_cell = np.unique(x_of_cell, return_inverse=True)
+        self.n_x = len(self.x_ids)
+        starts = np.flatnonzero(np.r_[True, np.diff(self.x_of_cell) != 0])
+        self.starts = starts
+        n_cells, n_groups = self.cols.shape
+        self.n_groups = n_groups
+        m = self.n_vars
+        # Flat (k, l) positions of every pair of variables sharing a cell:
+        # M^T diag(w) M is one bincount over them.
+        self.pair_index = (self.cols[:, :, None] * m + self.cols[:, None, :]).ravel()
+        # Flat (x, k) positions for U = S M diag(pi), the per-x gradient of LSE_x.
+        self.xk_index = (self.x_of_cell[:, None] * m + self.cols).ravel()
+        # Flat (k, x) positions for the constraint matrix of q(x) given pi.
+        self.var_x_index = (self.cols * self.n_x + self.x_of_cell[:, None]).ravel()
+
+    # -- dual side ---------------------------------------------------------
+    def theta(self, lam: np.ndarray) -> np.ndarray:
+        return lam[self.cols].sum(axis=1)
+
+    def lse(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-x log-sum-exp of theta over allowed y, and the per-cell softmax."""
+        mx = np.maximum.reduceat(theta, self.starts)
+        shifted = theta - mx[self.x_of_cell]
+        # Cut weights below e^-250 to exactly zero: subnormal floats further
+        # down slow every later BLAS call by orders of magnitude.
+        e = np.where(shifted > -250.0, np.exp(np.maximum(shifted, -250.0)), 0.0)
+        s = np.add.reduceat(e, self.starts)
+        return mx + np.log(s), e / s[self.x_of_cell]
+
+    # -- primal side -------------------------------------------------------
+    def to_grid(self, q_cells: np.ndarray) -> np.ndarray:
+        q = np.zeros(int(np.prod(self.shape)))
+        q[self.cells] = q_cells
+        return q.reshape(self.shape)
+
+    def recover_primal(self, pi: np.ndarray, weights: np.ndarray, t: float) -> np.ndarray:
+        """A feasible q(x, y) = w(x) pi(y | x) built from a dual point on the central path.
+
+        There w(x) = 1 / (t (-LSE_x)), but that formula loses accuracy as t
+        grows (LSE_x -> 0 in floating point). The marginal constraints are
+        linear in w, so we keep the x whose weight stays well above the 1/t
+        scale of inactive x, solve for their weights by non-negative least
+        squares, and polish with iterative proportional fitting (IPF). If
+        that fails to reach the marginals, IPF from the path weights is the
+        fallback.
+        """
+        active = weights > 1.0 / np.sqrt(t)
+        if np.any(active):
+            m, k = self.n_vars, self.n_groups
+            A = np.bincount(self.var_x_index, weights=np.repeat(pi, k), minlength=m * self.n_x).reshape(m, self.n_x)
+            w = np.zeros_like(weights)
+            w[active] = scipy.optimize.nnls(A[:, active], self.cost, maxiter=50 * int(active.sum()))[0]
+            q = self.to_grid(w[self.x_of_cell] * pi)
+            if q.sum() > 0:
+                q = self.ipf(q / q.sum())
+                if self.violation(q) <= FEASIBILITY_TOL:
+                    return q
+        q = self.to_grid(weights[self.x_of_cell] * pi)
+        return self.ipf(q / q.sum())
+
+    def violation(self, q: np.ndarray) -> float:
+        worst = 0.0
+        for drop, m in self.marginals:
+            qm = q.sum(axis=drop, keepdims=True) if drop else q
+            worst = max(worst, float(np.max(np.abs(qm - m))))
+        return worst
+
+    def ipf(self, q: np.ndarray, sweeps: int = 200, tol: float = 1e-15) -> np.ndarray:
+        """Iterative proportional fitting of q onto the marginal constraints."""
+        for sweep in range(sweeps):
+            for drop, m in self.marginals:
+                qm = q.sum(axis=drop, keepdims=True) if drop else q
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(qm > 0, m / qm, 0.0)
+                q = q * ratio
+            if sweep % 4 == 3 and self.violation(q) <= tol:
+                break
+        return q
+
+
+def conditional_entropy_term(q: np.ndarray) -> float:
+    """f(q) = sum q(x,y) log q(y|x) = -H_q(Y|X) in nats (q over (x..., y))."""
+    qx = q.sum(axis=-1, keepdims=True)
+    mask = q > 0
+    return float(np.sum(q[mask] * (np.log(q[mask]) - np.log(np.broadcast_to(qx, q.shape)[mask]))))
+
+
+def mutual_information_nats(q: np.ndarray) -> float:
+    """I_q(X; Y) in nats for q over (x..., y)."""
+    qy = q.reshape(-1, q.shape[-1]).sum(axis=0)
+    hy = -float(np.sum(qy[qy > 0] * np.log(qy[qy > 0])))
+    return max(0.0, hy + conditional_entropy_term(q))  # I >= 0; clip rounding
+
+
+def solve_vk_nats(
+    p: np.ndarray,
+    groups: list[tuple[int, ...]],
+    *,
+    gap_tol: float = DEFAULT_GAP_NATS,
+    max_newton_steps: int = 500,
+) -> VKSolution:
+    """Solve the I_VK program for a joint ``p`` over (union axes..., y); nats.
+
+    ``groups`` index axes of ``p`` and together cover every predictor axis.
+    """
+    py = p.reshape(-1, p.shape[-1]).sum(axis=0)
+    hy = -float(np.sum(py[py > 0] * np.log(py[py > 0])))
+    if np.count_nonzero(py) <= 1 or len(groups) == 1:
+        # Closed forms: a constant target carries no information; a single
+        # predictor group fixes q(A, Y) = p(A, Y) completely.
+        value = mutual_information_nats(p)
+        return VKSolution(value, value, value, 0.0, p.copy(), 0.0, 0)
+
+    prob = _Problem(p, groups)
+    if prob.n_vars <= _SMALL_PROBLEM_VARS:
+        # Multi-threaded BLAS on matrices this small is slower than one
+        # thread by 10-50x (thread wake-ups dominate); see benchmarks/RESULTS.md.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return _solve(prob, hy, p, gap_tol, max_newton_steps)
+    return _solve(prob, hy, p, gap_tol, max_newton_steps)
+
+
+#: Problems with at most this many dual variables run BLAS single-threaded.
+_SMALL_PROBLEM_VARS = 512
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _solve(prob: "_Problem", hy: float, p: np.ndarray, gap_tol: float, max_newton_steps: int) -> VKSolution:
+    cost = prob.cost
+    # Strictly feasible start: every theta(x, y) <= -log(ny) - 1, so LSE_x <= -1.
+    lam = np.zeros(prob.n_vars)
+    first = prob.cols[:, 0]
+    lam[np.unique(first)] = -np.log(prob.ny) - 1.0
+
+    t = T0
+    mu = MU
+    steps = 0
+    ridge_scale = 1e-13
+    # Both bounds are valid wherever they come from: keep the best of each.
+    lower = -np.inf
+    upper, q_best = mutual_information_nats(p), p  # p itself is feasible
+    while True:
+        final_phase = prob.n_x / t <= 10 * gap_tol
+        # The Newton decrement over t bounds the dual suboptimality left by
+        # imperfect centring, so a threshold proportional to t suffices (a
+        # fixed tiny one would sit below the rounding floor of phi_t).
+        stop_decrement = 1e-2 * gap_tol * t if final_phase else 1e-3
+        lam, used = _centre(prob, lam, t, stop_decrement, ridge_scale, max_newton_steps - steps)
+        steps += used
+        out_of_budget = steps >= max_newton_steps
+        if final_phase or out_of_budget:
+            g, pi = prob.lse(prob.theta(lam))
+            # lam shifted by -max g is dual feasible with the max constraint tight.
+            lower = max(lower, hy + float(cost @ lam) - float(np.max(g)))
+            q = prob.recover_primal(pi, 1.0 / (t * (-g)), t)
+            value = mutual_information_nats(q)
+            if value < upper and prob.violation(q) <= FEASIBILITY_TOL:
+                upper, q_best = value, q
+            if upper - lower <= gap_tol or out_of_budget or prob.n_x / t < gap_tol * 1e-4:
+                break
+        t *= mu
+
+    # I_VK >= I(A_i; Y) for every group: the constraints fix q(A_i, Y).
+    for drop, m in prob.marginals:
+        lower = max(lower, mutual_information_nats(m.reshape(-1, m.shape[-1])))
+    return VKSolution(
+        value=upper,
+        lower_bound=min(lower, upper),
+        upper_bound=upper,
+        gap=max(upper - lower, 0.0),
+        distribution=q_best,
+        max_constraint_violation=prob.violation(q_best),
+        newton_steps=steps,
+    )
+
+
+def _barrier_value(prob: _Problem, lam: np.ndarray, t: float) -> float:
+    g, _ = prob.lse(prob.theta(lam))
+    if g.max() >= 0:
+        return np.inf
+    return -t * float(prob.cost @ lam) - float(np.sum(np.log(-g)))
+
+
+def _centre(
+    prob: _Problem, lam: np.ndarray, t: float, stop_decrement: float, ridge_scale: float, budget: int
+) -> tuple[np.ndarray, int]:
+    """Newton's method on phi_t(lam) = -t c.lam - sum_x log(-LSE_x(lam)).
+
+    Returns the centred lam and the number of Newton steps used.
+    """
+    m = prob.n_vars
+    k = prob.n_groups
+    used = 0
+    f0 = _barrier_value(prob, lam, t)
+    while used < budget:
+        g, pi = prob.lse(prob.theta(lam))
+        inv_neg_g = 1.0 / (-g)
+        w_cell = pi * inv_neg_g[prob.x_of_cell]
+        grad = -t * prob.cost + np.bincount(prob.cols.ravel(), weights=np.repeat(w_cell, k), minlength=m)
+        w_x = inv_neg_g**2 - inv_neg_g  # 1/g^2 + 1/g, the rank-one part of each x's Hessian
+        H = np.bincount(prob.pair_index, weights=np.repeat(w_cell, k * k), minlength=m * m).reshape(m, m)
+        U = np.bincount(prob.xk_index, weights=np.repeat(pi, k), minlength=prob.n_x * m).reshape(prob.n_x, m)
+        H += (U.T * w_x) @ U
+        # The gauge directions (moving mass between groups' lambdas) are flat;
+        # a tiny ridge makes the system definite without moving along them.
+        H.flat[:: m + 1] += ridge_scale * max(1.0, float(H.trace()) / m)
+        _, step, info = _dposv(H, -grad, lower=0, overwrite_a=1, overwrite_b=0)
+        if info != 0:
+            step = -np.linalg.lstsq(H, grad, rcond=None)[0]
+        used += 1
+        decrement = float(-grad @ step)
+        if decrement <= stop_decrement:
+            break
+        # Backtracking: stay strictly feasible and decrease phi_t (Armijo).
+        # Start from the step at which the linear model of LSE_x (exact to
+        # first order; LSE is convex, so it is optimistic) would cover at
+        # most 90% of each x's slack: this avoids most infeasible trials.
+        slope = U @ step
+        rising = slope > 0
+        s = min(1.0, float(np.min(0.9 * (-g[rising]) / slope[rising]))) if np.any(rising) else 1.0
+        while s >= 1e-6:
+            cand = lam + s * step
+            f1 = _barrier_value(prob, cand, t)
+            if f1 <= f0 - 0.25 * s * decrement:
+                break
+            s *= 0.5
+        if s < 1e-6:
+            break
+        lam, f0 = cand, f1
+    return lam, used
