@@ -7,8 +7,6 @@ import json
 import math
 import sys
 
-import numpy as np
-
 from .. import info
 from ..errors import UserError
 from ..info.tables import Table, default_names, read_table
@@ -58,10 +56,19 @@ def register(sub) -> None:
     )
     p.add_argument("--base", default="2", help="logarithm base: 2 (bits, default), e (nats) or 10")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="N", help="bootstrap resamples for counts and samples (default 200; 0: none)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        metavar="N",
+        help="bootstrap resamples for counts and samples (default 200; 0: none)",
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     p.add_argument(
-        "--correction", default="auto", choices=info.CORRECTIONS, help="bias correction for counts and samples (default auto)"
+        "--correction",
+        default="auto",
+        choices=info.CORRECTIONS,
+        help="bias correction for counts and samples (default auto)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.set_defaults(run=run)
@@ -108,7 +115,9 @@ def _parse_groups(tokens: list[str] | None, names: list[str]) -> list[tuple[int,
 def _load(args) -> tuple[Table, str]:
     if args.example:
         pmf = info.gate(args.example)
-        return Table(pmf, default_names(pmf.ndim), [[str(i) for i in range(n)] for n in pmf.shape]), f"{args.example} gate"
+        return Table(
+            pmf, default_names(pmf.ndim), [[str(i) for i in range(n)] for n in pmf.shape]
+        ), f"{args.example} gate"
     table = read_table(args.file, samples=args.samples, normalize=args.normalize)
     return table, args.file
 

@@ -50,10 +50,7 @@ def as_pmf(p, *, name: str = "p", min_ndim: int = 1, normalize: bool = False) ->
         raise ValueError(f"{name} must be a numeric array: {exc}") from None
     if arr.ndim < min_ndim:
         need = "predictor axes followed by a target axis" if min_ndim >= 2 else "at least one axis"
-        raise ValueError(
-            f"{name} has rank {arr.ndim} but needs rank >= {min_ndim} ({need}); "
-            f"got shape {arr.shape}"
-        )
+        raise ValueError(f"{name} has rank {arr.ndim} but needs rank >= {min_ndim} ({need}); got shape {arr.shape}")
     if arr.ndim >= 1 and arr.shape[-1] == 0:
         raise ValueError(f"{name} has an empty target (last) axis: shape {arr.shape}")
     if arr.size == 0:

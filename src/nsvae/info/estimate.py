@@ -101,14 +101,15 @@ def _integer_array(a, name: str) -> np.ndarray:
         return arr
     if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
         return arr.astype(np.int64)
-    raise ValueError(
-        f"{name} must hold integer symbols (discretise continuous data first, e.g. with np.digitize)"
-    )
+    raise ValueError(f"{name} must hold integer symbols (discretise continuous data first, e.g. with np.digitize)")
 
 
 def _validate_counts(counts) -> np.ndarray:
     c = np.asarray(counts)
-    if not (np.issubdtype(c.dtype, np.integer) or (np.issubdtype(c.dtype, np.floating) and np.all(np.isfinite(c)) and np.all(c == np.round(c)))):
+    if not (
+        np.issubdtype(c.dtype, np.integer)
+        or (np.issubdtype(c.dtype, np.floating) and np.all(np.isfinite(c)) and np.all(c == np.round(c)))
+    ):
         raise ValueError("counts must be a table of non-negative integers")
     c = c.astype(np.int64)
     if c.ndim < 2:

@@ -66,7 +66,7 @@ def _is_antichain(sources: Sequence[frozenset]) -> bool:
     return all(not (a <= b or b <= a) for a, b in itertools.combinations(sources, 2))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def redundancy_lattice(n: int) -> tuple[tuple[Antichain, ...], np.ndarray]:
     """The nodes of the n-predictor lattice (bottom first) and its Moebius matrix.
 

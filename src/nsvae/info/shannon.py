@@ -92,7 +92,9 @@ def _specific_information_nats(table: np.ndarray) -> np.ndarray:
     ok = py > 0
     cond = table[:, ok] / py[ok]
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(cond > 0, cond * (np.log(np.where(cond > 0, cond, 1.0)) - np.log(np.where(cond > 0, pa[:, None], 1.0))), 0.0)
+        terms = np.where(
+            cond > 0, cond * (np.log(np.where(cond > 0, cond, 1.0)) - np.log(np.where(cond > 0, pa[:, None], 1.0))), 0.0
+        )
     out[ok] = np.maximum(terms.sum(axis=0), 0.0)
     return out
 

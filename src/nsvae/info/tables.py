@@ -61,9 +61,17 @@ def _read_npy(path: Path, *, samples: bool, normalize: bool) -> Table:
         raise UserError(f"{path}: not a readable .npy array ({exc})") from None
     if samples:
         if arr.ndim != 2 or arr.shape[1] < 2:
-            raise UserError(f"{path}: samples must be a 2-D array (trials x variables, target last); got shape {arr.shape}")
+            raise UserError(
+                f"{path}: samples must be a 2-D array (trials x variables, target last); got shape {arr.shape}"
+            )
         counts, labels = counts_from_samples(arr)
-        return Table(counts / counts.sum(), default_names(counts.ndim), [[str(v) for v in lab] for lab in labels], counts, "samples")
+        return Table(
+            counts / counts.sum(),
+            default_names(counts.ndim),
+            [[str(v) for v in lab] for lab in labels],
+            counts,
+            "samples",
+        )
     if arr.ndim < 2:
         raise UserError(f"{path}: a table needs predictor axes and a target axis (rank >= 2); got shape {arr.shape}")
     symbols = [[str(i) for i in range(n)] for n in arr.shape]
@@ -120,7 +128,8 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
     min_width = 2 if samples else 3
     if width < min_width:
         what = "x1,...,xn,y" if samples else "x1,...,xn,y,p"
-        raise UserError(f"{path}: line {rows[0][0] if header is None else first_line}: rows need at least {min_width} fields ({what}); got {width}")
+        line = rows[0][0] if header is None else first_line
+        raise UserError(f"{path}: line {line}: rows need at least {min_width} fields ({what}); got {width}")
     for lineno, fields in rows:
         if len(fields) != width:
             raise UserError(f"{path}: line {lineno}: expected {width} fields, got {len(fields)}")
@@ -173,9 +182,7 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
         counts = table.astype(np.int64)
         return Table(table / total, names, symbols, counts, "counts")
     if abs(total - 1.0) > SUM_TOLERANCE and not normalize:
-        raise UserError(
-            f"{path}: the probabilities sum to {total:.12g}, not 1; pass --normalize to rescale them"
-        )
+        raise UserError(f"{path}: the probabilities sum to {total:.12g}, not 1; pass --normalize to rescale them")
     if total <= 0:
         raise UserError(f"{path}: all probabilities are zero")
     return Table(table / total, names, symbols)

@@ -71,7 +71,7 @@ class VKSolution:
     max_constraint_violation: float
     newton_steps: int
 
-    def scaled(self, factor: float) -> "VKSolution":
+    def scaled(self, factor: float) -> VKSolution:
         """The same certificate with values divided by ``factor`` (unit change)."""
         return VKSolution(
             value=self.value / factor,
@@ -250,7 +250,7 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _solve(prob: "_Problem", hy: float, p: np.ndarray, gap_tol: float, max_newton_steps: int) -> VKSolution:
+def _solve(prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_steps: int) -> VKSolution:
     cost = prob.cost
     # Strictly feasible start: every theta(x, y) <= -log(ny) - 1, so LSE_x <= -1.
     lam = np.zeros(prob.n_vars)
@@ -286,7 +286,7 @@ def _solve(prob: "_Problem", hy: float, p: np.ndarray, gap_tol: float, max_newto
         t *= mu
 
     # I_VK >= I(A_i; Y) for every group: the constraints fix q(A_i, Y).
-    for drop, m in prob.marginals:
+    for _, m in prob.marginals:
         lower = max(lower, mutual_information_nats(m.reshape(-1, m.shape[-1])))
     return VKSolution(
         value=upper,
