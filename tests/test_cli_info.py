@@ -50,7 +50,7 @@ def test_csv_probabilities_with_header_and_symbols(tmp_path, capsys):
 
 def test_csv_counts_give_estimates(tmp_path, capsys):
     f = tmp_path / "counts.csv"
-    f.write_text("0,0,0,30\n0,1,1,25\n1,0,1,20\n1,1,0,25\n0,0,0,5\n")
+    f.write_text("0,0,0,35\n0,1,1,25\n1,0,1,20\n1,1,0,25\n")
     code, out, _ = run(capsys, str(f), "--json", "--bootstrap", "30", "--seed", "3")
     data = json.loads(out)
     assert code == 0 and data["kind"] == "counts"
@@ -101,6 +101,12 @@ def test_normalize_flag(tmp_path, capsys):
         ("0,0,0.5\n1,1,nan\n", ".csv", [], "line 2: weight 'nan' is not finite"),
         ("0,0,0.5\n1,1\n", ".csv", [], "line 2: expected 3 fields, got 2"),
         ("0,0,0.5\n0,0,0.5\n", ".csv", [], "line 2: outcome 0,0 repeats line 1"),
+        (
+            "0,0,1\n1,1,0\n0,0,1\n",
+            ".csv",
+            [],
+            "line 3: outcome 0,0 repeats line 1; if each row is one trial, pass --samples",
+        ),
         ("0,0,0.5\n1,1,abc\n", ".csv", [], "line 2: weight 'abc' is not a number"),
         ("0,1\n", ".csv", [], "at least 3 fields"),
         ("", ".csv", [], "no data rows"),
@@ -148,3 +154,32 @@ def test_console_script_entry_point():
     assert ok.returncode == 0 and re.search(r"I\(X1,X2 ; Y\)\s+2\.000000", ok.stdout)
     bad = subprocess.run([sys.executable, "-m", "nsvae", "info", "/nonexistent.csv"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_miller_madow_on_the_command_line_falls_back_for_synergy(tmp_path, capsys):
+    f = tmp_path / "counts.csv"
+    f.write_text("0,0,0,35\n0,1,1,25\n1,0,1,20\n1,1,0,25\n")
+    code, out, _ = run(capsys, str(f), "--json", "--correction", "miller-madow", "--bootstrap", "20")
+    est = json.loads(out)["estimates"]
+    assert code == 0
+    assert est["mutual_information"]["correction"] == "miller-madow" and est["wms"]["correction"] == "miller-madow"
+    assert est["s_max"]["correction"] == "quadratic" and est["s_vk"]["correction"] == "quadratic"
+    # The bootstrap stream is the same as with the default correction.
+    _, out_auto, _ = run(capsys, str(f), "--json", "--bootstrap", "20")
+    assert json.loads(out_auto)["estimates"] == est
+
+
+def test_bad_confidence_and_no_bootstrap(tmp_path, capsys):
+    code, _, err = run(capsys, "--example", "xor", "--confidence", "7")
+    assert code == 2 and "--confidence" in err
+    f = tmp_path / "counts.csv"
+    f.write_text("0,0,0,35\n0,1,1,25\n1,0,1,20\n1,1,0,25\n")
+    code, out, _ = run(capsys, str(f), "--bootstrap", "0")
+    assert code == 0 and "no bootstrap interval" in out and "-0.0000" not in out
+
+
+def test_single_predictor_has_no_pid_section(tmp_path, capsys):
+    f = tmp_path / "one.csv"
+    f.write_text("0,0,0.4\n1,1,0.4\n1,0,0.2\n")
+    code, out, _ = run(capsys, str(f))
+    assert code == 0 and "PID" not in out and "1 predictors" not in out

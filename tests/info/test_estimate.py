@@ -112,3 +112,15 @@ def test_bad_samples():
         info.counts_from_samples(np.array([[1], [2]]), target=np.array([1, 2, 3]))
     with pytest.raises(ValueError, match="at least 2 trials"):
         info.counts_from_samples(np.array([[1, 2]]))
+
+
+def test_a_measure_does_not_depend_on_the_other_measures_or_the_bootstrap_size():
+    x = np.random.default_rng(5).integers(0, 3, size=(300, 3))
+    alone = info.estimate_from_samples(x, "s_vk", n_bootstrap=0, rng=2)
+    together = info.estimate_from_samples(x, ["s_max", "s_vk"], n_bootstrap=30, rng=2)["s_vk"]
+    assert alone.value == together.value and alone.plugin == together.plugin
+
+
+def test_pid_needs_two_predictors():
+    with pytest.raises(ValueError, match="at least 2 predictors"):
+        info.pid(np.full((2, 2), 0.25))

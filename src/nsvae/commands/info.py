@@ -122,6 +122,25 @@ def _load(args) -> tuple[Table, str]:
     return table, args.file
 
 
+ESTIMATED = ("mutual_information", "s_max", "wms", "s_vk")
+
+
+def _estimates(table: Table, groups, args, base) -> dict:
+    """Bias-corrected estimates of I, S_max, WMS and S_VK from the table's counts.
+
+    Miller–Madow is defined for I and WMS only; asked for on the command
+    line, it applies to those two and S_max and S_VK use the quadratic
+    extrapolation. The bootstrap draws from the same seeded stream either way.
+    """
+    common = dict(predictors=groups, n_bootstrap=args.bootstrap, confidence=args.confidence, rng=args.seed, base=base)
+    if args.correction == "miller-madow":
+        found = info.estimate(table.counts, ["mutual_information", "wms"], correction="miller-madow", **common)
+        found |= info.estimate(table.counts, ["s_max", "s_vk"], correction="quadratic", **common)
+    else:
+        found = info.estimate(table.counts, list(ESTIMATED), correction=args.correction, **common)
+    return {name: found[name] for name in ESTIMATED}
+
+
 def run(args) -> int:
     base = _parse_base(args.base)
     if args.bootstrap < 0:
@@ -129,18 +148,9 @@ def run(args) -> int:
     table, title = _load(args)
     groups = _parse_groups(args.predictors, table.names)
     summary = info.summary(table.pmf, groups, base=base)
-    estimates = None
-    if table.counts is not None:
-        estimates = info.estimate(
-            table.counts,
-            ["mutual_information", "s_max", "wms", "s_vk"],
-            predictors=groups,
-            correction=args.correction,
-            n_bootstrap=args.bootstrap,
-            confidence=args.confidence,
-            rng=args.seed,
-            base=base,
-        )
+    if not 0 < args.confidence < 1:
+        raise UserError(f"--confidence must be between 0 and 1 (e.g. 0.95); got {args.confidence}")
+    estimates = _estimates(table, groups, args, base) if table.counts is not None else None
     group_names = [",".join(table.names[a] for a in g) for g in (groups or [(i,) for i in range(len(table.names) - 1)])]
     if args.json:
         out = {
@@ -162,9 +172,13 @@ def run(args) -> int:
     return 0
 
 
+def _clean(x: float) -> float:
+    """Rounding noise and negative zero print as a plain 0."""
+    return 0.0 if abs(x) < 5e-13 else x + 0.0
+
+
 def _fmt(x: float) -> str:
-    # Print rounding noise as a clean zero (never "-0.000000").
-    return f"{(x if abs(x) >= 5e-13 else 0.0):10.6f}"
+    return f"{_clean(x):10.6f}"
 
 
 def format_summary(title, table, summary, group_names, base, estimates, args) -> str:
@@ -172,7 +186,8 @@ def format_summary(title, table, summary, group_names, base, estimates, args) ->
     whole = ",".join(group_names)
     unit = _unit(base)
     kind = {"probabilities": "probabilities", "counts": "counts", "samples": "samples"}[table.kind]
-    lines = [f"{title}: {len(group_names)} predictors ({', '.join(group_names)}), target {target}; {kind}; {unit}", ""]
+    count = "1 predictor" if len(group_names) == 1 else f"{len(group_names)} predictors"
+    lines = [f"{title}: {count} ({', '.join(group_names)}), target {target}; {kind}; {unit}", ""]
     rows = [(f"I({whole} ; {target})", summary["mutual_information"], "")]
     for name, value in zip(group_names, summary["single"]):
         rows.append((f"I({name} ; {target})", value, ""))
@@ -202,14 +217,20 @@ def format_summary(title, table, summary, group_names, base, estimates, args) ->
             lines.append(f"  ({len(atoms) - len(list(shown))} atoms equal to zero not shown; --json lists all)")
     if estimates:
         first = next(iter(estimates.values()))
+        if first.n_bootstrap >= 2:
+            interval_note = (
+                f"{first.confidence:.0%} bootstrap interval ({first.n_bootstrap} resamples, seed {args.seed})"
+            )
+        else:
+            interval_note = "no bootstrap interval (--bootstrap 0)"
         lines += [
             "",
-            f"Estimates from {first.n_samples} observations: bias-corrected, "
-            f"{first.confidence:.0%} bootstrap interval ({first.n_bootstrap} resamples, seed {args.seed})",
+            f"Estimates from {first.n_samples} observations: bias-corrected, {interval_note}",
             f"  {'measure':<10}{'plug-in':>11}{'corrected':>11}  {'correction':<14}interval",
         ]
         names = {"mutual_information": "I", "s_max": "S_max", "wms": "WMS", "s_vk": "S_VK"}
         for key, est in estimates.items():
-            interval = f"[{est.ci_low:.4f}, {est.ci_high:.4f}]" if est.n_bootstrap >= 2 else "(no bootstrap)"
-            lines.append(f"  {names[key]:<10}{est.plugin:>11.6f}{est.value:>11.6f}  {est.correction:<14}{interval}")
+            interval = f"[{_clean(est.ci_low):.4f}, {_clean(est.ci_high):.4f}]" if est.n_bootstrap >= 2 else ""
+            values = f"{_clean(est.plugin):>11.6f}{_clean(est.value):>11.6f}"
+            lines.append(f"  {names[key]:<10}{values}  {est.correction:<14}{interval}")
     return "\n".join(lines) + "\n"

@@ -203,7 +203,10 @@ def estimate(
     but holds integer counts. ``measures`` is one name from
     :data:`MEASURES` (returns an :class:`Estimate`) or a list of names
     (returns a dict; the bootstrap resamples are shared). ``rng`` is a
-    ``np.random.Generator`` or a seed; the same seed gives the same numbers.
+    ``np.random.Generator`` or a seed; the same seed gives the same numbers,
+    and a measure's value and interval do not depend on which other
+    measures are asked for in the same call (the bootstrap and each
+    measure's extrapolation draw from separate streams of that seed).
     """
     single = isinstance(measures, str)
     names = [measures] if single else list(measures)
@@ -227,7 +230,11 @@ def estimate(
         raise ValueError("correction='bootstrap' needs n_bootstrap >= 2")
     c = _validate_counts(counts)
     groups = predictor_groups(c.ndim, predictors)
-    rng = np.random.default_rng(rng)
+    # Independent streams per use, derived from one seed: the bootstrap and
+    # each measure's extrapolation splits do not depend on n_bootstrap or on
+    # which other measures are asked for.
+    root = int(np.random.default_rng(rng).integers(2**63))
+    boot_rng = np.random.default_rng([root, 0])
     n = int(c.sum())
     p_hat = c / n
     scale = log_base(base)
@@ -236,7 +243,7 @@ def estimate(
     boot = {m: np.empty(n_bootstrap) for m in names}
     flat_p = p_hat.ravel()
     for b in range(n_bootstrap):
-        resample = rng.multinomial(n, flat_p).reshape(c.shape) / n
+        resample = boot_rng.multinomial(n, flat_p).reshape(c.shape) / n
         for m in names:
             boot[m][b] = _plugin_nats(m, resample, groups)
 
@@ -251,7 +258,7 @@ def estimate(
         elif method == "miller-madow":
             value = plugin[m] + _miller_madow_nats(m, c, groups)
         elif method == "quadratic":
-            value = _quadratic_extrapolation(m, c, groups, rng)
+            value = _quadratic_extrapolation(m, c, groups, np.random.default_rng([root, 1 + MEASURES.index(m)]))
         else:  # bootstrap
             value = 2.0 * plugin[m] - float(boot[m].mean())
         if n_bootstrap >= 2:

@@ -100,7 +100,7 @@ def redundancy_lattice(n: int) -> tuple[tuple[Antichain, ...], np.ndarray]:
 
 
 def pid(p, predictors: Sequence[int | Iterable[int]] | None = None, *, base: float | str = 2) -> PID:
-    """Williams–Beer PID (I_min) of 1 to 4 predictors (each may be a group of axes) about Y.
+    """Williams–Beer PID (I_min) of 2 to 4 predictors (each may be a group of axes) about Y.
 
     For two predictors: ``redundancy`` + ``unique[0]`` = I(X1; Y),
     ``redundancy`` + ``unique[1]`` = I(X2; Y), and all four atoms sum to
@@ -109,6 +109,8 @@ def pid(p, predictors: Sequence[int | Iterable[int]] | None = None, *, base: flo
     arr = as_pmf(p, min_ndim=2)
     groups = predictor_groups(arr.ndim, predictors)
     n = len(groups)
+    if n < 2:
+        raise ValueError("a partial information decomposition needs at least 2 predictors")
     nodes, mobius = redundancy_lattice(n)
     py = arr.reshape(-1, arr.shape[-1]).sum(axis=0)
     ok = py > 0

@@ -4,8 +4,8 @@ CSV forms (blank lines and lines starting with ``#`` are skipped; an
 optional header row names the columns):
 
 - a table: rows ``x1,...,xn,y,w``. Symbols may be any tokens; ``w`` is a
-  probability (the column sums to 1) or a count (all integers). Counts of a
-  repeated outcome add up; a repeated outcome with probabilities is an error.
+  probability (the column sums to 1) or a count (all integers). Each
+  outcome may appear once (a repeat is an error that names both lines).
 - samples (``samples=True``): rows ``x1,...,xn,y`` of integer symbols, one
   row per trial.
 
@@ -171,8 +171,9 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
     table = np.zeros(shape)
     seen: dict[tuple[str, ...], int] = {}
     for (lineno, _), outcome, w in zip(rows, outcomes, weights):
-        if outcome in seen and not is_counts:
-            raise UserError(f"{path}: line {lineno}: outcome {','.join(outcome)} repeats line {seen[outcome]}")
+        if outcome in seen:
+            hint = "; if each row is one trial, pass --samples" if is_counts else ""
+            raise UserError(f"{path}: line {lineno}: outcome {','.join(outcome)} repeats line {seen[outcome]}{hint}")
         seen.setdefault(outcome, lineno)
         table[tuple(index[k][s] for k, s in enumerate(outcome))] += w
     names = header[:-1] if header is not None else default_names(n_axes)

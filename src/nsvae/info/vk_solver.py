@@ -270,7 +270,7 @@ def _solve(prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_
         # imperfect centring, so a threshold proportional to t suffices (a
         # fixed tiny one would sit below the rounding floor of phi_t).
         stop_decrement = 1e-2 * gap_tol * t if final_phase else 1e-3
-        lam, used = _centre(prob, lam, t, stop_decrement, ridge_scale, max_newton_steps - steps)
+        lam, used, hessian = _centre(prob, lam, t, stop_decrement, ridge_scale, max_newton_steps - steps)
         steps += used
         out_of_budget = steps >= max_newton_steps
         if final_phase or out_of_budget:
@@ -283,6 +283,7 @@ def _solve(prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_
                 upper, q_best = value, q
             if upper - lower <= gap_tol or out_of_budget or prob.n_x / t < gap_tol * 1e-4:
                 break
+        lam = _predict(prob, lam, hessian, t, mu)
         t *= mu
 
     # I_VK >= I(A_i; Y) for every group: the constraints fix q(A_i, Y).
@@ -308,14 +309,16 @@ def _barrier_value(prob: _Problem, lam: np.ndarray, t: float) -> float:
 
 def _centre(
     prob: _Problem, lam: np.ndarray, t: float, stop_decrement: float, ridge_scale: float, budget: int
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Newton's method on phi_t(lam) = -t c.lam - sum_x log(-LSE_x(lam)).
 
-    Returns the centred lam and the number of Newton steps used.
+    Returns the centred lam, the number of Newton steps used and the last
+    Hessian (None if no step was taken).
     """
     m = prob.n_vars
     k = prob.n_groups
     used = 0
+    H = None
     f0 = _barrier_value(prob, lam, t)
     while used < budget:
         g, pi = prob.lse(prob.theta(lam))
@@ -329,7 +332,7 @@ def _centre(
         # The gauge directions (moving mass between groups' lambdas) are flat;
         # a tiny ridge makes the system definite without moving along them.
         H.flat[:: m + 1] += ridge_scale * max(1.0, float(H.trace()) / m)
-        _, step, info = _dposv(H, -grad, lower=0, overwrite_a=1, overwrite_b=0)
+        _, step, info = _dposv(H, -grad, lower=0, overwrite_a=0, overwrite_b=0)
         if info != 0:
             step = -np.linalg.lstsq(H, grad, rcond=None)[0]
         used += 1
@@ -352,4 +355,31 @@ def _centre(
         if s < 1e-6:
             break
         lam, f0 = cand, f1
-    return lam, used
+    return lam, used, H
+
+
+def _predict(prob: _Problem, lam: np.ndarray, hessian: np.ndarray | None, t: float, mu: float) -> np.ndarray:
+    """Extrapolate the central path from t to mu * t before re-centring.
+
+    Along the path the dual point behaves like lam* + a / t, and
+    d lam / d t = H^-1 c (differentiate t c = grad B(lam)), so the jump to
+    mu t is t (1 - 1/mu) H^-1 c. Variables heading to -infinity (optima on
+    the boundary) break the model, so the step is shortened until it stays
+    feasible and lowers the barrier function at the new t; if no such step
+    exists, the old point is kept.
+    """
+    if hessian is None:
+        return lam
+    _, direction, info = _dposv(hessian, prob.cost, lower=0, overwrite_a=0, overwrite_b=0)
+    if info != 0:
+        return lam
+    direction *= t * (1.0 - 1.0 / mu)
+    new_t = mu * t
+    f0 = _barrier_value(prob, lam, new_t)
+    s = 1.0
+    while s >= 1.0 / 64:
+        cand = lam + s * direction
+        if _barrier_value(prob, cand, new_t) < f0:
+            return cand
+        s *= 0.5
+    return lam
