@@ -12,3 +12,7 @@ class UserError(Exception):
 
 #: Exit status of the command line for a user-facing error.
 EXIT_USER_ERROR = 2
+
+
+class SolverAccuracyWarning(RuntimeWarning):
+    """A numerical solver stopped short of its promised accuracy; the result says how far."""

@@ -122,5 +122,5 @@ def test_a_measure_does_not_depend_on_the_other_measures_or_the_bootstrap_size()
 
 
 def test_pid_needs_two_predictors():
-    with pytest.raises(ValueError, match="at least 2 predictors"):
+    with pytest.raises(ValueError, match="2 to 4 predictors, not 1"):
         info.pid(np.full((2, 2), 0.25))

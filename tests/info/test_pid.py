@@ -75,7 +75,7 @@ def test_pid_with_grouped_predictors_equals_pid_of_merged_axes(rng):
 
 def test_too_many_predictors():
     p = np.full((2,) * 6, 1 / 64)
-    with pytest.raises(ValueError, match="1 to 4 predictors"):
+    with pytest.raises(ValueError, match="2 to 4 predictors, not 5"):
         info.pid(p)
     # ...but grouping makes it possible.
     assert info.pid(p, [(0, 1), (2, 3), 4]).synergy == pytest.approx(0.0, abs=1e-12)

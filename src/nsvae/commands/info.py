@@ -14,8 +14,8 @@ from ..info.tables import Table, default_names, read_table
 DESCRIPTION = """\
 Print the information a set of predictors carries about a target: the joint
 mutual information, each predictor's share, the synergy measures S_max, WMS
-and S_VK (with the certificate of the I_VK convex program) and the
-Williams-Beer PID. Values are in bits unless --base says otherwise.
+and S_VK (with the certificate of the I_VK convex program) and, for 2 to 4
+predictors, the Williams-Beer PID. Values are in bits unless --base says otherwise.
 
 Input (FILE):
   CSV rows x1,...,xn,y,w   w: probabilities (summing to 1) or integer counts;
@@ -54,7 +54,9 @@ def register(sub) -> None:
         help="predictor groups: each GROUP is comma-separated column names or 0-based indices "
         "(default: every predictor column on its own)",
     )
-    p.add_argument("--base", default="2", help="logarithm base: 2 (bits, default), e (nats) or 10")
+    p.add_argument(
+        "--base", default="2", help="logarithm base: 2 (bits, default), e (nats), 10, or any number > 0 but 1"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--bootstrap",
@@ -70,7 +72,9 @@ def register(sub) -> None:
         choices=info.CORRECTIONS,
         help="bias correction for counts and samples (default auto)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap and of the extrapolation splits (default 0)"
+    )
     p.set_defaults(run=run)
 
 
@@ -189,8 +193,9 @@ def format_summary(title, table, summary, group_names, base, estimates, args) ->
     count = "1 predictor" if len(group_names) == 1 else f"{len(group_names)} predictors"
     lines = [f"{title}: {count} ({', '.join(group_names)}), target {target}; {kind}; {unit}", ""]
     rows = [(f"I({whole} ; {target})", summary["mutual_information"], "")]
-    for name, value in zip(group_names, summary["single"]):
-        rows.append((f"I({name} ; {target})", value, ""))
+    if len(group_names) > 1:  # with one predictor its share is the whole
+        for name, value in zip(group_names, summary["single"]):
+            rows.append((f"I({name} ; {target})", value, ""))
     cert = summary["i_vk_certificate"]
     rows += [
         ("I_max", summary["i_max"], "union information, Williams & Beer"),
@@ -222,7 +227,7 @@ def format_summary(title, table, summary, group_names, base, estimates, args) ->
                 f"{first.confidence:.0%} bootstrap interval ({first.n_bootstrap} resamples, seed {args.seed})"
             )
         else:
-            interval_note = "no bootstrap interval (--bootstrap 0)"
+            interval_note = "no bootstrap interval (--bootstrap below 2)"
         lines += [
             "",
             f"Estimates from {first.n_samples} observations: bias-corrected, {interval_note}",
@@ -232,5 +237,5 @@ def format_summary(title, table, summary, group_names, base, estimates, args) ->
         for key, est in estimates.items():
             interval = f"[{_clean(est.ci_low):.4f}, {_clean(est.ci_high):.4f}]" if est.n_bootstrap >= 2 else ""
             values = f"{_clean(est.plugin):>11.6f}{_clean(est.value):>11.6f}"
-            lines.append(f"  {names[key]:<10}{values}  {est.correction:<14}{interval}")
+            lines.append(f"  {names[key]:<10}{values}  {est.correction:<14}{interval}".rstrip())
     return "\n".join(lines) + "\n"

@@ -55,16 +55,20 @@ def as_pmf(p, *, name: str = "p", min_ndim: int = 1, normalize: bool = False) ->
         raise ValueError(f"{name} has an empty target (last) axis: shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} has an empty axis: shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains NaN or infinite entries (first at index {tuple(int(i) for i in bad)})")
-    if np.any(arr < 0):
+    # Fast path: one sum and one min decide validity; the slow searches for
+    # the offending index run only when something is wrong.
+    total = float(arr.sum())
+    if not math.isfinite(total):
+        bad = np.argwhere(~np.isfinite(arr))
+        if len(bad) == 0:
+            raise ValueError(f"{name} has entries so large that their sum overflows")
+        raise ValueError(f"{name} contains NaN or infinite entries (first at index {tuple(int(i) for i in bad[0])})")
+    if float(arr.min()) < 0:
         bad = np.argwhere(arr < 0)[0]
         raise ValueError(
             f"{name} contains negative entries (first at index {tuple(int(i) for i in bad)}: "
             f"{arr[tuple(bad)]:g}); probabilities must be >= 0"
         )
-    total = float(arr.sum())
     if normalize:
         if total <= 0:
             raise ValueError(f"{name} has zero total mass and cannot be normalised")
@@ -124,8 +128,9 @@ def union_axes(groups: Sequence[Group]) -> Group:
 
 def marginal(p: np.ndarray, keep: Sequence[int]) -> np.ndarray:
     """Marginal of ``p`` over the axes ``keep`` (kept in ascending order)."""
-    drop = tuple(ax for ax in range(p.ndim) if ax not in set(keep))
-    return p.sum(axis=drop) if drop else p
+    kept = set(keep)
+    drop = tuple(ax for ax in range(p.ndim) if ax not in kept)
+    return np.add.reduce(p, axis=drop) if drop else p
 
 
 def group_target_table(p: np.ndarray, group: Sequence[int]) -> np.ndarray:

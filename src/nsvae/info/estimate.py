@@ -33,8 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._distribution import group_target_table, log_base, predictor_groups, union_axes
-from .shannon import _mi_table_nats
-from .synergy import _i_max_nats, _whole_nats
+from .synergy import _i_max_nats, _whole_nats, _wms_nats
 from .vk_solver import solve_vk_nats
 
 MEASURES = ("mutual_information", "i_max", "s_max", "wms", "i_vk", "s_vk")
@@ -131,7 +130,7 @@ def _plugin_nats(measure: str, p: np.ndarray, groups) -> float:
     if measure == "s_max":
         return max(0.0, _whole_nats(p, groups) - _i_max_nats(p, groups))
     if measure == "wms":
-        return _whole_nats(p, groups) - sum(_mi_table_nats(group_target_table(p, g)) for g in groups)
+        return _wms_nats(p, groups)
     if measure in ("i_vk", "s_vk"):
         axes = union_axes(groups)
         drop = tuple(ax for ax in range(p.ndim - 1) if ax not in axes)

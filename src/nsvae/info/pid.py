@@ -109,8 +109,11 @@ def pid(p, predictors: Sequence[int | Iterable[int]] | None = None, *, base: flo
     arr = as_pmf(p, min_ndim=2)
     groups = predictor_groups(arr.ndim, predictors)
     n = len(groups)
-    if n < 2:
-        raise ValueError("a partial information decomposition needs at least 2 predictors")
+    if not 2 <= n <= MAX_LATTICE_PREDICTORS:
+        raise ValueError(
+            f"the partial information decomposition needs 2 to {MAX_LATTICE_PREDICTORS} predictors, not {n}; "
+            "group predictors with predictors=[(0, 1), ...] to use fewer"
+        )
     nodes, mobius = redundancy_lattice(n)
     py = arr.reshape(-1, arr.shape[-1]).sum(axis=0)
     ok = py > 0

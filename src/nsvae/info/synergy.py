@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from ._distribution import as_pmf, group_target_table, log_base, marginal, predictor_groups, union_axes
-from .shannon import _mi_table_nats, _specific_information_nats
+from .shannon import _mi_table_nats, _mi_tables_nats, _specific_information_nats
 from .vk_solver import DEFAULT_GAP_NATS, VKSolution, solve_vk_nats
 
 Predictors = Sequence[int | Iterable[int]] | None
@@ -62,8 +62,13 @@ def s_max(p, predictors: Predictors = None, *, base: float | str = 2) -> float:
 def wms(p, predictors: Predictors = None, *, base: float | str = 2) -> float:
     """Whole-minus-sum synergy WMS = I(X; Y) - sum_i I(A_i; Y); negative under redundancy."""
     arr, groups = _prepare(p, predictors)
-    parts = sum(_mi_table_nats(group_target_table(arr, g)) for g in groups)
-    return (_whole_nats(arr, groups) - parts) / log_base(base)
+    return _wms_nats(arr, groups) / log_base(base)
+
+
+def _wms_nats(arr: np.ndarray, groups) -> float:
+    tables = [group_target_table(arr, union_axes(groups))] + [group_target_table(arr, g) for g in groups]
+    mis = _mi_tables_nats(tables)
+    return float(mis[0] - mis[1:].sum())
 
 
 def solve_i_vk(
