@@ -70,7 +70,8 @@ def register(sub) -> None:
         "--correction",
         default="auto",
         choices=info.CORRECTIONS,
-        help="bias correction for counts and samples (default auto)",
+        help="bias correction for counts and samples (default auto: Miller-Madow for I and WMS, quadratic "
+        "extrapolation for S_max and S_VK; miller-madow means the same, as it is defined for I and WMS only)",
     )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the bootstrap and of the extrapolation splits (default 0)"
@@ -133,16 +134,20 @@ def _estimates(table: Table, groups, args, base) -> dict:
     """Bias-corrected estimates of I, S_max, WMS and S_VK from the table's counts.
 
     Miller–Madow is defined for I and WMS only; asked for on the command
-    line, it applies to those two and S_max and S_VK use the quadratic
-    extrapolation. The bootstrap draws from the same seeded stream either way.
+    line it means the library's "auto": Miller–Madow for those two and
+    quadratic extrapolation for S_max and S_VK.
     """
-    common = dict(predictors=groups, n_bootstrap=args.bootstrap, confidence=args.confidence, rng=args.seed, base=base)
-    if args.correction == "miller-madow":
-        found = info.estimate(table.counts, ["mutual_information", "wms"], correction="miller-madow", **common)
-        found |= info.estimate(table.counts, ["s_max", "s_vk"], correction="quadratic", **common)
-    else:
-        found = info.estimate(table.counts, list(ESTIMATED), correction=args.correction, **common)
-    return {name: found[name] for name in ESTIMATED}
+    correction = "auto" if args.correction == "miller-madow" else args.correction
+    return info.estimate(
+        table.counts,
+        list(ESTIMATED),
+        predictors=groups,
+        correction=correction,
+        n_bootstrap=args.bootstrap,
+        confidence=args.confidence,
+        rng=args.seed,
+        base=base,
+    )
 
 
 def run(args) -> int:

@@ -33,8 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ._distribution import group_target_table, log_base, predictor_groups, union_axes
-from .synergy import _i_max_nats, _whole_nats, _wms_nats
-from .vk_solver import solve_vk_nats
+from .synergy import _i_max_nats, _solve_i_vk_nats, _whole_nats, _wms_nats
 
 MEASURES = ("mutual_information", "i_max", "s_max", "wms", "i_vk", "s_vk")
 CORRECTIONS = ("auto", "none", "miller-madow", "quadratic", "bootstrap")
@@ -92,23 +91,23 @@ def counts_from_samples(samples, target=None) -> tuple[np.ndarray, list[np.ndarr
     return counts, labels
 
 
+def _is_integral(arr: np.ndarray) -> bool:
+    """Integer or boolean dtype, or floats that are all finite whole numbers."""
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
+        return True
+    return bool(np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+
+
 def _integer_array(a, name: str) -> np.ndarray:
     arr = np.asarray(a)
-    if arr.dtype == bool:
-        return arr.astype(np.int64)
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr
-    if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-        return arr.astype(np.int64)
-    raise ValueError(f"{name} must hold integer symbols (discretise continuous data first, e.g. with np.digitize)")
+    if not _is_integral(arr):
+        raise ValueError(f"{name} must hold integer symbols (discretise continuous data first, e.g. with np.digitize)")
+    return arr.astype(np.int64)
 
 
 def _validate_counts(counts) -> np.ndarray:
     c = np.asarray(counts)
-    if not (
-        np.issubdtype(c.dtype, np.integer)
-        or (np.issubdtype(c.dtype, np.floating) and np.all(np.isfinite(c)) and np.all(c == np.round(c)))
-    ):
+    if not _is_integral(c):
         raise ValueError("counts must be a table of non-negative integers")
     c = c.astype(np.int64)
     if c.ndim < 2:
@@ -132,12 +131,7 @@ def _plugin_nats(measure: str, p: np.ndarray, groups) -> float:
     if measure == "wms":
         return _wms_nats(p, groups)
     if measure in ("i_vk", "s_vk"):
-        axes = union_axes(groups)
-        drop = tuple(ax for ax in range(p.ndim - 1) if ax not in axes)
-        joint = p.sum(axis=drop) if drop else p
-        position = {ax: k for k, ax in enumerate(axes)}
-        local = [tuple(position[a] for a in g) for g in groups]
-        ivk = solve_vk_nats(joint, local).value
+        ivk = _solve_i_vk_nats(p, groups).value
         return ivk if measure == "i_vk" else max(0.0, _whole_nats(p, groups) - ivk)
     raise ValueError(f"unknown measure {measure!r}; choose one of {', '.join(MEASURES)}")
 

@@ -80,12 +80,17 @@ def solve_i_vk(
     the 1e-7 bit accuracy the library promises). See :class:`VKSolution`.
     """
     arr, groups = _prepare(p, predictors)
+    return _solve_i_vk_nats(arr, groups, gap_tol).scaled(log_base(base))
+
+
+def _solve_i_vk_nats(arr: np.ndarray, groups, gap_tol: float = DEFAULT_GAP_NATS) -> VKSolution:
+    """The I_VK program on the joint of the groups' axes and the target (nats)."""
     axes = union_axes(groups)
     joint = marginal(arr, axes + (arr.ndim - 1,))
     # Re-index the groups onto the axes of the reduced joint.
     position = {ax: k for k, ax in enumerate(axes)}
     local = [tuple(position[a] for a in g) for g in groups]
-    return solve_vk_nats(joint, local, gap_tol=gap_tol).scaled(log_base(base))
+    return solve_vk_nats(joint, local, gap_tol=gap_tol)
 
 
 def i_vk(p, predictors: Predictors = None, *, base: float | str = 2) -> float:
@@ -96,5 +101,4 @@ def i_vk(p, predictors: Predictors = None, *, base: float | str = 2) -> float:
 def s_vk(p, predictors: Predictors = None, *, base: float | str = 2) -> float:
     """Whole-minus-union synergy S_VK = I(X; Y) - I_VK."""
     arr, groups = _prepare(p, predictors)
-    solution = solve_i_vk(arr, groups, base="e")
-    return max(0.0, _whole_nats(arr, groups) - solution.value) / log_base(base)
+    return max(0.0, _whole_nats(arr, groups) - _solve_i_vk_nats(arr, groups).value) / log_base(base)
