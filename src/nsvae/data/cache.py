@@ -1,0 +1,165 @@
+"""Where prepared datasets live on disk, and how they are written safely.
+
+Every prepared dataset is one directory ``<cache>/<dataset>/<key>/`` holding
+its arrays as ``.npy`` files (memory-mapped when read) and a ``meta.json``
+that says what it is. The cache root is, in order of precedence: an explicit
+``cache_dir=`` argument (the CLI's ``--cache-dir``), the ``NSVAE_CACHE_DIR``
+environment variable, ``$XDG_CACHE_HOME/nsvae``, ``~/.cache/nsvae``.
+
+Writes are atomic: an entry is built in a hidden temporary sibling directory
+and renamed into place only when complete, so a crash or Ctrl-C never leaves
+a half-written entry where a reader would find it. Preparations of the same
+entry by two processes are serialised with an exclusive ``flock`` on a lock
+file beside the entry; the second process waits and then finds the entry
+ready instead of building it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+#: Environment variable that overrides the cache root.
+CACHE_ENV = "NSVAE_CACHE_DIR"
+
+#: Name of the description file inside every cache entry.
+META_FILE = "meta.json"
+
+
+def cache_root(override: str | os.PathLike | None = None) -> Path:
+    """The directory under which prepared datasets are kept (not created here)."""
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "nsvae"
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and check that files can be written in it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"cache directory {path} is not writable ({exc.strerror or exc}); "
+            f"choose another with --cache-dir or the {CACHE_ENV} environment variable"
+        ) from None
+    return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish_permissions(path: Path, mode: int) -> None:
+    """Give a finished temporary file or directory the permissions a plain create would have."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, mode & ~_current_umask())
+
+
+def read_meta(entry: Path) -> dict[str, Any] | None:
+    """The ``meta.json`` of a complete cache entry, or ``None`` if there is none."""
+    try:
+        with open(entry / META_FILE, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish_permissions(Path(tmp), 0o666)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def entry_lock(entry: Path) -> Iterator[None]:
+    """Hold an exclusive lock for building ``entry`` (blocks while another process holds it)."""
+    ensure_writable_dir(entry.parent)
+    lock_path = entry.parent / f".{entry.name}.lock"
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
+    """Build a cache entry atomically.
+
+    Yields a fresh temporary directory beside ``entry``; the caller writes the
+    entry's files into it. On normal exit ``meta`` is written as
+    ``meta.json`` and the directory is renamed to ``entry`` (replacing an old
+    entry, which is moved aside first and then deleted). On any exception,
+    Ctrl-C included, the temporary directory is deleted and ``entry`` is left
+    as it was. Call it while holding :func:`entry_lock`.
+    """
+    ensure_writable_dir(entry.parent)
+    tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.building-"))
+    try:
+        yield tmp
+        write_json_atomic(tmp / META_FILE, meta)
+        _publish_permissions(tmp, 0o777)
+        old = None
+        if entry.exists():
+            old = entry.parent / f".{entry.name}.old-{os.getpid()}"
+            os.replace(entry, old)
+        os.replace(tmp, entry)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete leftovers of builds that were killed (e.g. by SIGKILL); returns how many.
+
+    Only directories named ``.*.building-*`` whose lock is free are removed,
+    so a build in progress in another process is never touched.
+    """
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for leftover in directory.glob(".*.building-*"):
+        name = leftover.name[1:].split(".building-")[0]
+        lock_path = directory / f".{name}.lock"
+        try:
+            with open(lock_path, "a+b") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(leftover, ignore_errors=True)
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                removed += 1
+        except (BlockingIOError, OSError):
+            continue
+    return removed

@@ -1,0 +1,537 @@
+"""dSprites: the official file when the user has it, the built-in generator otherwise.
+
+Both sources produce the same cache format: ``images.npy``, the 737,280
+binary 64 x 64 images bit-packed along rows (``np.packbits(..., axis=-1)``,
+shape ``(737280, 64, 8)``, 360 MiB), memory-mapped when read, in the
+official index order (``index = 245760*shape + 40960*scale + 1024*orientation
++ 32*posX + posY``). The factor classes follow from the index, so no latents
+are stored.
+
+Cache entries (under :func:`nsvae.data.cache.cache_root`):
+
+- ``dsprites/generated-v<GENERATOR_VERSION>/``: made by
+  :mod:`nsvae.data.dsprites_render` (about 15 s on 2 cores);
+- ``dsprites/official/``: converted from the user's
+  ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (or its ``.hdf5`` twin)
+  by ``nsvae data prepare dsprites --from FILE``; used in preference to the
+  generated images from then on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import contextlib
+import hashlib
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from . import cache
+from . import dsprites_render as render
+from .base import GroundTruthData, as_index_array
+from .registry import DatasetEntry, cache_entry_status, register
+
+#: Bump when the drawing model changes: old generated caches are then rebuilt.
+GENERATOR_VERSION = 1
+N_IMAGES = int(np.prod(render.FACTOR_SIZES))
+PACKED_SHAPE = (N_IMAGES, render.IMAGE_SIZE, render.IMAGE_SIZE // 8)
+
+#: Checksums of the official files (deepmind/dsprites-dataset at fa310c6; TFDS checksums.tsv).
+OFFICIAL_NPZ_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
+OFFICIAL_HDF5_SHA256 = "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb"
+OFFICIAL_FILE_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+OFFICIAL_URL = "https://github.com/deepmind/dsprites-dataset"
+
+GENERATED_KEY = f"generated-v{GENERATOR_VERSION}"
+OFFICIAL_KEY = "official"
+ORIGINS = ("auto", "official", "generated")
+
+#: Images converted per chunk when importing the official file (64 MiB of uint8).
+IMPORT_CHUNK = 16384
+_BLOCKS = [(sh, sc, o) for sh in range(3) for sc in range(6) for o in range(40)]
+
+# Unpacking table: byte -> its 8 bits as float32 (most significant first, as np.packbits writes).
+_BITS_F32 = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
+
+
+def unpack_images(packed: np.ndarray) -> np.ndarray:
+    """Bit-packed rows ``(n, 64, 8)`` -> uint8 0/1 images ``(n, 64, 64)``."""
+    return np.unpackbits(packed, axis=-1)
+
+
+def unpack_images_float(packed: np.ndarray) -> np.ndarray:
+    """Bit-packed rows ``(n, 64, 8)`` -> float32 0/1 images ``(n, 64, 64)`` in one table look-up."""
+    return _BITS_F32[packed].reshape(packed.shape[0], render.IMAGE_SIZE, render.IMAGE_SIZE)
+
+
+def dsprites_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    return cache.cache_root(cache_dir) / "dsprites"
+
+
+def _entry_ready(entry: Path, key: str) -> bool:
+    meta = cache.read_meta(entry)
+    if meta is None or meta.get("key") != key:
+        return False
+    images = entry / "images.npy"
+    return images.is_file() and images.stat().st_size >= N_IMAGES * 512
+
+
+class DSprites(GroundTruthData):
+    """dSprites (Matthey et al. 2017): 737,280 binary 64 x 64 sprites, 5 factors.
+
+    Factors (storage order, last fastest): shape (square, ellipse, heart),
+    scale (6 values in [0.5, 1]), orientation (40 values in [0, 2π]; class 39
+    draws the same image as class 0), posX and posY (32 values in [0, 1]).
+    Observations are float32 ``(n, 1, 64, 64)`` with values 0 and 1.
+    """
+
+    name = "dsprites"
+
+    def __init__(self, entry: Path):
+        self.entry = Path(entry)
+        self.meta = cache.read_meta(self.entry) or {}
+        self.packed = np.load(self.entry / "images.npy", mmap_mode="r")
+        if self.packed.shape != PACKED_SHAPE or self.packed.dtype != np.uint8:
+            raise UserError(
+                f"dSprites cache {self.entry} is damaged (images {self.packed.shape} {self.packed.dtype}); "
+                "rebuild it with `nsvae data prepare dsprites --force`"
+            )
+
+    @property
+    def source(self) -> str:
+        """``"official"`` or ``"generated"``."""
+        return str(self.meta.get("source", "generated"))
+
+    @property
+    def all_factor_names(self) -> tuple[str, ...]:
+        return render.FACTOR_NAMES
+
+    @property
+    def all_factor_sizes(self) -> tuple[int, ...]:
+        return render.FACTOR_SIZES
+
+    @property
+    def observation_shape(self) -> tuple[int, int, int]:
+        return (1, render.IMAGE_SIZE, render.IMAGE_SIZE)
+
+    def factor_values(self) -> list[np.ndarray]:
+        """The official latent values of each exposed factor (shape: 1, 2, 3 as in the file)."""
+        values = [
+            np.array([1.0, 2.0, 3.0]),
+            render.SCALE_VALUES,
+            render.ORIENTATION_VALUES,
+            render.POSITION_VALUES,
+            render.POSITION_VALUES,
+        ]
+        return [values[i] for i in self.exposed_factors]
+
+    def binary_images_at(self, indices: Any) -> np.ndarray:
+        """uint8 0/1 images ``(n, 64, 64)``."""
+        idx = as_index_array(indices, N_IMAGES).reshape(-1)
+        return unpack_images(self._gather(idx))
+
+    def observations_at(self, indices: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        idx = as_index_array(indices, N_IMAGES).reshape(-1)
+        return unpack_images_float(self._gather(idx))[:, None]
+
+    def _gather(self, idx: np.ndarray) -> np.ndarray:
+        # Reading a memory map in ascending order is much faster than in random order.
+        if idx.size > 1:
+            order = np.argsort(idx, kind="stable")
+            out = np.empty((idx.size, *PACKED_SHAPE[1:]), dtype=np.uint8)
+            out[order] = self.packed[idx[order]]
+            return out
+        return np.asarray(self.packed[idx])
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out.update(source=self.source, cache=str(self.entry))
+        return out
+
+
+# -- generation -------------------------------------------------------------------------------
+
+
+def _render_packed(block: tuple[int, int, int]) -> np.ndarray:
+    return np.packbits(render.render_block(*block), axis=-1)
+
+
+def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not enabled, leave=False)
+
+
+def _worker_count(workers: int | None) -> int:
+    if workers is not None:
+        return max(1, int(workers))
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def generate_into(images_path: Path, progress: bool = True, workers: int | None = None) -> None:
+    """Render all 737,280 images into a new packed ``.npy`` at ``images_path``.
+
+    Blocks are rendered by ``workers`` processes (default: the CPUs available,
+    at most 4) and written in order by this one, so peak memory stays at a
+    few blocks per worker.
+    """
+    out = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=PACKED_SHAPE)
+    block_size = render.FACTOR_SIZES[3] * render.FACTOR_SIZES[4]
+    n_workers = _worker_count(workers)
+    with _progress(N_IMAGES, "generating dSprites", progress) as bar:
+        if n_workers == 1:
+            results: Iterator[np.ndarray] = map(_render_packed, _BLOCKS)
+            executor = contextlib.nullcontext()
+        else:
+            executor = futures.ProcessPoolExecutor(max_workers=n_workers)
+        with executor as pool:
+            if pool is not None:
+                results = pool.map(_render_packed, _BLOCKS, chunksize=4)
+            for k, packed in enumerate(results):
+                out[k * block_size : (k + 1) * block_size] = packed
+                bar.update(block_size)
+    out.flush()
+    del out
+
+
+def _prepare_generated(root: Path, force: bool, progress: bool, workers: int | None = None) -> Path:
+    entry = root / GENERATED_KEY
+    if not force and _entry_ready(entry, GENERATED_KEY):
+        return entry
+    with cache.entry_lock(entry):
+        if not force and _entry_ready(entry, GENERATED_KEY):  # another process built it meanwhile
+            return entry
+        cache.remove_stale_temporaries(root)
+        meta = {
+            "key": GENERATED_KEY,
+            "dataset": "dsprites",
+            "source": "generated",
+            "generator_version": GENERATOR_VERSION,
+            "images": N_IMAGES,
+            "observation_shape": [1, 64, 64],
+            "factor_sizes": list(render.FACTOR_SIZES),
+            "layout": "packbits rows, official index order",
+        }
+        with cache.building(entry, meta) as tmp:
+            generate_into(tmp / "images.npy", progress=progress, workers=workers)
+    return entry
+
+
+# -- the official file ------------------------------------------------------------------------
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _odometer_indices(classes: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
+    bases = np.concatenate([np.cumprod(np.asarray(sizes[::-1], dtype=np.int64))[::-1][1:], [1]])
+    return classes.astype(np.int64) @ bases
+
+
+def _check_classes(classes: np.ndarray, sizes: tuple[int, ...], where: str) -> None:
+    n = int(np.prod(sizes))
+    if classes.ndim != 2 or classes.shape != (n, len(sizes) + 1):
+        raise UserError(
+            f"{where}: latents_classes has shape {classes.shape}, expected ({n}, {len(sizes) + 1}); "
+            "this is not the official dSprites file"
+        )
+    if classes.dtype.kind not in "iu":
+        raise UserError(f"{where}: latents_classes has dtype {classes.dtype}, expected integers")
+    if (classes[:, 0] != 0).any() or not np.array_equal(_odometer_indices(classes[:, 1:], sizes), np.arange(n)):
+        raise UserError(
+            f"{where}: the images are not in the official order (latents_classes do not count "
+            "shape, scale, orientation, posX, posY with posY fastest)"
+        )
+
+
+def _binarise(chunk: np.ndarray, where: str) -> np.ndarray:
+    top = int(chunk.max()) if chunk.size else 0
+    if top <= 1:
+        return chunk
+    if np.isin(chunk, (0, 255)).all():  # a copy saved as 0/255
+        return (chunk > 0).astype(np.uint8)
+    raise UserError(f"{where}: imgs holds values up to {top}; dSprites images are binary (0/1)")
+
+
+class _Source:
+    """The arrays of an official file, read lazily: ``classes`` and a chunked ``imgs`` reader."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._close: list[Callable[[], None]] = []
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for close in reversed(self._close):
+            with contextlib.suppress(Exception):
+                close()
+
+
+class _NpzSource(_Source):
+    def __enter__(self) -> _NpzSource:
+        try:
+            self.zip = zipfile.ZipFile(self.path)
+        except zipfile.BadZipFile:
+            raise UserError(f"{self.path} is not a valid .npz file (truncated or corrupt zip)") from None
+        self._close.append(self.zip.close)
+        names = set(self.zip.namelist())
+        for key in ("imgs", "latents_classes"):
+            if f"{key}.npy" not in names:
+                have = ", ".join(sorted(n.removesuffix(".npy") for n in names)) or "nothing"
+                raise UserError(f"{self.path}: missing array {key!r} (the file has {have})")
+        return self
+
+    def classes(self) -> np.ndarray:
+        with self.zip.open("latents_classes.npy") as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+
+    def image_chunks(self, expected: tuple[int, ...]) -> Iterator[np.ndarray]:
+        where = f"{self.path}: imgs"
+        member = self.zip.open("imgs.npy")
+        self._close.append(member.close)
+        version = np.lib.format.read_magic(member)
+        header = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = header(member)
+        if tuple(shape) != expected or fortran or np.dtype(dtype) not in (np.dtype(np.uint8), np.dtype(bool)):
+            raise UserError(
+                f"{where} is {'Fortran-ordered ' if fortran else ''}{np.dtype(dtype)} of shape {tuple(shape)}, "
+                f"expected uint8 of shape {expected}"
+            )
+        per_image = int(np.prod(expected[1:]))
+        for start in range(0, expected[0], IMPORT_CHUNK):
+            count = min(IMPORT_CHUNK, expected[0] - start)
+            buf = member.read(count * per_image)
+            if len(buf) != count * per_image:
+                raise UserError(f"{where} ends early at image {start + len(buf) // per_image} (truncated file)")
+            yield np.frombuffer(buf, dtype=np.uint8).reshape(count, *expected[1:])
+
+
+class _Hdf5Source(_Source):
+    def __enter__(self) -> _Hdf5Source:
+        try:
+            import h5py
+        except ImportError:
+            raise UserError(
+                "reading the .hdf5 dSprites file needs h5py: pip install h5py (or use the .npz file)"
+            ) from None
+        try:
+            self.h5 = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise UserError(f"{self.path} is not a readable HDF5 file ({exc})") from None
+        self._close.append(self.h5.close)
+        for key in ("imgs", "latents/classes"):
+            if key not in self.h5:
+                raise UserError(f"{self.path}: missing dataset {key!r}")
+        return self
+
+    def classes(self) -> np.ndarray:
+        return self._read(self.h5["latents/classes"], slice(None))
+
+    def _read(self, dataset, rows) -> np.ndarray:
+        try:
+            return np.asarray(dataset[rows])
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read {dataset.name} ({exc}); the file may be truncated") from None
+
+    def image_chunks(self, expected: tuple[int, ...]) -> Iterator[np.ndarray]:
+        imgs = self.h5["imgs"]
+        if tuple(imgs.shape) != expected or imgs.dtype not in (np.dtype(np.uint8), np.dtype(bool)):
+            raise UserError(f"{self.path}: imgs is {imgs.dtype} of shape {imgs.shape}, expected uint8 {expected}")
+        for start in range(0, expected[0], IMPORT_CHUNK):
+            yield self._read(imgs, slice(start, min(start + IMPORT_CHUNK, expected[0]))).astype(np.uint8, copy=False)
+
+
+def _open_source(path: Path) -> _Source:
+    with open(path, "rb") as handle:
+        magic = handle.read(8)
+    if magic.startswith(b"PK"):
+        return _NpzSource(path)
+    if magic.startswith(b"\x89HDF"):
+        return _Hdf5Source(path)
+    raise UserError(f"{path} is neither an .npz (zip) nor an .hdf5 file; expected {OFFICIAL_FILE_NAME}")
+
+
+def _verify_checksum(path: Path, force: bool) -> dict[str, Any]:
+    algorithm, expected = ("sha256", OFFICIAL_HDF5_SHA256) if _is_hdf5(path) else ("md5", OFFICIAL_NPZ_MD5)
+    actual = file_digest(path, algorithm)
+    ok = actual == expected
+    if not ok and not force:
+        raise UserError(
+            f"{path} has {algorithm} {actual}, not the official {expected}; if this is a copy you trust "
+            "(e.g. re-saved), rerun with --force"
+        )
+    return {"checksum": f"{algorithm}:{actual}", "checksum_verified": ok}
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x89HDF"
+
+
+def import_official(
+    path: str | os.PathLike,
+    entry: Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    compare: bool = True,
+    factor_sizes: tuple[int, ...] = render.FACTOR_SIZES,
+) -> Path:
+    """Convert the official dSprites file at ``path`` into the cache entry ``entry``.
+
+    Checks the checksum (a mismatch is refused unless ``force``), the arrays'
+    presence, shapes, dtypes and values, and that ``latents_classes`` are in
+    the official order; then streams ``imgs`` in chunks of
+    :data:`IMPORT_CHUNK` images (peak memory ~0.2 GB, not the 2.8 GB of the
+    whole array). With ``compare``, every chunk is also drawn by the built-in
+    generator and the differing pixels are counted into ``meta.json``.
+
+    ``factor_sizes`` exists for tests that build small files with the
+    official layout; the command line always uses the official sizes.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; get {OFFICIAL_FILE_NAME} from {OFFICIAL_URL}")
+    n = int(np.prod(factor_sizes))
+    official_layout = tuple(factor_sizes) == render.FACTOR_SIZES
+    checks = _verify_checksum(path, force) if official_layout else {"checksum_verified": False}
+    where = str(path)
+    with _open_source(path) as source, cache.entry_lock(entry):
+        _check_classes(source.classes(), tuple(factor_sizes), where)
+        meta = {
+            "key": OFFICIAL_KEY,
+            "dataset": "dsprites",
+            "source": "official",
+            "file": str(path.resolve()),
+            "images": n,
+            "observation_shape": [1, 64, 64],
+            "factor_sizes": list(factor_sizes),
+            "layout": "packbits rows, official index order",
+            **checks,
+        }
+        wrong_pixels = 0
+        with cache.building(entry, meta) as tmp:
+            out = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 64, 8))
+            start = 0
+            with _progress(n, "importing dSprites", progress) as bar:
+                for chunk in source.image_chunks((n, 64, 64)):
+                    chunk = _binarise(chunk, f"{where}: imgs")
+                    out[start : start + chunk.shape[0]] = np.packbits(chunk, axis=-1)
+                    if compare and official_layout:
+                        wrong_pixels += _count_generator_differences(chunk, start)
+                    start += chunk.shape[0]
+                    bar.update(chunk.shape[0])
+            out.flush()
+            del out
+            if compare and official_layout:
+                meta["generator_wrong_pixels"] = wrong_pixels
+                meta["generator_wrong_pixel_rate"] = wrong_pixels / (n * 4096)
+                meta["generator_version"] = GENERATOR_VERSION
+    return entry
+
+
+def _count_generator_differences(chunk: np.ndarray, start: int) -> int:
+    block = render.FACTOR_SIZES[3] * render.FACTOR_SIZES[4]
+    wrong = 0
+    for offset in range(0, chunk.shape[0], block):
+        k = (start + offset) // block
+        wrong += int(np.count_nonzero(render.render_block(*_BLOCKS[k]) != chunk[offset : offset + block]))
+    return wrong
+
+
+# -- load / prepare / status (the registry entry) ------------------------------------------------
+
+
+def _resolve_origin(origin: str) -> str:
+    if origin not in ORIGINS:
+        raise UserError(f"unknown dSprites origin {origin!r}; choose one of {', '.join(ORIGINS)}")
+    return origin
+
+
+def prepare(
+    cache_dir: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    force: bool = False,
+    progress: bool = True,
+    origin: str = "auto",
+    workers: int | None = None,
+) -> Path:
+    """Prepare dSprites: import the official file ``source`` if given, else generate (once)."""
+    origin = _resolve_origin(origin)
+    root = dsprites_dir(cache_dir)
+    cache.ensure_writable_dir(root)
+    if source is not None:
+        if origin == "generated":
+            raise UserError("--from gives the official file; it cannot be combined with origin 'generated'")
+        entry = root / OFFICIAL_KEY
+        if not force and _entry_ready(entry, OFFICIAL_KEY):
+            return entry
+        return import_official(source, entry, force=force, progress=progress)
+    if origin == "official":
+        entry = root / OFFICIAL_KEY
+        if _entry_ready(entry, OFFICIAL_KEY):
+            return entry
+        raise UserError(
+            f"the official dSprites file is not prepared; run: nsvae data prepare dsprites --from {OFFICIAL_FILE_NAME}"
+        )
+    return _prepare_generated(root, force, progress, workers)
+
+
+def load(
+    cache_dir: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    origin: str = "auto",
+    progress: bool = True,
+    **options: Any,
+) -> DSprites:
+    """Open dSprites: the official images if prepared (``origin='auto'``), else the generated ones.
+
+    The generated cache is built on first use (about 15 s); ``source`` imports
+    the official file first.
+    """
+    if options:
+        raise UserError(f"unknown dSprites options: {', '.join(sorted(options))}")
+    origin = _resolve_origin(origin)
+    root = dsprites_dir(cache_dir)
+    if source is None and origin in ("auto", "official") and _entry_ready(root / OFFICIAL_KEY, OFFICIAL_KEY):
+        return DSprites(root / OFFICIAL_KEY)
+    if source is None and origin in ("auto", "generated") and _entry_ready(root / GENERATED_KEY, GENERATED_KEY):
+        return DSprites(root / GENERATED_KEY)
+    return DSprites(prepare(cache_dir, source=source, progress=progress, origin=origin))
+
+
+def status(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    root = dsprites_dir(cache_dir)
+    rows = []
+    for key in (OFFICIAL_KEY, GENERATED_KEY):
+        entry = root / key
+        if _entry_ready(entry, key):
+            rows.append(cache_entry_status(entry, cache.read_meta(entry) or {}))
+    return rows
+
+
+ENTRY = register(
+    DatasetEntry(
+        name="dsprites",
+        summary="dSprites: 737,280 binary 64x64 sprites, 5 factors (official file or built-in generator)",
+        load=load,
+        prepare=prepare,
+        status=status,
+        needs_source=False,
+        source_hint=f"optional: {OFFICIAL_FILE_NAME} from {OFFICIAL_URL}",
+    )
+)
