@@ -11,10 +11,11 @@ import argparse
 import sys
 
 from . import __version__
+from .commands import data as data_command
 from .commands import info as info_command
 from .errors import EXIT_USER_ERROR, UserError
 
-SUBCOMMANDS = (info_command,)
+SUBCOMMANDS = (info_command, data_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,6 +42,8 @@ class ImageData(ABC):
 
     #: Registry name, e.g. ``"celeba"``.
     name: str = ""
+    #: True if observations draw per-sample nuisance noise (``observations_at`` then needs ``rng``).
+    draws_noise: bool = False
 
     @property
     @abstractmethod

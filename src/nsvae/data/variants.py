@@ -95,6 +95,7 @@ class ColorDSprites(DSpritesVariant):
 
     name = "color_dsprites"
     channels = 3
+    draws_noise = True
 
     def observations_at(self, indices: Any, rng: np.random.Generator | None = None) -> np.ndarray:
         rng = _require_rng(rng, self.name)
@@ -108,6 +109,7 @@ class NoisyDSprites(DSpritesVariant):
 
     name = "noisy_dsprites"
     channels = 3
+    draws_noise = True
 
     def observations_at(self, indices: Any, rng: np.random.Generator | None = None) -> np.ndarray:
         rng = _require_rng(rng, self.name)
@@ -121,6 +123,7 @@ class ScreamDSprites(DSpritesVariant):
 
     name = "scream_dsprites"
     channels = 3
+    draws_noise = True
 
     def __init__(self, base: DSprites, painting: np.ndarray):
         super().__init__(base)
