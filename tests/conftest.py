@@ -16,3 +16,40 @@ def random_pmf(rng: np.random.Generator, shape, concentration: float = 1.0, zero
             p[0] = 1.0
         p /= p.sum()
     return p.reshape(shape)
+
+
+SHARED_DATA = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test session gets its own dataset cache: tests never read or write the user's."""
+    import os
+
+    root = tmp_path_factory.mktemp("nsvae-cache")
+    old = os.environ.get("NSVAE_CACHE_DIR")
+    os.environ["NSVAE_CACHE_DIR"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("NSVAE_CACHE_DIR", None)
+    else:
+        os.environ["NSVAE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def dsprites(isolated_cache):
+    """The full generated dSprites, prepared once per session (about 15 s), by two racing processes.
+
+    Two processes prepare the same cache at the same time, as two training
+    jobs on one machine would; both must succeed and leave one valid entry.
+    """
+    import subprocess
+    import sys
+
+    from nsvae import data
+
+    code = "from nsvae import data; data.prepare('dsprites', progress=False)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    return data.load("dsprites", progress=False)
