@@ -1,0 +1,110 @@
+"""The cache: root resolution, atomic builds, one builder at a time, stale leftovers, clear errors."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from nsvae.data import cache
+from nsvae.errors import UserError
+
+
+def test_cache_root_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("NSVAE_CACHE_DIR", str(tmp_path / "env"))
+    assert cache.cache_root(tmp_path / "flag") == tmp_path / "flag"
+    assert cache.cache_root() == tmp_path / "env"
+    monkeypatch.delenv("NSVAE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_root() == tmp_path / "xdg" / "nsvae"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache.cache_root() == Path.home() / ".cache" / "nsvae"
+
+
+def test_unwritable_cache_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="not writable.*--cache-dir"):
+        cache.ensure_writable_dir(blocker / "cache")
+
+
+def test_failed_build_leaves_the_old_entry_and_no_temporary(tmp_path):
+    entry = tmp_path / "ds" / "key"
+    with cache.building(entry, {"key": "key", "n": 1}) as tmp:
+        (tmp / "data.txt").write_text("first")
+    with pytest.raises(RuntimeError), cache.building(entry, {"key": "key", "n": 2}) as tmp:
+        (tmp / "data.txt").write_text("half")
+        raise RuntimeError("interrupted")
+    assert (entry / "data.txt").read_text() == "first"
+    assert cache.read_meta(entry)["n"] == 1
+    assert [p.name for p in entry.parent.iterdir()] == ["key"]
+
+
+def test_rebuild_replaces_the_entry(tmp_path):
+    entry = tmp_path / "ds" / "key"
+    for n in (1, 2):
+        with cache.building(entry, {"n": n}) as tmp:
+            (tmp / "data.txt").write_text(str(n))
+    assert (entry / "data.txt").read_text() == "2" and cache.read_meta(entry) == {"n": 2}
+    assert sorted(p.name for p in entry.parent.iterdir()) == ["key"]
+
+
+def _slow_prepare(entry: str, log: str) -> None:
+    entry_path = Path(entry)
+    with cache.entry_lock(entry_path):
+        if cache.read_meta(entry_path) is not None:
+            return
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        with cache.building(entry_path, {"builder": os.getpid()}) as tmp:
+            for k in range(5):
+                (tmp / f"part{k}").write_text(str(k))
+                time.sleep(0.05)
+
+
+def test_concurrent_prepares_build_once(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_slow_prepare, args=(str(entry), str(log))) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert len(log.read_text().split()) == 1
+    assert sorted(f.name for f in entry.iterdir()) == ["meta.json", *[f"part{k}" for k in range(5)]]
+
+
+def _killed_prepare(entry: str) -> None:
+    with cache.entry_lock(Path(entry)), cache.building(Path(entry), {}) as tmp:
+        (tmp / "half").write_text("x")
+        time.sleep(60)
+
+
+def test_killed_build_leaves_no_entry_and_its_leftover_is_cleaned(tmp_path):
+    entry = tmp_path / "ds" / "key"
+    ctx = multiprocessing.get_context("spawn")
+    proc = ctx.Process(target=_killed_prepare, args=(str(entry),))
+    proc.start()
+    deadline = time.time() + 30
+    while not list(entry.parent.glob(".key.building-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(entry.parent.glob(".key.building-*"))
+    assert cache.remove_stale_temporaries(entry.parent) == 0  # in progress: left alone
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    assert not entry.exists()
+    assert cache.remove_stale_temporaries(entry.parent) == 1
+    assert not list(entry.parent.glob(".key.building-*"))
+
+
+def test_write_json_atomic(tmp_path):
+    path = tmp_path / "x" / "meta.json"
+    cache.write_json_atomic(path, {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["meta.json"]
