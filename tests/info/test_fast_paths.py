@@ -67,3 +67,57 @@ def test_wms_negative_entry_hidden_by_a_positive_sum_is_rejected():
 def test_wms_accepts_mass_within_tolerance(rng):
     p = random_pmf(rng, (2, 2, 2)) * (1 + 5e-10)
     assert info.wms(p) == pytest.approx(info.wms(p / p.sum()), abs=1e-9)
+
+
+def _hy(p):
+    py = p.reshape(-1, p.shape[-1]).sum(axis=0)
+    py = py[py > 0]
+    return -float(np.sum(py * np.log(py)))
+
+
+@pytest.mark.parametrize("shape", [(2, 2, 2), (3, 4, 2), (4, 4, 4), (2, 2, 2, 2), (3, 3, 3, 3), (2, 3, 2, 3)])
+@pytest.mark.parametrize("zero_fraction", [0.0, 0.3])
+def test_lean_vk_solver_matches_reference(shape, zero_fraction):
+    from nsvae.info import vk_solver
+
+    rng = np.random.default_rng(sum(shape) + int(10 * zero_fraction))
+    groups = [(i,) for i in range(len(shape) - 1)]
+    for _ in range(4):
+        p = random_pmf(rng, shape, zero_fraction=zero_fraction)
+        fast = vk_solver._solve_fast(p, groups, _hy(p), 1e-10, 500)
+        ref = vk_solver._solve(vk_solver._Problem(p, groups), _hy(p), p, 1e-10, 500)
+        assert fast is not None
+        if zero_fraction == 0.0:
+            assert fast.gap <= 1e-10  # the lean path certifies dense tables on its own
+        if fast.gap <= 1e-10:
+            # Both certified: each value lies within its own gap of the true minimum.
+            assert abs(fast.value - ref.value) <= fast.gap + ref.gap + 1e-13
+            assert fast.lower_bound <= ref.value + 1e-13 and ref.lower_bound <= fast.value + 1e-13
+            assert fast.max_constraint_violation <= 1e-12
+            q = fast.distribution
+            assert q.shape == p.shape and np.all(q >= 0)
+            for g in groups:
+                drop = tuple(a for a in range(p.ndim - 1) if a not in g)
+                assert np.abs(q.sum(axis=drop) - p.sum(axis=drop)).max() <= 1e-12
+            assert info.mutual_information(q, base="e") == pytest.approx(fast.value, abs=1e-12)
+
+
+def test_lean_vk_solver_overlapping_groups_and_public_api(rng):
+    from nsvae.info import vk_solver
+
+    p = random_pmf(rng, (2, 2, 2, 2))
+    groups = [(0, 1), (1, 2)]
+    fast = vk_solver._solve_fast(p, groups, _hy(p), 1e-10, 500)
+    ref = vk_solver._solve(vk_solver._Problem(p, groups), _hy(p), p, 1e-10, 500)
+    assert fast is not None and fast.gap <= 1e-10
+    assert abs(fast.value - ref.value) <= fast.gap + ref.gap + 1e-13
+    sol = info.solve_i_vk(p, groups, base="e")
+    assert sol.gap <= 1e-10 and sol.max_constraint_violation <= 1e-12
+
+
+def test_lean_vk_solver_declines_large_problems():
+    from nsvae.info import vk_fast
+
+    p = np.full((12, 12, 12), 1 / 12**3)
+    assert vk_fast.structure_for(p, [(0,), (1,)]) is None
+    assert info.solve_i_vk(p).gap <= 1e-9

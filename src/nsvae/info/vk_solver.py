@@ -43,6 +43,7 @@ import scipy.optimize
 from scipy.linalg.lapack import dposv as _dposv
 
 from ..errors import SolverAccuracyWarning
+from . import vk_fast
 
 #: Gap (nats) at which the solver stops: well inside the 1e-7 bit promise.
 DEFAULT_GAP_NATS = 1e-10
@@ -245,6 +246,9 @@ def solve_vk_nats(
         value = mutual_information_nats(p)
         return VKSolution(value, value, value, 0.0, p.copy(), 0.0, 0)
 
+    fast = _solve_fast(p, groups, hy, gap_tol, max_newton_steps)
+    if fast is not None and fast.gap <= gap_tol:
+        return fast
     prob = _Problem(p, groups)
     if prob.n_vars <= _SMALL_PROBLEM_VARS:
         # Multi-threaded BLAS on matrices this small is far slower than one
@@ -254,6 +258,38 @@ def solve_vk_nats(
         with _blas_controller().limit(limits=1, user_api="blas"):
             return _solve(prob, hy, p, gap_tol, max_newton_steps)
     return _solve(prob, hy, p, gap_tol, max_newton_steps)
+
+
+def _solve_fast(p: np.ndarray, groups, hy: float, gap_tol: float, max_newton_steps: int) -> VKSolution | None:
+    """The lean solver of :mod:`nsvae.info.vk_fast` for small problems; None if it does not apply.
+
+    Its result may miss ``gap_tol``; the caller then runs the reference solver.
+    """
+    found = vk_fast.structure_for(p, groups)
+    if found is None:
+        return None
+    st, marg = found
+    res = vk_fast.solve(st, marg, hy, gap_tol, max_newton_steps, FEASIBILITY_TOL)
+    if res.q is None:
+        return None
+    lower = res.lower
+    if res.upper - lower > gap_tol:
+        # I_VK >= I(A_i; Y) for every group, as in the reference solver.
+        for k in range(len(groups)):
+            lower = max(lower, _table_mi_nats(marg[st.group_rows[k] : st.group_rows[k + 1]]))
+    return VKSolution(
+        value=res.upper,
+        lower_bound=min(lower, res.upper),
+        upper_bound=res.upper,
+        gap=max(res.upper - lower, 0.0),
+        distribution=res.q,
+        max_constraint_violation=res.violation,
+        newton_steps=res.steps,
+    )
+
+
+def _table_mi_nats(table: np.ndarray) -> float:
+    return mutual_information_nats(table)
 
 
 #: Problems with at most this many dual variables run BLAS single-threaded.
