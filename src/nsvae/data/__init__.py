@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import dsprites, variants  # noqa: F401  (register the dSprites family)
+from . import dsprites, images, variants  # noqa: F401  (each registers its datasets)
 from .base import GroundTruthData, ImageData
 from .cache import CACHE_ENV, cache_root
 from .registry import DatasetEntry, entry, names

@@ -157,6 +157,44 @@ class DSprites(GroundTruthData):
 # -- generation -------------------------------------------------------------------------------
 
 
+class PackedWriter:
+    """Writes a uint8 ``.npy`` of a known shape front to back with plain writes.
+
+    Unlike filling an ``open_memmap``, written pages are not kept mapped in
+    this process, so resident memory stays at one chunk.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        self.shape = shape
+        self.row_bytes = int(np.prod(shape[1:]))
+        self.rows = 0
+        self.handle = open(path, "wb")
+        header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(self.handle, header)
+
+    def write(self, rows: np.ndarray) -> None:
+        if rows.dtype != np.uint8 or rows.shape[1:] != self.shape[1:]:
+            raise ValueError(f"expected uint8 rows of shape {self.shape[1:]}, got {rows.dtype} {rows.shape[1:]}")
+        self.handle.write(np.ascontiguousarray(rows).tobytes())
+        self.rows += rows.shape[0]
+
+    def close(self) -> None:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        if self.rows != self.shape[0]:
+            raise RuntimeError(f"wrote {self.rows} of {self.shape[0]} rows")
+
+    def __enter__(self) -> PackedWriter:
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.handle.close()
+
+
 def _render_packed(block: tuple[int, int, int]) -> np.ndarray:
     return np.packbits(render.render_block(*block), axis=-1)
 
@@ -180,10 +218,8 @@ def generate_into(images_path: Path, progress: bool = True, workers: int | None 
     at most 4) and written in order by this one, so peak memory stays at a
     few blocks per worker.
     """
-    out = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=PACKED_SHAPE)
-    block_size = render.FACTOR_SIZES[3] * render.FACTOR_SIZES[4]
     n_workers = _worker_count(workers)
-    with _progress(N_IMAGES, "generating dSprites", progress) as bar:
+    with PackedWriter(images_path, PACKED_SHAPE) as out, _progress(N_IMAGES, "generating dSprites", progress) as bar:
         if n_workers == 1:
             results: Iterator[np.ndarray] = map(_render_packed, _BLOCKS)
             executor = contextlib.nullcontext()
@@ -192,11 +228,9 @@ def generate_into(images_path: Path, progress: bool = True, workers: int | None 
         with executor as pool:
             if pool is not None:
                 results = pool.map(_render_packed, _BLOCKS, chunksize=4)
-            for k, packed in enumerate(results):
-                out[k * block_size : (k + 1) * block_size] = packed
-                bar.update(block_size)
-    out.flush()
-    del out
+            for packed in results:
+                out.write(packed)
+                bar.update(packed.shape[0])
 
 
 def _prepare_generated(root: Path, force: bool, progress: bool, workers: int | None = None) -> Path:
@@ -425,18 +459,16 @@ def import_official(
         }
         wrong_pixels = 0
         with cache.building(entry, meta) as tmp:
-            out = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 64, 8))
             start = 0
-            with _progress(n, "importing dSprites", progress) as bar:
+            bar = _progress(n, "importing dSprites", progress)
+            with PackedWriter(tmp / "images.npy", (n, 64, 8)) as out, bar:
                 for chunk in source.image_chunks((n, 64, 64)):
                     chunk = _binarise(chunk, f"{where}: imgs")
-                    out[start : start + chunk.shape[0]] = np.packbits(chunk, axis=-1)
+                    out.write(np.packbits(chunk, axis=-1))
                     if compare and official_layout:
                         wrong_pixels += _count_generator_differences(chunk, start)
                     start += chunk.shape[0]
                     bar.update(chunk.shape[0])
-            out.flush()
-            del out
             if compare and official_layout:
                 meta["generator_wrong_pixels"] = wrong_pixels
                 meta["generator_wrong_pixel_rate"] = wrong_pixels / (n * 4096)
