@@ -1,0 +1,119 @@
+"""What every objective shares: the optimiser, the per-step logs, checkpoint state.
+
+An objective owns the model's optimiser(s) and performs one training
+iteration in :meth:`Objective.train_step`, returning the numbers to log.
+Every objective logs the same core quantities, so methods can be compared
+on them:
+
+- ``recon``: reconstruction loss (sum over pixels, mean over the batch);
+- ``kl``: total KL (sum over latents, mean over the batch);
+- ``kl_per_dim``: the batch-mean KL of each latent (the ``K_j`` of the
+  Non-Syn VAE);
+- ``synergy_proxy``: the seed's synergy estimate, the KL of the latents the
+  greedy selection leaves out (``omega`` of the proxy, α aside), so that
+  the claim that FactorVAE lowers synergy implicitly can be checked;
+- ``loss``: the objective's own loss as it was minimised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..models import VAE
+from .losses import kl_elementwise, kl_total, reconstruction
+from .selection import greedy_select
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam for the VAE; the original: lr 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay."""
+
+    lr: float = 1e-4
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def __post_init__(self):
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+
+    def adam(self, params) -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps)
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    """Settings every objective takes."""
+
+    likelihood: str = "bernoulli"
+    #: omega of the logged synergy proxy (the Non-Syn VAE uses its own omega for training).
+    proxy_omega: float = 0.9
+    #: number of images in the training set (β-TCVAE's estimators need it).
+    dataset_size: int = 737280
+
+
+class Objective:
+    """Base class: build with ``(model, method_config, common, optim)``; call ``train_step``."""
+
+    name: ClassVar[str] = ""
+    #: True if ``train_step`` needs a second, independent batch ``x2``.
+    needs_second_batch: ClassVar[bool] = False
+
+    def __init__(self, model: VAE, config: Any, common: CommonConfig = CommonConfig(), optim=OptimConfig()):
+        self.model = model
+        self.config = config
+        self.common = common
+        self.optim = optim
+        self.optimizer = optim.adam(model.parameters())
+        self.iteration = 0
+
+    # -- the shared pieces --------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None):
+        """One forward: ``(logits, mu, logvar, z, recon, kl_elementwise, kl)``."""
+        logits, mu, logvar, z = self.model(x, generator)
+        recon = reconstruction(logits, x, self.common.likelihood)
+        kl_el = kl_elementwise(mu, logvar)
+        return logits, mu, logvar, z, recon, kl_el, kl_total(kl_el)
+
+    def core_logs(self, recon: torch.Tensor, kl_el: torch.Tensor) -> dict[str, Any]:
+        """The logs every method reports (one host copy of the d per-latent KLs)."""
+        per_dim = kl_el.detach().mean(dim=0).double().cpu()
+        _, worst = greedy_select(per_dim, self.common.proxy_omega)
+        values = per_dim.tolist()
+        return {
+            "recon": float(recon.detach()),
+            "kl": float(sum(values)),
+            "kl_per_dim": values,
+            "synergy_proxy": float(sum(values[j] for j in worst)),
+        }
+
+    # -- to be provided by each method ---------------------------------------------------------
+
+    def train_step(
+        self, x: torch.Tensor, x2: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def extra_modules(self) -> dict[str, torch.nn.Module]:
+        """Trainable modules besides the VAE (FactorVAE's discriminator)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"iteration": self.iteration, "optimizer": self.optimizer.state_dict()}
+        state.update({f"module.{k}": m.state_dict() for k, m in self.extra_modules().items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = int(state["iteration"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for k, m in self.extra_modules().items():
+            m.load_state_dict(state[f"module.{k}"])

@@ -1,0 +1,165 @@
+"""The Non-Synergistic VAE (Barrientos & Sootla 2018): an ELBO step, then a synergy step.
+
+Each iteration (``original-implementation.md`` §1.2 and §7, the faithful
+default):
+
+1. one forward of the batch: ``logits, mu, logvar``; the per-latent KLs
+   ``K_j`` (batch means) go to the host once;
+2. :func:`greedy_select` splits the latents into the greedy ``best`` set
+   (the union information I_max) and the ``worst`` rest; the synergy
+   estimate is ``Syn = KL(worst)`` and its loss ``α · Syn``;
+3. the synergy gradient ``∇ α·Syn`` w.r.t. the encoder is taken from this
+   **same forward, before any step**;
+4. ELBO step: ``recon + KL`` backward, Adam step (encoder and decoder);
+5. synergy step with the **same** Adam: the encoder gets the gradient of
+   step 3; the decoder gets zero-filled gradients, so Adam moves it with
+   momentum only, as PyTorch 0.4.1's ``zero_grad`` made the original do
+   (Adam's step count advances twice per iteration).
+
+Named options (each a measured departure from the original):
+
+- ``synergy_source="re_encode"``: select and penalise on a fresh encoding
+  of the same batch after the ELBO step (exact gradient at the new point);
+- ``synergy_source="second_batch"``: on a second random batch (the
+  original's ``--sample sample``);
+- ``selection="sorted"``: the sorted simplification of the greedy rule;
+- ``update="joint"``: one step on ``recon + KL + α·Syn``;
+- ``decoder_momentum_step=False``: the decoder sits out the synergy step.
+
+An empty worst set gives ``Syn = 0``; the synergy step is still taken
+(zero gradients: a momentum-only move), like every other iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .base import Objective
+from .losses import kl_elementwise, kl_subset
+from .selection import SELECTIONS, greedy_select, sorted_select
+
+__all__ = ["NonSynConfig", "NonSynObjective", "greedy_select", "sorted_select"]
+
+SYNERGY_SOURCES = ("same_forward", "re_encode", "second_batch")
+UPDATES = ("two_step", "joint")
+
+
+@dataclass(frozen=True)
+class NonSynConfig:
+    alpha: float = 5.0
+    omega: float = 0.9
+    synergy_source: str = "same_forward"
+    selection: str = "greedy"
+    update: str = "two_step"
+    decoder_momentum_step: bool = True
+
+    def __post_init__(self):
+        if not 0.0 < self.omega < 1.0:
+            raise ValueError(f"omega must lie in (0, 1), got {self.omega}")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if self.synergy_source not in SYNERGY_SOURCES:
+            raise ValueError(f"synergy_source must be one of {SYNERGY_SOURCES}, got {self.synergy_source!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {tuple(SELECTIONS)}, got {self.selection!r}")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
+        if self.update == "joint" and self.synergy_source != "same_forward":
+            raise ValueError("update='joint' takes the synergy from the same forward (synergy_source='same_forward')")
+
+
+class NonSynObjective(Objective):
+    name = "nonsyn"
+
+    def __init__(self, model, config, common, optim):
+        super().__init__(model, config, common, optim)
+        self.select = SELECTIONS[config.selection]
+        self.best_counts = torch.zeros(model.z_dim, dtype=torch.int64)
+        self.worst_counts = torch.zeros(model.z_dim, dtype=torch.int64)
+
+    @property
+    def needs_second_batch(self) -> bool:  # type: ignore[override]
+        return self.config.synergy_source == "second_batch"
+
+    def synergy(self, kl_el: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]]:
+        """``(α·Syn, best, worst)`` for an elementwise KL matrix; the selection sees detached values."""
+        per_dim = kl_el.detach().mean(dim=0).double().cpu()
+        best, worst = self.select(per_dim, self.config.omega)
+        return self.config.alpha * kl_subset(kl_el, worst), best, worst
+
+    def _encoder_gradient(self, syn_loss: torch.Tensor, worst: list[int], retain: bool) -> list[torch.Tensor]:
+        params = self.model.encoder_parameters()
+        if not worst or not syn_loss.requires_grad:
+            return [torch.zeros_like(p) for p in params]
+        grads = torch.autograd.grad(syn_loss, params, retain_graph=retain, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+
+    def train_step(self, x, x2=None, generator=None):
+        cfg = self.config
+        _, _, _, _, recon, kl_el, kl = self.forward(x, generator)
+        elbo = recon + kl
+        if cfg.update == "joint":
+            syn_loss, best, worst = self.synergy(kl_el)
+            self.optimizer.zero_grad(set_to_none=True)
+            (elbo + syn_loss).backward()
+            self.optimizer.step()
+        else:
+            if cfg.synergy_source == "same_forward":
+                syn_loss, best, worst = self.synergy(kl_el)
+                g_syn = self._encoder_gradient(syn_loss, worst, retain=True)
+            # ELBO step.
+            self.optimizer.zero_grad(set_to_none=False)
+            elbo.backward()
+            self.optimizer.step()
+            if cfg.synergy_source != "same_forward":
+                if cfg.synergy_source == "second_batch" and x2 is None:
+                    raise ValueError("synergy_source='second_batch' needs a second batch x2")
+                source = x if cfg.synergy_source == "re_encode" else x2
+                mu_s, logvar_s = self.model.encode(source)
+                syn_loss, best, worst = self.synergy(kl_elementwise(mu_s, logvar_s))
+                g_syn = self._encoder_gradient(syn_loss, worst, retain=False)
+            self.synergy_step(g_syn)
+        self.iteration += 1
+        self.best_counts[best] += 1
+        self.worst_counts[worst] += 1
+        logs = self.core_logs(recon, kl_el)
+        logs.update(
+            syn=float(syn_loss.detach()) / cfg.alpha if cfg.alpha else float(kl_subset(kl_el.detach(), worst)),
+            syn_loss=float(syn_loss.detach()),
+            best=best,
+            worst=worst,
+            loss=float(elbo.detach() + syn_loss.detach()),
+        )
+        return logs
+
+    def synergy_step(self, encoder_grads: list[torch.Tensor]) -> None:
+        """The second Adam step: encoder gradients given, decoder zero-filled (or left out)."""
+        for p, g in zip(self.model.encoder_parameters(), encoder_grads):
+            p.grad = g
+        for p in self.model.decoder_parameters():
+            if self.config.decoder_momentum_step:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                else:
+                    p.grad.zero_()
+            else:
+                p.grad = None
+        self.optimizer.step()
+
+    def selection_rates(self) -> dict[str, list[float]]:
+        """Fraction of iterations so far in which each latent was in the best / worst set."""
+        n = max(self.iteration, 1)
+        return {
+            "best_rate": (self.best_counts.double() / n).tolist(),
+            "worst_rate": (self.worst_counts.double() / n).tolist(),
+        }
+
+    def state_dict(self):
+        return {**super().state_dict(), "best_counts": self.best_counts.clone(), "worst_counts": self.worst_counts}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.best_counts = state["best_counts"].clone()
+        self.worst_counts = state["worst_counts"].clone()
