@@ -31,6 +31,7 @@ import io
 import multiprocessing
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -373,9 +374,11 @@ def load_images(
 ) -> CachedImages:
     """Open the prepared entry of image dataset ``name``, preparing it from ``source`` if needed.
 
-    Without preprocessing options, the default entry is used, or the only
-    one prepared. Folders: without ``source`` the only prepared folder entry
-    is used; several give a :class:`UserError` that lists them.
+    Options not given take the dataset's defaults; when in addition no
+    ``source`` is given and the default entry is missing, the only prepared
+    entry is used. Folders without ``source``: the only prepared folder
+    entry (matching any options given); several give a :class:`UserError`
+    that lists them.
     """
     kind = _kind(name)
     _check_options(kind, options, _PREP_OPTIONS + _BUILD_OPTIONS + ("progress",))
@@ -391,9 +394,9 @@ def load_images(
     meta = cache.read_meta(entry_path)
     if meta is not None:
         return CachedImages(entry_path, meta)
-    if not explicit and kind.name != FOLDER.name:
+    if not explicit and source is None:  # nothing to prepare from: the default entry, or the only one prepared
         existing = prepared_entries(kind.name, cache_dir)
-        if len(existing) == 1 and source is None:
+        if len(existing) == 1:
             return CachedImages(*existing[0])
     if source is None:
         raise UserError(_not_prepared_message(kind, cache_dir, prep))
@@ -597,24 +600,37 @@ def _default_workers(total: int) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """``fork`` on Linux (no re-import of the caller's script, fast start), ``spawn`` elsewhere."""
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
 def _decode_all(
     src: ImageSource, prep: Preprocessing, workers: int | None, progress: bool, desc: str
 ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
-    """``(index, array or None, error or None)`` for every member; decodes in a bounded process pool."""
+    """``(index, array or None, error or None)`` for every member; decodes in a bounded process pool.
+
+    At most ``2 * workers`` chunks of :data:`_CHUNK` encoded images are in
+    flight, so memory stays small whatever the size of the source.
+    """
     total = len(src.names)
     workers = _default_workers(total) if workers is None else int(workers)
-    with tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
-        if workers <= 1:
+    executor = None
+    if workers > 1:
+        executor = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+        # Start the workers now, before the progress bar starts its monitor thread.
+        executor.submit(int).result()
+    pending: collections.deque[Future] = collections.deque()
+    try:
+        with tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for chunk in _chunks(src):
-                results = decode_chunk(chunk, prep)
-                bar.update(len(results))
-                yield from results
-            return
-        context = multiprocessing.get_context("spawn")
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        pending: collections.deque[Future] = collections.deque()
-        try:
-            for chunk in _chunks(src):
+                if executor is None:
+                    results = decode_chunk(chunk, prep)
+                    bar.update(len(results))
+                    yield from results
+                    continue
                 pending.append(executor.submit(decode_chunk, chunk, prep))
                 while len(pending) >= 2 * workers:
                     results = pending.popleft().result()
@@ -624,7 +640,8 @@ def _decode_all(
                 results = pending.popleft().result()
                 bar.update(len(results))
                 yield from results
-        finally:
+    finally:
+        if executor is not None:
             for future in pending:
                 future.cancel()
             with contextlib.suppress(Exception):
