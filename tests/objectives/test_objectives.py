@@ -1,0 +1,155 @@
+"""Each objective's update: which parameters move, with which gradient, and one real step for every method."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from nsvae import objectives
+from nsvae.models import VAE, NetConfig
+from nsvae.objectives.factor_vae import discriminator_loss
+from nsvae.objectives.losses import kl_elementwise, kl_subset
+from nsvae.objectives.nonsyn import NonSynConfig
+
+
+def batch(n=16, channels=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, channels, 64, 64, generator=g) < 0.2).float()
+
+
+def small_model(seed=0, **kw):
+    torch.manual_seed(seed)
+    return VAE(NetConfig(z_dim=6, **kw))
+
+
+@pytest.mark.parametrize("method", list(objectives.METHODS))
+@pytest.mark.parametrize(
+    "net", [dict(architecture="conv"), dict(architecture="conv_rgb", channels=3), dict(architecture="mlp")]
+)
+def test_one_real_step_for_every_method_and_net(method, net):
+    model = small_model(**net)
+    objective = objectives.build(method, model)
+    before = copy.deepcopy(model.state_dict())
+    channels = net.get("channels", 1)
+    logs = objective.train_step(batch(channels=channels), batch(channels=channels, seed=1), torch.Generator())
+    assert {"recon", "kl", "kl_per_dim", "synergy_proxy", "loss"} <= set(logs)
+    assert len(logs["kl_per_dim"]) == 6 and torch.isfinite(torch.tensor(logs["loss"]))
+    assert logs["synergy_proxy"] <= logs["kl"] + 1e-9
+    changed = [k for k in before if not torch.equal(before[k], model.state_dict()[k])]
+    assert len(changed) == len(before)  # every parameter moved
+    assert objective.iteration == 1
+
+
+def test_synergy_step_uses_the_gradient_of_the_first_forward():
+    model = small_model()
+    objective = objectives.build("nonsyn", model, NonSynConfig(alpha=5.0, omega=0.9))
+    reference = copy.deepcopy(model)
+    x = batch()
+    objective.train_step(x, generator=torch.Generator().manual_seed(0))
+    # The same forward on the model as it was, before either step.
+    mu, logvar = reference.encode(x)
+    kl = kl_elementwise(mu, logvar)
+    _, worst = objectives.greedy_select(kl.detach().mean(0), 0.9)
+    assert worst, "the test needs a non-empty worst set"
+    expected = torch.autograd.grad(5.0 * kl_subset(kl, worst), list(reference.encoder.parameters()))
+    # The synergy step leaves its gradients in .grad: the encoder's equal the expected ones ...
+    for p, g in zip(model.encoder.parameters(), expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    # ... and the decoder only gets zero-filled gradients (the momentum-only move).
+    assert all(torch.count_nonzero(p.grad) == 0 for p in model.decoder.parameters())
+    # The mu and logvar rows of the best latents get no synergy gradient.
+    last = model.encoder[-1]
+    best = [j for j in range(6) if j not in worst]
+    rows = best + [6 + j for j in best]
+    assert torch.count_nonzero(last.weight.grad[rows]) == 0
+    # Both steps go through the same Adam: every parameter has taken two steps.
+    steps = {int(objective.optimizer.state[p]["step"]) for p in model.parameters()}
+    assert steps == {2}
+
+
+def test_without_decoder_momentum_step_the_decoder_steps_once():
+    model = small_model()
+    objective = objectives.build("nonsyn", model, NonSynConfig(decoder_momentum_step=False))
+    objective.train_step(batch(), generator=torch.Generator())
+    assert {int(objective.optimizer.state[p]["step"]) for p in model.decoder.parameters()} == {1}
+    assert {int(objective.optimizer.state[p]["step"]) for p in model.encoder.parameters()} == {2}
+
+
+def test_joint_update_is_one_step_on_the_summed_loss():
+    model = small_model()
+    twin = copy.deepcopy(model)
+    objective = objectives.build("nonsyn", model, NonSynConfig(update="joint"))
+    x = batch()
+    objective.train_step(x, generator=torch.Generator().manual_seed(4))
+    logits, mu, logvar, _ = twin(x, torch.Generator().manual_seed(4))
+    from nsvae.objectives.losses import kl_total, reconstruction
+
+    kl = kl_elementwise(mu, logvar)
+    _, worst = objectives.greedy_select(kl.detach().mean(0), 0.9)
+    loss = reconstruction(logits, x) + kl_total(kl) + 5.0 * kl_subset(kl, worst)
+    grads = torch.autograd.grad(loss, list(twin.parameters()))
+    for p, g in zip(model.parameters(), grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-6)
+    assert {int(objective.optimizer.state[p]["step"]) for p in model.parameters()} == {1}
+
+
+@pytest.mark.parametrize("source", ["re_encode", "second_batch"])
+def test_synergy_source_options_run(source):
+    model = small_model()
+    objective = objectives.build("nonsyn", model, NonSynConfig(synergy_source=source))
+    assert objective.needs_second_batch == (source == "second_batch")
+    logs = objective.train_step(batch(), batch(seed=2), torch.Generator())
+    assert set(logs["best"]) | set(logs["worst"]) == set(range(6))
+    rates = objective.selection_rates()
+    assert [b + w for b, w in zip(rates["best_rate"], rates["worst_rate"])] == [1.0] * 6
+
+
+def test_discriminator_loss_gives_the_vae_no_gradient():
+    model = small_model()
+    objective = objectives.build("factor_vae", model)
+    x = batch()
+    _, _, _, z = model(x)
+    z2 = model(batch(seed=3))[3]
+    loss = discriminator_loss(objective.discriminator, z, z2)
+    loss.backward()
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.grad is not None for p in objective.discriminator.parameters())
+
+
+def test_factor_vae_step_moves_the_discriminator_only_by_its_own_loss():
+    model = small_model()
+    objective = objectives.build("factor_vae", model)
+    disc_before = copy.deepcopy(objective.discriminator.state_dict())
+    objective.train_step(batch(), batch(seed=1), torch.Generator())
+    # One discriminator Adam step: its optimiser has stepped once, the VAE's once.
+    assert {int(objective.d_optimizer.state[p]["step"]) for p in objective.discriminator.parameters()} == {1}
+    assert {int(objective.optimizer.state[p]["step"]) for p in model.parameters()} == {1}
+    assert not all(torch.equal(v, objective.discriminator.state_dict()[k]) for k, v in disc_before.items())
+    with pytest.raises(ValueError, match="second batch"):
+        objective.train_step(batch())
+
+
+def test_objective_state_round_trip():
+    model = small_model()
+    objective = objectives.build("nonsyn", model)
+    for _ in range(2):
+        objective.train_step(batch(), generator=torch.Generator())
+    state = copy.deepcopy(objective.state_dict())
+    fresh = objectives.build("nonsyn", copy.deepcopy(model))
+    fresh.load_state_dict(state)
+    assert fresh.iteration == 2
+    assert torch.equal(fresh.best_counts, objective.best_counts)
+
+
+def test_convtranspose_init_option():
+    torch.manual_seed(0)
+    model = VAE(NetConfig(convtranspose_init="pytorch0.4"))
+    last = model.decoder[-1][-1]
+    bound = 1.0 / (32 * 16) ** 0.5
+    assert last.weight.abs().max() <= bound and last.weight.abs().max() > 0.9 * bound
+    paper = VAE(NetConfig(fc_relus="paper"))
+    assert not any(isinstance(m, torch.nn.ReLU) for m in list(paper.decoder)[:3])
+    final = VAE(NetConfig())
+    assert sum(isinstance(m, torch.nn.ReLU) for m in list(final.decoder)[:4]) == 2
