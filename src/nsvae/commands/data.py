@@ -47,12 +47,19 @@ def _dataset_options(p: argparse.ArgumentParser) -> None:
         choices=("auto", "official", "generated"),
         help="dSprites family: which images (default auto: the official file if prepared, else generated)",
     )
-    p.add_argument("--crop", choices=("original", "center"), help="CelebA: the authors' crop or a centre crop")
+    p.add_argument(
+        "--crop",
+        choices=("original", "center", "full"),
+        help="image sets: CelebA 'original' (the authors' 64x78 resize and row crop, default) or 'center'; "
+        "chairs/folders 'center' (default) or 'full' (no crop)",
+    )
+    p.add_argument("--crop-size", type=int, metavar="PX", help="image sets: side of the centre crop in source pixels")
     p.add_argument("--channels", type=int, choices=(1, 3), help="image sets: 1 (grayscale) or 3 (RGB)")
+    p.add_argument("--workers", type=int, metavar="N", help="processes for generating or decoding images")
 
 
 def _options(args: argparse.Namespace) -> dict:
-    names = {"origin": "origin", "crop": "crop", "channels": "channels"}
+    names = {"origin": "origin", "crop": "crop", "crop_size": "crop_size", "channels": "channels", "workers": "workers"}
     out = {key: getattr(args, attr) for key, attr in names.items() if getattr(args, attr, None) is not None}
     if getattr(args, "skip_bad", False):
         out["skip_unreadable"] = True

@@ -528,6 +528,7 @@ def load(
     source: str | os.PathLike | None = None,
     origin: str = "auto",
     progress: bool = True,
+    workers: int | None = None,
     **options: Any,
 ) -> DSprites:
     """Open dSprites: the official images if prepared (``origin='auto'``), else the generated ones.
@@ -543,7 +544,7 @@ def load(
         return DSprites(root / OFFICIAL_KEY)
     if source is None and origin in ("auto", "generated") and _entry_ready(root / GENERATED_KEY, GENERATED_KEY):
         return DSprites(root / GENERATED_KEY)
-    return DSprites(prepare(cache_dir, source=source, progress=progress, origin=origin))
+    return DSprites(prepare(cache_dir, source=source, progress=progress, origin=origin, workers=workers))
 
 
 def status(cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
