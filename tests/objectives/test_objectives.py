@@ -153,3 +153,45 @@ def test_convtranspose_init_option():
     assert not any(isinstance(m, torch.nn.ReLU) for m in list(paper.decoder)[:3])
     final = VAE(NetConfig())
     assert sum(isinstance(m, torch.nn.ReLU) for m in list(final.decoder)[:4]) == 2
+
+
+def test_factor_vae_step_gradients_are_separated():
+    from nsvae.objectives.factor_vae import tc_estimate
+    from nsvae.objectives.losses import kl_total, permute_dims, reconstruction
+
+    model = small_model()
+    objective = objectives.build("factor_vae", model)
+    twin, twin_disc = copy.deepcopy(model), copy.deepcopy(objective.discriminator)
+    x, x2 = batch(), batch(seed=1)
+    objective.train_step(x, x2, torch.Generator().manual_seed(5))
+    # The VAE's gradients are those of recon + KL + γ·TC alone (nothing from the discriminator loss).
+    g = torch.Generator().manual_seed(5)
+    logits, mu, logvar, z = twin(x, g)
+    vae_loss = reconstruction(logits, x) + kl_total(kl_elementwise(mu, logvar)) + 6.4 * tc_estimate(twin_disc(z))
+    for p, expected in zip(
+        model.parameters(), torch.autograd.grad(vae_loss, list(twin.parameters()), retain_graph=True)
+    ):
+        torch.testing.assert_close(p.grad, expected, rtol=1e-5, atol=1e-6)
+    # The discriminator's gradients are those of its loss on z and the permuted second batch.
+    twin_opt = objectives.OptimConfig().adam(twin.parameters())
+    twin_opt.zero_grad()
+    vae_loss.backward()
+    twin_opt.step()
+    with torch.no_grad():
+        mu2, logvar2 = twin.encode(x2)
+        z_perm = permute_dims(twin.reparametrize(mu2, logvar2, g), g)
+    d_loss = discriminator_loss(twin_disc, z, z_perm)
+    for p, expected in zip(
+        objective.discriminator.parameters(), torch.autograd.grad(d_loss, list(twin_disc.parameters()))
+    ):
+        torch.testing.assert_close(p.grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fast_layout_gives_the_same_numbers():
+    model = small_model()
+    fast = copy.deepcopy(model).to_fast_layout()
+    x = batch()
+    torch.testing.assert_close(fast.encode(x), model.encode(x), rtol=1e-4, atol=1e-5)
+    z = torch.randn(3, 6)
+    torch.testing.assert_close(fast.decode(z), model.decode(z), rtol=1e-4, atol=1e-5)
+    assert fast.channels_last and not model.channels_last

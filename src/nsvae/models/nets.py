@@ -147,13 +147,27 @@ class VAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.z_dim = cfg.z_dim
+        self.channels_last = False
         self.encoder = build_encoder(cfg)
         self.decoder = build_decoder(cfg)
         if cfg.convtranspose_init == "pytorch0.4":
             pytorch04_convtranspose_init_(self.decoder)
 
+    def to_fast_layout(self) -> VAE:
+        """Use the channels-last memory format for conv nets (measured faster on CPU; benchmarks/RESULTS.md).
+
+        Inputs are converted in :meth:`encode`, so callers can pass ordinary NCHW batches.
+        Returns ``self``; the numbers are the same up to floating-point rounding.
+        """
+        if self.cfg.architecture != "mlp":
+            self.to(memory_format=torch.channels_last)
+            self.channels_last = True
+        return self
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)``, each ``(B, d)``."""
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         stats = self.encoder(x)
         return stats[:, : self.z_dim], stats[:, self.z_dim :]
 

@@ -41,12 +41,16 @@ def tc_estimate(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, 0] - logits[:, 1]).mean()
 
 
+def discriminator_loss_from_logits(logits_q: torch.Tensor, logits_perm: torch.Tensor) -> torch.Tensor:
+    """``½ [CE(logits_q, 0) + CE(logits_perm, 1)]``: class 0 = q(z), class 1 = permuted codes."""
+    zeros = torch.zeros(logits_q.shape[0], dtype=torch.long, device=logits_q.device)
+    ones = torch.ones(logits_perm.shape[0], dtype=torch.long, device=logits_perm.device)
+    return 0.5 * (F.cross_entropy(logits_q, zeros) + F.cross_entropy(logits_perm, ones))
+
+
 def discriminator_loss(disc: Discriminator, z: torch.Tensor, z_perm: torch.Tensor) -> torch.Tensor:
-    """``½ [CE(D(z), 0) + CE(D(z_perm), 1)]`` on detached codes: trains only the discriminator."""
-    z, z_perm = z.detach(), z_perm.detach()
-    zeros = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
-    ones = torch.ones(z_perm.shape[0], dtype=torch.long, device=z.device)
-    return 0.5 * (F.cross_entropy(disc(z), zeros) + F.cross_entropy(disc(z_perm), ones))
+    """The discriminator loss on detached codes: a loss for the discriminator only."""
+    return discriminator_loss_from_logits(disc(z.detach()), disc(z_perm.detach()))
 
 
 class FactorVAEObjective(Objective):
@@ -74,22 +78,26 @@ class FactorVAEObjective(Objective):
     def train_step(self, x, x2=None, generator=None):
         if x2 is None:
             raise ValueError("FactorVAE needs a second batch x2 for the permuted codes")
-        # VAE step. The discriminator is frozen for it: its weight gradients would be discarded anyway.
+        vae_params = list(self.model.parameters())
+        d_params = list(self.discriminator.parameters())
+        # VAE step. D(z) is computed once and serves both losses: the discriminator is not
+        # updated before its own step, so D(z) there is the same. ``inputs=`` restricts each
+        # backward to its own parameters: the VAE loss computes no discriminator weight
+        # gradients, and the discriminator loss sends no gradient into the VAE.
         _, _, _, z, recon, kl_el, kl = self.forward(x, generator)
-        self.discriminator.requires_grad_(False)
-        tc = tc_estimate(self.discriminator(z))
+        d_z = self.discriminator(z)
+        tc = tc_estimate(d_z)
         vae_loss = recon + kl + self.config.gamma * tc
         self.optimizer.zero_grad(set_to_none=True)
-        vae_loss.backward()
+        vae_loss.backward(inputs=vae_params, retain_graph=True)
         self.optimizer.step()
-        self.discriminator.requires_grad_(True)
-        # Discriminator step on z (detached) and permuted codes of a second batch from the updated VAE.
+        # Discriminator step: z from above, and permuted codes of a second batch from the updated VAE.
         with torch.no_grad():
             mu2, logvar2 = self.model.encode(x2)
             z_perm = permute_dims(self.model.reparametrize(mu2, logvar2, generator), generator)
-        d_loss = discriminator_loss(self.discriminator, z, z_perm)
+        d_loss = discriminator_loss_from_logits(d_z, self.discriminator(z_perm))
         self.d_optimizer.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_loss.backward(inputs=d_params)
         self.d_optimizer.step()
         self.iteration += 1
         logs = self.core_logs(recon, kl_el)
