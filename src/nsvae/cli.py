@@ -8,6 +8,7 @@ validation, unreadable files) print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:
+        # The reader went away (e.g. `nsvae data list | head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UserError, ValueError, OSError) as exc:
         print(f"nsvae {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
