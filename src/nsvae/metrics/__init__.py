@@ -1,0 +1,73 @@
+"""Disentanglement metrics: numpy and scikit-learn only, one interface.
+
+Every metric is ``metric(data, represent, rng, *, protocol="default", **overrides) -> dict``
+where ``data`` is a :class:`nsvae.data.GroundTruthData`, ``represent(obs) -> (n, d)``
+any function (an encoder's mean, the identity, a constant) and ``rng`` a
+``numpy.random.Generator``. Chen's MIG and the synergy score take
+``represent_posterior(obs) -> (mean, logvar)`` instead. Every result carries
+``protocol`` (the exact parameters used; :mod:`.protocols`). See docs/metrics.md.
+
+>>> from nsvae import metrics
+>>> sorted(metrics.METRICS)[:3]
+['active_units', 'beta_vae_score', 'chen_mig']
+"""
+
+from __future__ import annotations
+
+from .active_units import active_units
+from .beta_vae import beta_vae_score
+from .chen_mig import chen_mig, chen_mig_from_posteriors
+from .dci import completeness, dci, disentanglement
+from .evaluate import DEFAULT_METRICS, METRICS, evaluate
+from .factor_vae import factor_vae_score, majority_vote_accuracy
+from .mig import mig, mig_from_mi
+from .modularity import modularity, modularity_explicitness
+from .protocols import PROTOCOLS, resolve
+from .sap import sap, top_two_gap
+from .synergy import synergy, synergy_from_posteriors, synergy_proxy
+from .unsupervised import gaussian_total_correlation, gaussian_wasserstein_correlation, unsupervised
+from .utils import (
+    CodePool,
+    CodeTable,
+    MetricInputError,
+    discrete_mutual_info,
+    encode_table,
+    histogram_discretize,
+    make_pool,
+)
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "PROTOCOLS",
+    "CodePool",
+    "CodeTable",
+    "MetricInputError",
+    "active_units",
+    "beta_vae_score",
+    "chen_mig",
+    "chen_mig_from_posteriors",
+    "completeness",
+    "dci",
+    "discrete_mutual_info",
+    "disentanglement",
+    "encode_table",
+    "evaluate",
+    "factor_vae_score",
+    "gaussian_total_correlation",
+    "gaussian_wasserstein_correlation",
+    "histogram_discretize",
+    "majority_vote_accuracy",
+    "make_pool",
+    "mig",
+    "mig_from_mi",
+    "modularity",
+    "modularity_explicitness",
+    "resolve",
+    "sap",
+    "synergy",
+    "synergy_from_posteriors",
+    "synergy_proxy",
+    "top_two_gap",
+    "unsupervised",
+]

@@ -1,0 +1,210 @@
+"""Run several metrics on one representation with shared encodings: the library core of ``nsvae evaluate``.
+
+1. With a finite, noise-free dataset (dSprites) and a metric that needs many
+   encodings (β-VAE score: 1.9 million images under the default protocol;
+   FactorVAE score: 0.96 million; Chen's MIG: every image), every image is
+   encoded **once** into a :class:`~nsvae.metrics.utils.CodeTable` and the
+   metrics look codes up by image index (``table="auto"``). For a
+   deterministic representation this gives exactly the numbers the metrics
+   would get by encoding their own batches.
+2. One pool of ``10,000 + 5,000`` random points (factors and codes, and the
+   posterior when given) is shared by MIG, DCI, SAP, modularity/explicitness,
+   the unsupervised scores, active units, the FactorVAE score's global
+   variances and the synergy score. disentanglement_lib draws these points
+   separately for each metric (each with random seed 0); sharing them changes
+   which random points are used, not the protocol.
+3. Every metric gets its own random generator derived from ``seed`` and its
+   name, so a metric's result does not depend on which other metrics ran.
+
+The result is the content of ``eval.json``: every metric's dict (scores and
+its ``protocol``), the seed, the versions of numpy, scipy, scikit-learn and
+nsvae, and the seconds each step took.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .active_units import active_units
+from .beta_vae import beta_vae_score
+from .chen_mig import chen_mig
+from .dci import dci
+from .factor_vae import factor_vae_score
+from .mig import mig
+from .modularity import modularity_explicitness
+from .sap import sap
+from .synergy import synergy
+from .unsupervised import unsupervised
+from .utils import CodeTable, MetricInputError, Represent, RepresentPosterior, encode_table, jsonable, make_pool
+
+#: name -> (function, needs the posterior, uses the shared pool)
+METRICS: dict[str, tuple[Any, bool, bool]] = {
+    "beta_vae_score": (beta_vae_score, False, False),
+    "factor_vae_score": (factor_vae_score, False, True),
+    "mig": (mig, False, True),
+    "dci": (dci, False, True),
+    "sap": (sap, False, True),
+    "modularity_explicitness": (modularity_explicitness, False, True),
+    "unsupervised": (unsupervised, False, True),
+    "active_units": (active_units, False, True),
+    "chen_mig": (chen_mig, True, False),
+    "synergy": (synergy, True, True),
+}
+#: The metrics ``evaluate`` runs by default (all of them).
+DEFAULT_METRICS = tuple(METRICS)
+_TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig"}
+POOL_TRAIN, POOL_TEST = 10000, 5000
+
+
+def versions() -> dict[str, str]:
+    import scipy
+    import sklearn
+
+    from .. import __version__
+
+    return {
+        "nsvae": __version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def metric_rng(seed: int, name: str) -> np.random.Generator:
+    """The generator of one metric: a function of the seed and the metric's name only."""
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", leave=False)
+
+
+def evaluate(
+    data,
+    represent: Represent | None = None,
+    *,
+    represent_posterior: RepresentPosterior | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    protocol: str = "default",
+    overrides: dict[str, dict] | None = None,
+    seed: int = 0,
+    table: str | bool = "auto",
+    batch_size: int = 1024,
+    progress: bool = True,
+) -> dict:
+    """Score one representation with several metrics; returns the dict for ``eval.json``.
+
+    ``represent(obs) -> (n, d)`` is the code to score (an encoder's mean);
+    ``represent_posterior(obs) -> (mean, logvar)`` is needed by ``chen_mig``
+    and ``synergy`` and, when given alone, provides ``represent`` (the mean).
+    ``overrides`` maps a metric name to protocol parameters. ``table``:
+    ``"auto"`` (encode the whole dataset once when it is finite and
+    noise-free and a table-hungry metric runs), ``True`` or ``False``.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise MetricInputError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    if represent is None and represent_posterior is None:
+        raise MetricInputError("evaluate needs represent(obs) or represent_posterior(obs)")
+    need_post = [m for m in metrics if METRICS[m][1]]
+    if need_post and represent_posterior is None:
+        raise MetricInputError(
+            f"{', '.join(need_post)} need the encoder's Gaussian posterior: pass "
+            "represent_posterior(obs) -> (mean, logvar), or leave these metrics out"
+        )
+    mean_is_code = represent is None
+    if represent is None:
+
+        def represent(obs):
+            return np.asarray(represent_posterior(obs)[0])
+
+    overrides = dict(overrides or {})
+    timings: dict[str, float] = {}
+    finite = hasattr(data, "observations_at") and not getattr(data, "draws_noise", False)
+    use_table = table is True or (table == "auto" and finite and bool(_TABLE_METRICS & set(metrics)))
+    if use_table and not finite:
+        raise MetricInputError(f"{getattr(data, 'name', data)} cannot be tabulated (it draws per-sample noise)")
+    code_source: Any = represent
+    post_source: Any = represent_posterior
+    if use_table:
+        t0 = time.perf_counter()
+        bar = _progress(len(data), progress, "encoding")
+        try:
+            if represent_posterior is not None:
+                post_source = encode_table(
+                    data, represent_posterior=represent_posterior, batch_size=batch_size, progress=bar
+                )
+                mean_is_code = mean_is_code or _same_as_mean(represent, post_source)
+                if mean_is_code:
+                    code_source = post_source
+            if code_source is represent:
+                code_source = encode_table(data, represent=represent, batch_size=batch_size, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        timings["encode_table"] = time.perf_counter() - t0
+    elif represent_posterior is not None and not mean_is_code:
+        mean_is_code = _same_as_mean(represent, None, data, represent_posterior)
+    t0 = time.perf_counter()
+    pool_metrics = [m for m in metrics if METRICS[m][2]]
+    pool = post_pool = None
+    if any(METRICS[m][1] for m in pool_metrics):
+        post_pool = make_pool(
+            data,
+            post_source,
+            metric_rng(seed, "pool"),
+            POOL_TRAIN,
+            POOL_TEST,
+            represent_posterior=None if isinstance(post_source, CodeTable) else post_source,
+        )
+        if mean_is_code:
+            pool = post_pool
+    if pool is None and any(not METRICS[m][1] for m in pool_metrics):
+        pool = make_pool(data, code_source, metric_rng(seed, "pool"), POOL_TRAIN, POOL_TEST)
+    timings["pool"] = time.perf_counter() - t0
+    results: dict[str, Any] = {}
+    for name in metrics:
+        fn, needs_post, uses_pool = METRICS[name]
+        t0 = time.perf_counter()
+        kwargs: dict[str, Any] = dict(overrides.get(name, {}))
+        if uses_pool:
+            kwargs["pool"] = post_pool if needs_post else pool
+        source = post_source if needs_post else code_source
+        results[name] = fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
+        timings[name] = time.perf_counter() - t0
+    return jsonable(
+        {
+            "seed": int(seed),
+            "protocol": protocol,
+            "dataset": data.describe() if hasattr(data, "describe") else str(data),
+            "versions": versions(),
+            "encoding": {"table": bool(use_table), "pool": [POOL_TRAIN, POOL_TEST] if pool_metrics else None},
+            "metrics": results,
+            "seconds": timings,
+        }
+    )
+
+
+def _same_as_mean(represent, tab: CodeTable | None, data=None, represent_posterior=None, probe: int = 64) -> bool:
+    """Whether ``represent`` returns the posterior mean (checked on a few images), so one encoding serves both."""
+    data = tab.data if tab is not None else data
+    if not hasattr(data, "observations_at"):
+        return False
+    idx = np.arange(min(probe, len(data)))
+    obs = data.observations_at(idx) if not getattr(data, "draws_noise", False) else None
+    if obs is None:
+        return False
+    mean = tab.codes[idx] if tab is not None else np.asarray(represent_posterior(obs)[0], dtype=np.float64)
+    codes = np.asarray(represent(obs), dtype=np.float64)
+    return codes.shape == mean.shape and bool(np.allclose(codes, mean, rtol=1e-6, atol=1e-7))

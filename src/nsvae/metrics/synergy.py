@@ -1,0 +1,238 @@
+"""Synergy of a representation about each ground-truth factor (the project's own metric).
+
+For a factor v_k and the latents z = (z_1..z_d) of the encoder's posterior:
+
+- S_max(z; v_k) = I(z; v_k) - I_max, with I_max = sum_v p(v) max_j I(z_j; v_k = v)
+  (Williams & Beer 2010; the synergy measure of the Non-Syn VAE);
+- WMS(z; v_k) = I(z; v_k) - sum_j I(z_j; v_k) (negative under redundancy);
+
+both divided by H(v_k), so 1 means "everything the code knows about v_k is
+only in combinations of latents" and 0 "no synergy".
+
+**Single-latent terms** I(z_j; v_k) and the specific information
+I(z_j; v_k = v) come from :mod:`nsvae.info` on the joint table of the
+20-bin histogram of the posterior mean z_j and v_k (``num_train`` random
+points), exactly as for the discrete MIG.
+
+**Joint term** I(z; v_k) cannot be tabulated (20^d cells). It is estimated
+with the posterior-mixture classifier: for ``num_samples`` points draw
+z_i ~ q(z|x_i); with the Gaussian posteriors of the *other* reference points
+(leave-one-out) q(v | z_i) is estimated as
+p^(v | z_i) = sum_{m != i, v_m = v} q(z_i|x_m) / sum_{m != i} q(z_i|x_m),
+mixed with the prior, p~ = (1 - 1e-3) p^ + 1e-3 p(v), so that it is never 0.
+Then I^ = H(v_k) - mean_i [-log p~(v_k(x_i) | z_i)]. Because any q(v|z)
+gives a cross-entropy >= H(v|z), I^ is a lower bound of I(z; v_k) in
+expectation (the reference posteriors are independent of the scored point),
+and it is consistent as the reference set grows. So S_max and WMS here are
+conservative: sampling noise aside, they do not report synergy that is not
+there. H(v_k) and p(v) are the plug-in values of the same points.
+
+**Training-time proxy**: the Non-Syn VAE's penalty on held-out points: the
+mean KL(q(z_j|x) || N(0, 1)) per latent over the pool, the exact greedy scan
+of ``nsvae.objectives.selection.greedy_select`` with ``omega``, and the KL of
+the worst set (nats).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import info
+from .protocols import resolve
+from .utils import (
+    CodePool,
+    CodeTable,
+    MetricInputError,
+    check_ground_truth,
+    check_posterior,
+    check_score,
+    contingency,
+    discrete_entropy,
+    histogram_discretize,
+    make_pool,
+)
+
+REFERENCE = (
+    "S_max: Williams & Beer 2010 (arXiv:1004.2515); WMS: Griffith & Koch 2014; "
+    "Non-Syn VAE: Barrientos & Sootla 2018; estimators: docs/metrics.md"
+)
+_PRIOR_MIX = 1e-3
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def single_latent_terms(codes_binned: np.ndarray, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(I(z_j; v) per j, specific information I(z_j; v = .) (d, |V|), p(v))`` in nats via nsvae.info."""
+    d = codes_binned.shape[1]
+    mis, specs = np.empty(d), []
+    p_v = None
+    for j in range(d):
+        table = contingency(codes_binned[:, j], factor)
+        mis[j] = info.mutual_information(table, base="e")
+        specs.append(info.specific_information(table, 0, base="e"))
+        p_v = table.sum(axis=0)
+    return mis, np.array(specs), p_v
+
+
+def joint_information_lower_bound(
+    z: np.ndarray, mean: np.ndarray, logvar: np.ndarray, factors: np.ndarray, chunk: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(I^(z; v_k) per factor, H(v_k) per factor)`` in nats, by the leave-one-out posterior-mixture classifier.
+
+    ``z`` (n, d) are samples of the posteriors ``(mean, logvar)`` (n, d) of the
+    same n points, whose classes are ``factors`` (n, K). Row i is scored
+    against the mixture of the other n - 1 posteriors.
+    """
+    n, d = mean.shape
+    a = np.exp(-logvar)  # 1 / sigma^2
+    ma = mean * a
+    const = -0.5 * (mean * ma).sum(axis=1) - 0.5 * logvar.sum(axis=1)  # per reference m
+    k = factors.shape[1]
+    onehots, priors, h_v = [], [], np.empty(k)
+    for i in range(k):
+        values, inv = np.unique(factors[:, i], return_inverse=True)
+        oh = np.zeros((n, len(values)))
+        oh[np.arange(n), inv] = 1.0
+        onehots.append((oh, inv.reshape(-1)))
+        pv = oh.mean(axis=0)
+        priors.append(pv)
+        h_v[i] = float(-(pv * np.log(pv)).sum())
+    ce = np.zeros(k)
+    for start in range(0, n, chunk):
+        zi = z[start : start + chunk]
+        # log q(z_i | x_m) + const: -0.5 sum_j (z_ij - mu_mj)^2 / s_mj^2 - 0.5 sum_j logvar_mj
+        logk = -0.5 * (zi * zi) @ a.T + zi @ ma.T + const[None, :]
+        rows = np.arange(len(zi))
+        logk[rows, start + rows] = -np.inf  # leave one out
+        logk -= logk.max(axis=1, keepdims=True)
+        w = np.exp(logk)
+        total = w.sum(axis=1)
+        for i in range(k):
+            oh, inv = onehots[i]
+            own = (w @ oh)[rows, inv[start : start + chunk]] / total
+            p = (1.0 - _PRIOR_MIX) * own + _PRIOR_MIX * priors[i][inv[start : start + chunk]]
+            ce[i] -= np.log(p).sum()
+    ce /= n
+    return np.maximum(h_v - ce, 0.0), h_v
+
+
+def _greedy_select():
+    """``nsvae.objectives.selection.greedy_select`` without importing torch (the objectives package does)."""
+    mod = sys.modules.get("nsvae.objectives.selection")
+    if mod is None:
+        path = Path(__file__).resolve().parents[1] / "objectives" / "selection.py"
+        spec = importlib.util.spec_from_file_location("nsvae_metrics_selection", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    return mod.greedy_select
+
+
+def synergy_proxy(mean: np.ndarray, logvar: np.ndarray, omega: float) -> dict:
+    """The Non-Syn VAE penalty on given posteriors: KL of the greedy worst set (nats, mean over points)."""
+    kl = 0.5 * (mean**2 + np.exp(logvar) - logvar - 1.0).mean(axis=0)
+    best, worst = _greedy_select()(kl.tolist(), omega)
+    return {
+        "kl_per_dim": kl.tolist(),
+        "best": best,
+        "worst": worst,
+        "kl_worst": float(kl[worst].sum()) if worst else 0.0,
+        "kl_total": float(kl.sum()),
+        "omega": omega,
+    }
+
+
+def synergy_from_posteriors(
+    factors: np.ndarray,
+    mean: np.ndarray,
+    logvar: np.ndarray,
+    rng: np.random.Generator,
+    num_bins: int = 20,
+    num_samples: int | None = None,
+    names=None,
+) -> dict:
+    """The synergy core on explicit posteriors of random points and their factor classes."""
+    mu, lv = check_posterior(mean, logvar, len(factors))
+    factors = np.asarray(factors)
+    if mu.shape[1] < 2:
+        raise MetricInputError("synergy among latents needs at least 2 latent dimensions")
+    names = list(names) if names is not None else [f"factor_{i}" for i in range(factors.shape[1])]
+    binned = histogram_discretize(mu, num_bins)
+    m = len(mu) if num_samples is None else min(num_samples, len(mu))
+    z = mu[:m] + np.exp(0.5 * lv[:m]) * rng.standard_normal((m, mu.shape[1]))
+    joint, h_joint = joint_information_lower_bound(z, mu[:m], lv[:m], factors[:m])
+    h_plugin = discrete_entropy(factors)
+    per_factor, s_vals, w_vals = {}, [], []
+    for i, name in enumerate(names):
+        mis, specs, p_v = single_latent_terms(binned, factors[:, i])
+        i_max = float(np.sum(p_v * np.nan_to_num(specs, nan=0.0).max(axis=0)))
+        h = float(h_plugin[i])
+        if h <= 0:
+            per_factor[name] = {"skipped": "the factor takes one value in the sample"}
+            continue
+        s = max(0.0, float(joint[i]) - i_max) / h
+        w = (float(joint[i]) - float(mis.sum())) / h
+        per_factor[name] = {
+            "s_max": s,
+            "wms": w,
+            "i_joint": float(joint[i]),
+            "i_max": i_max,
+            "sum_single": float(mis.sum()),
+            "max_single": float(mis.max()),
+            "entropy": h,
+        }
+        s_vals.append(s)
+        w_vals.append(w)
+    if not s_vals:
+        raise MetricInputError("synergy: every factor takes a single value in the sample")
+    return {"s_max": float(np.mean(s_vals)), "wms": float(np.mean(w_vals)), "per_factor": per_factor}
+
+
+def synergy(
+    data,
+    represent_posterior,
+    rng: np.random.Generator,
+    *,
+    protocol="default",
+    pool: CodePool | None = None,
+    **overrides,
+) -> dict:
+    """Normalised S_max and WMS of the latents about each factor, and the greedy-worst-set KL proxy.
+
+    ``represent_posterior(obs) -> (mean, logvar)`` or a posterior
+    :class:`CodeTable`; ``pool`` (with ``logvar``) supplies the points.
+    Returns ``score`` (mean normalised S_max), ``s_max``, ``wms``,
+    ``per_factor`` and ``proxy``.
+    """
+    check_ground_truth(data, "synergy")
+    p = resolve("synergy", protocol, overrides)
+    need = max(p["num_train"], p["num_samples"])
+    if pool is None or pool.logvar is None:
+        if isinstance(represent_posterior, CodeTable):
+            pool = make_pool(data, represent_posterior, rng, need)
+        else:
+            pool = make_pool(data, None, rng, need, represent_posterior=represent_posterior)
+    if pool.logvar is None:
+        raise MetricInputError("synergy needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
+    if pool.num_train < need:
+        raise MetricInputError(f"synergy needs {need} pool points, the pool has {pool.num_train}")
+    if p["num_reference"] != p["num_samples"]:
+        raise MetricInputError("synergy: num_reference must equal num_samples (leave-one-out on one set)")
+    factors, mean = pool.factors[: p["num_train"]], pool.codes[: p["num_train"]]
+    logvar = pool.logvar[: p["num_train"]]
+    core = synergy_from_posteriors(factors, mean, logvar, rng, p["num_bins"], p["num_samples"], data.factor_names)
+    result = {
+        "metric": "synergy",
+        "score": core["s_max"],
+        "s_max": core["s_max"],
+        "wms": core["wms"],
+        "per_factor": core["per_factor"],
+        "proxy": synergy_proxy(mean, logvar, p["omega"]),
+        "units": "fractions of H(v_k); raw terms in nats",
+        "reference": REFERENCE,
+        "protocol": p,
+    }
+    return check_score(result, "synergy")

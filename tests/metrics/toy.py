@@ -1,0 +1,92 @@
+"""A tiny ground-truth dataset for metric tests: the observation *is* the factor vector."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nsvae.data.base import GroundTruthData, ImageData
+
+
+class ToyData(GroundTruthData):
+    """Observations are the factor classes as a float32 ``(n, 1, 1, K)`` image."""
+
+    name = "toy"
+
+    def __init__(self, sizes=(2, 3, 4, 5), names=None):
+        self._sizes = tuple(int(s) for s in sizes)
+        self._names = tuple(names) if names else tuple(f"f{i}" for i in range(len(self._sizes)))
+
+    @property
+    def all_factor_names(self):
+        return self._names
+
+    @property
+    def all_factor_sizes(self):
+        return self._sizes
+
+    @property
+    def observation_shape(self):
+        return (1, 1, len(self._sizes))
+
+    def observations_at(self, indices, rng=None):
+        return self.factors_of(indices).astype(np.float32).reshape(-1, 1, 1, len(self._sizes))
+
+
+class NoFactors(ImageData):
+    name = "pictures"
+
+    @property
+    def observation_shape(self):
+        return (1, 2, 2)
+
+    def __len__(self):
+        return 10
+
+    def observations_at(self, indices, rng=None):
+        return np.zeros((len(np.atleast_1d(indices)), 1, 2, 2), np.float32)
+
+
+def flat(obs):
+    return np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
+
+
+def identity(obs):
+    return flat(obs)
+
+
+def constant(obs):
+    return np.ones((len(obs), 4))
+
+
+def duplicated(obs):
+    z = flat(obs)
+    return np.concatenate([z, z], axis=1)
+
+
+def column_permuted(obs):
+    return flat(obs)[:, [2, 0, 3, 1]]
+
+
+def row_shuffled(obs):
+    """A broken encoder: codes of the batch returned in a random row order."""
+    z = flat(obs)
+    return z[np.random.default_rng(int(z.sum() * 7919) % 2**32).permutation(len(z))]
+
+
+def posterior_identity(sigma=0.05):
+    def represent_posterior(obs):
+        z = flat(obs)
+        return z, np.full(z.shape, 2 * np.log(sigma))
+
+    return represent_posterior
+
+
+def posterior_xor(sigma=0.05):
+    """Factors (a, b, c): latents (a, a XOR b, c): the code knows b only through two latents together."""
+
+    def represent_posterior(obs):
+        f = flat(obs).astype(np.int64)
+        z = np.stack([f[:, 0], f[:, 0] ^ f[:, 1], f[:, 2]], axis=1).astype(np.float64)
+        return z, np.full(z.shape, 2 * np.log(sigma))
+
+    return represent_posterior
