@@ -94,21 +94,26 @@ def _fit_one(x_train, y, x_test, y_test, model: str, seed: int):
 
     if np.unique(y).size < 2:  # a factor with one class in the sample: nothing to predict
         return np.zeros(x_train.shape[1]), 1.0, float(np.mean(y_test == y[0]))
-    if model == "gbt":
-        clf = GradientBoostingClassifier(random_state=seed).fit(x_train, y)
-        imp = np.abs(clf.feature_importances_)
-    elif model == "hist_gbt":
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits
 
-        clf = HistGradientBoostingClassifier(
-            max_iter=100, learning_rate=0.1, max_depth=3, max_leaf_nodes=None, early_stopping=False, random_state=seed
-        )
-        with threadpool_limits(1):  # OpenMP threads on a shared machine cost far more than they give here
-            clf.fit(x_train, y)
-        imp = _hist_gbt_importance(clf, x_train.shape[1])
-    else:
-        raise MetricInputError(f"unknown DCI model {model!r}; choose gbt (the protocol) or hist_gbt (fast option)")
-    return imp, float(np.mean(clf.predict(x_train) == y)), float(np.mean(clf.predict(x_test) == y_test))
+    # OpenMP threads (histogram GBT's fit and predict) on a shared machine cost far more than they give here
+    with threadpool_limits(1):
+        if model == "gbt":
+            clf = GradientBoostingClassifier(random_state=seed).fit(x_train, y)
+            imp = np.abs(clf.feature_importances_)
+        elif model == "hist_gbt":
+            clf = HistGradientBoostingClassifier(
+                max_iter=100,
+                learning_rate=0.1,
+                max_depth=3,
+                max_leaf_nodes=None,
+                early_stopping=False,
+                random_state=seed,
+            ).fit(x_train, y)
+            imp = _hist_gbt_importance(clf, x_train.shape[1])
+        else:
+            raise MetricInputError(f"unknown DCI model {model!r}; choose gbt (the protocol) or hist_gbt (fast option)")
+        return imp, float(np.mean(clf.predict(x_train) == y)), float(np.mean(clf.predict(x_test) == y_test))
 
 
 def importance_matrix(x_train, y_train, x_test, y_test, model: str = "gbt", seed: int = 0, n_jobs: int = 1):

@@ -102,6 +102,7 @@ def evaluate(
     table: str | bool = "auto",
     batch_size: int = 1024,
     progress: bool = True,
+    n_jobs: int = 1,
 ) -> dict:
     """Score one representation with several metrics; returns the dict for ``eval.json``.
 
@@ -111,6 +112,7 @@ def evaluate(
     ``overrides`` maps a metric name to protocol parameters. ``table``:
     ``"auto"`` (encode the whole dataset once when it is finite and
     noise-free and a table-hungry metric runs), ``True`` or ``False``.
+    ``n_jobs`` fits DCI's per-factor classifiers in parallel (same numbers).
     """
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
@@ -180,6 +182,8 @@ def evaluate(
         kwargs: dict[str, Any] = dict(overrides.get(name, {}))
         if uses_pool:
             kwargs["pool"] = post_pool if needs_post else pool
+        if name == "dci":
+            kwargs.setdefault("n_jobs", n_jobs)
         source = post_source if needs_post else code_source
         results[name] = fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
         timings[name] = time.perf_counter() - t0
