@@ -37,14 +37,12 @@ the worst set (nats).
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from .. import info
+from ..objectives.selection import greedy_select  # numpy only: keeps the metrics torch-free
 from .protocols import resolve
 from .utils import (
     CodePool,
@@ -140,21 +138,10 @@ def joint_information_lower_bound(
     return np.maximum(h_v - ce[best, np.arange(k)], 0.0), h_v, bw[best]
 
 
-def _greedy_select():
-    """``nsvae.objectives.selection.greedy_select`` without importing torch (the objectives package does)."""
-    mod = sys.modules.get("nsvae.objectives.selection")
-    if mod is None:
-        path = Path(__file__).resolve().parents[1] / "objectives" / "selection.py"
-        spec = importlib.util.spec_from_file_location("nsvae_metrics_selection", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    return mod.greedy_select
-
-
 def synergy_proxy(mean: np.ndarray, logvar: np.ndarray, omega: float) -> dict:
     """The Non-Syn VAE penalty on given posteriors: KL of the greedy worst set (nats, mean over points)."""
     kl = 0.5 * (mean**2 + np.exp(logvar) - logvar - 1.0).mean(axis=0)
-    best, worst = _greedy_select()(kl.tolist(), omega)
+    best, worst = greedy_select(kl.tolist(), omega)
     return {
         "kl_per_dim": kl.tolist(),
         "best": best,
