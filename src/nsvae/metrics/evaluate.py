@@ -7,8 +7,9 @@
    metrics look codes up by image index (``table="auto"``). For a
    deterministic representation this gives exactly the numbers the metrics
    would get by encoding their own batches.
-2. One pool of ``10,000 + 5,000`` random points (factors and codes, and the
-   posterior when given) is shared by MIG, DCI, SAP, modularity/explicitness,
+2. One pool of random points (factors and codes, and the posterior when
+   given) as large as the chosen metrics' protocols ask for (``10,000 +
+   5,000`` under the default protocol) is shared by MIG, DCI, SAP, modularity/explicitness,
    the unsupervised scores, active units, the FactorVAE score's global
    variances and the synergy score. disentanglement_lib draws these points
    separately for each metric (each with random seed 0); sharing them changes
@@ -59,7 +60,18 @@ METRICS: dict[str, tuple[Any, bool, bool]] = {
 #: The metrics ``evaluate`` runs by default (all of them).
 DEFAULT_METRICS = tuple(METRICS)
 _TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig"}
-POOL_TRAIN, POOL_TEST = 10000, 5000
+def pool_sizes(metrics: Sequence[str], protocol: str, overrides: dict[str, dict]) -> tuple[int, int]:
+    """The train/test points the shared pool needs: the largest any chosen pool metric asks for."""
+    from .protocols import resolve
+
+    train = test = 0
+    for name in metrics:
+        if not METRICS[name][2]:
+            continue
+        p = resolve(name, protocol, overrides.get(name))
+        train = max(train, int(p.get("num_train", 0)), int(p.get("num_variance_estimate", 0)))
+        test = max(test, int(p.get("num_test", 0)))
+    return train, test
 
 
 def versions() -> dict[str, str]:
@@ -160,20 +172,21 @@ def evaluate(
         mean_is_code = _same_as_mean(represent, None, data, represent_posterior)
     t0 = time.perf_counter()
     pool_metrics = [m for m in metrics if METRICS[m][2]]
+    pool_train, pool_test = pool_sizes(metrics, protocol, overrides)
     pool = post_pool = None
     if any(METRICS[m][1] for m in pool_metrics):
         post_pool = make_pool(
             data,
             post_source,
             metric_rng(seed, "pool"),
-            POOL_TRAIN,
-            POOL_TEST,
+            pool_train,
+            pool_test,
             represent_posterior=None if isinstance(post_source, CodeTable) else post_source,
         )
         if mean_is_code:
             pool = post_pool
     if pool is None and any(not METRICS[m][1] for m in pool_metrics):
-        pool = make_pool(data, code_source, metric_rng(seed, "pool"), POOL_TRAIN, POOL_TEST)
+        pool = make_pool(data, code_source, metric_rng(seed, "pool"), pool_train, pool_test)
     timings["pool"] = time.perf_counter() - t0
     results: dict[str, Any] = {}
     for name in metrics:
@@ -193,7 +206,7 @@ def evaluate(
             "protocol": protocol,
             "dataset": data.describe() if hasattr(data, "describe") else str(data),
             "versions": versions(),
-            "encoding": {"table": bool(use_table), "pool": [POOL_TRAIN, POOL_TEST] if pool_metrics else None},
+            "encoding": {"table": bool(use_table), "pool": [pool_train, pool_test] if pool_metrics else None},
             "metrics": results,
             "seconds": timings,
         }
