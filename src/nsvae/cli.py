@@ -14,9 +14,10 @@ import sys
 from . import __version__
 from .commands import data as data_command
 from .commands import info as info_command
+from .commands import train as train_command
 from .errors import EXIT_USER_ERROR, UserError
 
-SUBCOMMANDS = (info_command, data_command)
+SUBCOMMANDS = (info_command, data_command, train_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

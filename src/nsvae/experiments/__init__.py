@@ -1,0 +1,90 @@
+"""Run configurations (typed dataclasses <-> TOML) and the named presets.
+
+The presets are TOML files shipped inside the package
+(``nsvae/experiments/presets/``, so they work from any directory and in a
+plain install); ``configs/`` in the repository holds the same files for
+reading and copying (a test keeps the two identical).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .config import (
+    Config,
+    DataConfig,
+    LogConfig,
+    RunConfig,
+    apply_overrides,
+    dumps,
+    from_dict,
+    load,
+    loads,
+    parse_override,
+    to_dict,
+)
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "LogConfig",
+    "RunConfig",
+    "apply_overrides",
+    "dumps",
+    "from_dict",
+    "load",
+    "load_config",
+    "loads",
+    "parse_override",
+    "preset_names",
+    "preset_text",
+    "to_dict",
+]
+
+
+def _presets_dir():
+    return resources.files(__package__).joinpath("presets")
+
+
+def preset_names() -> list[str]:
+    """The names of the shipped presets, sorted."""
+    return sorted(p.name[: -len(".toml")] for p in _presets_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of preset ``name``."""
+    item = _presets_dir().joinpath(f"{name}.toml")
+    if not item.is_file():
+        names = preset_names()
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; presets: {', '.join(names)}"
+        raise UserError(f"no config file or preset named {name!r}{hint}")
+    return item.read_text(encoding="utf-8")
+
+
+def load_config(source: Config | str | os.PathLike | dict[str, Any]) -> Config:
+    """A :class:`Config` from a Config, a mapping, a ``.toml`` path or a preset name.
+
+    A preset's ``run.name`` defaults to the preset's name, a file's to its stem.
+    """
+    if isinstance(source, Config):
+        return source
+    if isinstance(source, dict):
+        return from_dict(source)
+    path = Path(source)
+    if path.is_file():
+        config = load(path)
+        default_name = path.stem
+    elif str(source).endswith(".toml") or os.sep in str(source):
+        raise UserError(f"config file {source} does not exist")
+    else:
+        config = loads(preset_text(str(source)), where=f"preset {source}")
+        default_name = str(source)
+    if config.run.name == RunConfig.name:
+        config = apply_overrides(config, {"run.name": default_name})
+    return config

@@ -1,0 +1,80 @@
+"""Reading and writing the small TOML subset configs use: tables of scalars.
+
+Reading goes through :mod:`tomllib` (Python 3.11+) or its backport ``tomli``.
+Writing is a few lines here: a config is a mapping of top-level scalars and
+one level of tables whose values are strings, integers, floats or booleans,
+written in a fixed, canonical form (so that writing what was read gives the
+same text).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = ["TOMLDecodeError", "dumps", "format_value", "loads", "parse_scalar"]
+
+TOMLDecodeError = tomllib.TOMLDecodeError
+
+
+def loads(text: str) -> dict[str, Any]:
+    """Parse TOML text (raises :class:`TOMLDecodeError` with a line and column)."""
+    return tomllib.loads(text)
+
+
+def format_value(value: Any) -> str:
+    """One scalar as TOML: ``"text"``, ``12``, ``0.0001``, ``inf``, ``true``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)  # shortest round-tripping form; always has '.', 'e' or is inf/nan
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML basic-string escapes
+    raise TypeError(f"cannot write {type(value).__name__} values to a config file: {value!r}")
+
+
+def _key(name: str) -> str:
+    if name and all(c.isalnum() or c in "_-" for c in name) and name.isascii():
+        return name
+    return json.dumps(name, ensure_ascii=False)
+
+
+def dumps(document: Mapping[str, Any], header: str = "") -> str:
+    """Write top-level scalars, then one ``[table]`` per mapping value. ``None`` values are left out."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    scalars = [(k, v) for k, v in document.items() if not isinstance(v, Mapping) and v is not None]
+    tables = [(k, v) for k, v in document.items() if isinstance(v, Mapping)]
+    if lines and scalars:
+        lines.append("")
+    lines += [f"{_key(k)} = {format_value(v)}" for k, v in scalars]
+    for name, table in tables:
+        if lines:
+            lines.append("")
+        lines.append(f"[{_key(name)}]")
+        for k, v in table.items():
+            if isinstance(v, Mapping):
+                raise TypeError(f"nested tables are not supported in config files ({name}.{k})")
+            if v is not None:
+                lines.append(f"{_key(k)} = {format_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_scalar(text: str) -> Any:
+    """A ``--set`` value: a TOML scalar (``5``, ``1e-4``, ``true``, ``"x"``), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

@@ -1,0 +1,507 @@
+"""The training loop, top to bottom: seeds -> data -> model -> objective -> loop.
+
+:func:`start` makes a new run directory and trains; :func:`resume` continues
+a run from its latest checkpoint. Both end in :func:`fit`, the loop. Each
+method's own update (FactorVAE's discriminator, the Non-Syn VAE's synergy
+step) lives in its objective's ``train_step``; the loop only feeds batches.
+
+Randomness (every source seeded from the config):
+
+- ``run.seed``: ``torch.manual_seed`` for the initial weights (model and
+  discriminator), then a ``torch.Generator`` (seed derived from it) for all
+  the noise of training: the reparametrisation and FactorVAE's permutations;
+- ``data.seed`` (default: ``run.seed``): the order of the batches; the second
+  batch stream (FactorVAE, Non-Syn ``second_batch``) gets a seed derived from it.
+
+A checkpoint holds the model, the objective's state (optimisers, the
+discriminator, selection counts), both batch streams' positions, the noise
+generator and torch's global generator, so a resumed run computes exactly
+the numbers an uninterrupted one would (on the same machine and software).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import UserError
+from ..experiments import apply_overrides, load_config
+from ..experiments.config import Config, to_dict
+from .run import CHECKPOINT_FORMAT, Run
+
+__all__ = ["TrainingDiverged", "fit", "resolve_device", "resume", "start"]
+
+Callback = Callable[[int, dict[str, Any]], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run is marked failed and keeps its last good checkpoint."""
+
+
+def derive_seed(seed: int, *stream: int) -> int:
+    """An independent 63-bit seed for a named random stream of ``seed``."""
+    state = np.random.SeedSequence([int(seed) & (2**63 - 1), *stream]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+NOISE_STREAM = 1  # derive_seed(run.seed, 1): reparametrisation and permutation noise
+GLOBAL_STREAM = 2  # derive_seed(run.seed, 2): torch's global generator during training (unused by the methods)
+SECOND_BATCH_STREAM = 1  # derive_seed(data.seed, 1): the second batch stream
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> CUDA if available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given (checked)."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device {spec!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+@contextlib.contextmanager
+def torch_settings(deterministic: bool, threads: int):
+    """Deterministic algorithms and the thread count for the duration of training (restored after)."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.get_num_threads(),
+    )
+    try:
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        if threads:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+        torch.set_num_threads(saved[3])
+
+
+class StopSignals:
+    """SIGINT / SIGTERM set :attr:`signum`; the loop finishes its step, checkpoints and stops.
+
+    A second Ctrl-C raises ``KeyboardInterrupt`` at once. Handlers are only
+    installed in the main thread and are restored on exit.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def load_data(config: Config, progress: bool):
+    """The training images, checked against the model's input."""
+    from .. import data
+
+    cfg = config.data
+    dataset = data.load(cfg.dataset, source=cfg.source, progress=progress, **cfg.load_options())
+    c, h, w = dataset.observation_shape
+    if (h, w) != (64, 64):
+        raise UserError(f"the networks take 64x64 images; {cfg.dataset} has {h}x{w}")
+    if c != config.model.channels:
+        raise UserError(f"{cfg.dataset} images have {c} channel(s) but model.channels = {config.model.channels}")
+    return dataset
+
+
+def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{config.run.name}-{stamp}"
+        n = 2
+        while path.exists():
+            path = Path("runs") / f"{config.run.name}-{stamp}-{n}"
+            n += 1
+    else:
+        path = Path(out)
+    run = Run(path)
+    if run.exists():
+        raise UserError(f"{path} already holds a run; continue it with `nsvae train --resume {path}` or choose another")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} exists and is not a directory")
+    return run
+
+
+def start(
+    config: Config | str | os.PathLike | dict,
+    out: str | os.PathLike | None = None,
+    *,
+    progress: bool | None = None,
+    callback: Callback | None = None,
+) -> Run:
+    """Train a new run of ``config`` (a Config, a TOML path or a preset name) in directory ``out``.
+
+    ``out`` defaults to ``runs/<run.name>-<date>-<time>``. Returns the :class:`Run`
+    (its ``state`` says finished, or interrupted by a signal); raises
+    :class:`TrainingDiverged` on a NaN/Inf loss.
+    """
+    config = load_config(config)
+    run = new_run_path(config, out)
+    with run.lock():
+        show = _show_progress(config, progress)
+        dataset = load_data(config, show)
+        config = dataclasses.replace(
+            config,
+            data=dataclasses.replace(config.data, seed=config.data_seed),
+            common=dataclasses.replace(config.common, dataset_size=len(dataset)),
+        )
+        run.write_config(config)
+        run.set_status("running", step=0, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        return fit(run, config, dataset, state=None, progress=show, callback=callback)
+
+
+def resume(
+    path: str | os.PathLike | Run,
+    steps: int | None = None,
+    *,
+    device: str | None = None,
+    progress: bool | None = None,
+    callback: Callback | None = None,
+) -> Run:
+    """Continue the run at ``path`` from its latest checkpoint, to ``steps`` (default: the config's)."""
+    run = path if isinstance(path, Run) else Run(path)
+    if not run.exists():
+        raise UserError(f"{run.path} is not a run directory (it has no config.toml)")
+    with run.lock():
+        config = run.config
+        changes: dict[str, Any] = {}
+        if steps is not None:
+            changes["run.steps"] = steps
+        if device is not None:
+            changes["run.device"] = device
+        if changes:
+            config = apply_overrides(config, changes)
+        checkpoints = run.checkpoints()
+        if not checkpoints:
+            raise UserError(f"run {run.path} has no checkpoint to resume from; start it again")
+        done = checkpoints[-1][0]
+        if config.run.steps < done:
+            raise UserError(f"run {run.path} is already at step {done}; --steps must be at least that")
+        if config.run.steps == done and run.state == "finished":
+            raise UserError(f"run {run.path} finished at step {done}; pass --steps N (N > {done}) to train it further")
+        state = run.read_checkpoint()
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise UserError(f"checkpoint format {state.get('format')} of {run.path} is not {CHECKPOINT_FORMAT}")
+        show = _show_progress(config, progress)
+        dataset = load_data(config, show)
+        if len(dataset) != config.common.dataset_size:
+            raise UserError(
+                f"{config.data.dataset} now has {len(dataset)} images, the run was trained on "
+                f"{config.common.dataset_size}; it cannot be resumed exactly"
+            )
+        if changes:
+            run.write_config(config)
+        run.truncate_log(done)
+        run.set_status("running", step=done)
+        return fit(run, config, dataset, state=state, progress=show, callback=callback)
+
+
+def _show_progress(config: Config, progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    return config.log.progress and sys.stderr.isatty()
+
+
+def fit(
+    run: Run,
+    config: Config,
+    dataset,
+    state: dict[str, Any] | None,
+    progress: bool = False,
+    callback: Callback | None = None,
+) -> Run:
+    """The loop: train ``config`` in ``run`` from ``state`` (a checkpoint) or from scratch."""
+    from ..data.loader import BatchLoader
+    from ..models import VAE
+    from ..objectives import build
+
+    device = resolve_device(config.run.device)
+    cfg_log = config.log
+    with torch_settings(config.run.deterministic, config.run.threads), StopSignals() as stop:
+        # -- model and objective: initial weights from run.seed, without touching the caller's generator
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.run.seed)
+            model = VAE(config.model).to(device)
+            if config.run.fast_layout:
+                model.to_fast_layout()
+            objective = build(config.method, model, config.method_config(), config.common, config.optim)
+        model.train()
+
+        # -- data: one batch stream, a second one with its own seed where the method needs it
+        loader = BatchLoader(dataset, config.data.batch_size, seed=config.data_seed, device=device)
+        loader2 = None
+        if objective.needs_second_batch:
+            seed2 = derive_seed(config.data_seed, SECOND_BATCH_STREAM)
+            loader2 = BatchLoader(dataset, config.data.batch_size, seed=seed2, device=device)
+
+        # -- the noise of training, and torch's global generator (for anything that would draw from it)
+        noise = torch.Generator(device=device)
+        noise.manual_seed(derive_seed(config.run.seed, NOISE_STREAM))
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(derive_seed(config.run.seed, GLOBAL_STREAM))
+            step, elapsed = 0, 0.0
+            if state is not None:
+                step, elapsed = _restore(state, model, objective, loader, loader2, noise, device)
+            traversal_image = _traversal_image(dataset)
+            logger = _Logger(run, config, progress, start_step=step)
+            try:
+                last_saved = step
+                t0, window_t, window_steps = time.perf_counter(), time.perf_counter(), 0
+                while step < config.run.steps:
+                    x = next(loader)
+                    x2 = next(loader2) if loader2 is not None else None
+                    logs = _train_step(objective, x, x2, noise, step + 1)
+                    step += 1
+                    window_steps += 1
+                    bad = _nonfinite(logs)
+                    if bad:
+                        _diverged(run, step, f"{bad} is not finite ({_short(logs)})", last_saved)
+                    logger.step(logs)
+                    if step % cfg_log.every == 0 or step == config.run.steps:
+                        now = time.perf_counter()
+                        rate = window_steps / max(now - window_t, 1e-9)
+                        window_t, window_steps = now, 0
+                        if hasattr(objective, "selection_rates"):
+                            logs = {**logs, **objective.selection_rates()}
+                        logger.record(step, logs, rate, elapsed + now - t0, loader)
+                    if cfg_log.traversal_every and step % cfg_log.traversal_every == 0:
+                        logger.traversal(step, model, traversal_image)
+                    if callback is not None:
+                        callback(step, logs)
+                    if step % cfg_log.checkpoint_every == 0 or step == config.run.steps or stop.signum:
+                        elapsed_now = elapsed + time.perf_counter() - t0
+                        _save(run, config, step, elapsed_now, model, objective, loader, loader2, noise, device)
+                        last_saved = step
+                        run.set_status("running", step=step)
+                    if stop.signum and step == last_saved:
+                        name = signal.Signals(stop.signum).name
+                        run.set_status("interrupted", step=step, signal=name, exit_code=128 + stop.signum)
+                        logger.message(
+                            f"{name}: stopped at step {step}; checkpoint written. Resume with "
+                            f"`nsvae train --resume {run.path}`"
+                        )
+                        return run
+                run.set_status("finished", step=step, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                return run
+            except TrainingDiverged:
+                raise
+            except KeyboardInterrupt:
+                run.set_status("interrupted", step=last_saved, signal="SIGINT", exit_code=130)
+                raise
+            except BaseException as exc:
+                run.set_status("failed", step=last_saved, error=f"{type(exc).__name__}: {exc}")
+                raise
+            finally:
+                logger.close()
+
+
+def _train_step(objective, x, x2, noise, step: int) -> dict[str, Any]:
+    """One iteration; a NaN/Inf found inside the objective (its latent selection refuses them) -> logs of NaN."""
+    try:
+        return objective.train_step(x, x2, noise)
+    except ValueError as exc:
+        if "finite" not in str(exc):
+            raise
+        return {"loss": math.nan, "error": str(exc)}
+
+
+def _nonfinite(logs: dict[str, Any]) -> str:
+    """The first of loss / recon / kl that is NaN or infinite ('' if none)."""
+    for key in ("loss", "recon", "kl"):
+        value = logs.get(key)
+        if value is not None and not math.isfinite(value):
+            return key
+    return ""
+
+
+def _short(logs: dict[str, Any]) -> str:
+    if "error" in logs:
+        return logs["error"]
+    return ", ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "recon", "kl") if k in logs)
+
+
+def _diverged(run: Run, step: int, what: str, last_saved: int) -> None:
+    keep = (
+        f"the last good checkpoint is step {last_saved} ({run.checkpoint_path(last_saved).name})"
+        if last_saved and run.checkpoints()
+        else "no checkpoint was written before"
+    )
+    message = f"training diverged at step {step}: {what}; {keep}. Try a lower optim.lr, or resume with another seed."
+    run.set_status("failed", step=last_saved, error=message)
+    raise TrainingDiverged(message)
+
+
+def _traversal_image(dataset) -> torch.Tensor:
+    """The fixed image of the traversal figures: image 0 (the original's first test image)."""
+    return torch.from_numpy(np.ascontiguousarray(dataset.observations_at([0], np.random.default_rng(0))[0]))
+
+
+def _checkpoint_state(config, step, elapsed, model, objective, loader, loader2, noise, device) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "step": step,
+        "elapsed_s": elapsed,
+        "method": config.method,
+        "config": to_dict(config),
+        "model": model.state_dict(),
+        "objective": objective.state_dict(),
+        "loader": loader.state_dict(),
+        "loader2": None if loader2 is None else loader2.state_dict(),
+        "noise_rng": noise.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "versions": {"nsvae": __version__, "torch": str(torch.__version__)},
+    }
+
+
+def _save(run, config, step, elapsed, model, objective, loader, loader2, noise, device) -> None:
+    state = _checkpoint_state(config, step, elapsed, model, objective, loader, loader2, noise, device)
+    run.write_checkpoint(state, step, keep=config.log.keep_checkpoints)
+
+
+def _restore(state, model, objective, loader, loader2, noise, device) -> tuple[int, float]:
+    model.load_state_dict(state["model"])
+    objective.load_state_dict(state["objective"])
+    loader.load_state_dict(state["loader"])
+    if loader2 is not None:
+        loader2.load_state_dict(state["loader2"])
+    noise.set_state(state["noise_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return int(state["step"]), float(state.get("elapsed_s", 0.0))
+
+
+class _Logger:
+    """The progress bar, the console line, log.jsonl, TensorBoard scalars and traversal images."""
+
+    def __init__(self, run: Run, config: Config, progress: bool, start_step: int):
+        from tqdm.auto import tqdm
+
+        self.run = run
+        self.config = config
+        self.bar = tqdm(
+            total=config.run.steps,
+            initial=start_step,
+            disable=not progress,
+            unit="step",
+            dynamic_ncols=True,
+            desc=config.run.name,
+        )
+        self.writer = None
+        if config.log.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run.events_dir), purge_step=start_step + 1 if start_step else None)
+        self.z_dim = config.model.z_dim
+
+    def step(self, logs: dict[str, Any]) -> None:
+        self.bar.set_postfix(
+            recon=f"{logs['recon']:.2f}", kl=f"{logs['kl']:.2f}", syn=f"{logs['synergy_proxy']:.3f}", refresh=False
+        )
+        self.bar.update(1)
+
+    def message(self, text: str) -> None:
+        if self.config.log.console or not self.bar.disable:
+            self.bar.write(text, file=sys.stderr)
+
+    def record(self, step: int, logs: dict[str, Any], rate: float, elapsed: float, loader) -> None:
+        entry = {"step": step, "epoch": step * loader.batch_size / loader.size}
+        entry.update(logs)
+        entry.update(steps_per_s=rate, elapsed_s=elapsed)
+        with open(self.run.log_path, "a", encoding="utf-8") as handle:
+            handle.write(_json_line(entry))
+        if self.writer is not None:
+            self._scalars(step, entry)
+        if self.config.log.console:
+            total = self.config.run.steps
+            parts = [f"step {step}/{total}", f"recon {logs['recon']:.3f}", f"kl {logs['kl']:.3f}"]
+            parts.append(f"syn proxy {logs['synergy_proxy']:.4f}")
+            if "best" in logs:
+                parts.append(f"best {logs['best']} worst {logs['worst']}")
+            parts.append(f"{rate:.2f} step/s")
+            self.bar.write(" | ".join(parts), file=sys.stdout)
+
+    def _scalars(self, step: int, entry: dict[str, Any]) -> None:
+        w = self.writer
+        w.add_scalar("loss/recon", entry["recon"], step)
+        w.add_scalar("loss/kl", entry["kl"], step)
+        w.add_scalar("loss/total", entry["loss"], step)
+        w.add_scalar("synergy_proxy", entry["synergy_proxy"], step)
+        for j, v in enumerate(entry["kl_per_dim"]):
+            w.add_scalar(f"kl_per_dim/z{j}", v, step)
+        for key in ("best_rate", "worst_rate"):
+            for j, v in enumerate(entry.get(key, ())):
+                w.add_scalar(f"{key}/z{j}", v, step)
+        skip = {"step", "epoch", "recon", "kl", "loss", "synergy_proxy", "elapsed_s"}
+        for key, value in entry.items():
+            if key not in skip and isinstance(value, (int, float)) and not isinstance(value, bool):
+                w.add_scalar(
+                    f"{self.config.method}/{key}" if key != "steps_per_s" else "speed/steps_per_s", value, step
+                )
+
+    def traversal(self, step: int, model, image: torch.Tensor) -> None:
+        from PIL import Image
+
+        from ..viz.traversals import to_uint8, traversal_grid
+
+        grid = traversal_grid(model, image, n_values=self.config.log.traversal_values)
+        if self.writer is not None:
+            self.writer.add_image("traversal", grid, step)
+        path = self.run.traversal_dir / f"step_{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        Image.fromarray(to_uint8(grid)).save(tmp, format="PNG")
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _json_line(entry: dict[str, Any]) -> str:
+    import json
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)  # JSON has no NaN/Infinity
+        return v
+
+    return json.dumps({k: clean(v) for k, v in entry.items()}, separators=(", ", ": ")) + "\n"
