@@ -214,3 +214,20 @@ def test_log_lines_are_json(tiny, tmp_path):
     run = start(tiny("nonsyn", **{"run.steps": 4}), tmp_path / "run")
     for raw in run.log_path.read_text().splitlines():
         json.loads(raw)
+
+
+def test_deterministic_mode_runs_and_restores_the_global_flags(tiny, tmp_path):
+    plain = start(tiny("factor_vae", **{"run.steps": 4}), tmp_path / "plain")
+    strict = start(tiny("factor_vae", **{"run.steps": 4, "run.deterministic": True}), tmp_path / "strict")
+    assert strict.state == "finished"
+    assert not torch.are_deterministic_algorithms_enabled()
+    pa, pb = _params(plain), _params(strict)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)  # on the CPU the default path is deterministic already
+
+
+def test_training_leaves_the_callers_random_state_alone(tiny, tmp_path):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    start(tiny("vae", **{"run.steps": 2}), tmp_path / "run")
+    assert torch.equal(torch.rand(3), expected)

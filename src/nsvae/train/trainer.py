@@ -309,7 +309,7 @@ def fit(
                         _save(run, config, step, elapsed_now, model, objective, loader, loader2, noise, device)
                         last_saved = step
                         run.set_status("running", step=step)
-                    if stop.signum and step == last_saved:
+                    if stop.signum and step == last_saved and step < config.run.steps:
                         name = signal.Signals(stop.signum).name
                         run.set_status("interrupted", step=step, signal=name, exit_code=128 + stop.signum)
                         logger.message(
