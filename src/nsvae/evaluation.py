@@ -1,0 +1,146 @@
+"""Evaluating a trained run: the bridge between a run directory (torch) and :mod:`nsvae.metrics` (numpy).
+
+:func:`posterior_encoder` wraps a VAE into ``represent_posterior(obs) ->
+(mean, logvar)`` for the metrics; :func:`evaluate_run` scores a run's
+checkpoint with :func:`nsvae.metrics.evaluate` (every image encoded once,
+encodings shared by the metrics) and writes ``eval.json`` in the run,
+atomically.
+
+``eval.json`` holds the step that was evaluated and one entry per protocol
+(``results[protocol]``) with each metric's scores and exact protocol, the
+seed, and the versions of numpy, scipy, scikit-learn and nsvae. Evaluating
+more metrics of the same step, protocol and seed adds to the entry;
+a different step starts a new file (the previous one is kept as
+``eval-step<N>.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+EVAL_FILE = "eval.json"
+
+
+def posterior_encoder(model, device=None, batch_size: int = 512):
+    """``represent_posterior(obs) -> (mean, logvar)`` (float64 numpy) for a trained VAE, in batches."""
+    import torch
+
+    device = device or next(model.parameters()).device
+    model.eval()
+
+    def represent_posterior(obs: np.ndarray):
+        means, logvars = [], []
+        with torch.inference_mode():
+            for start in range(0, len(obs), batch_size):
+                x = torch.as_tensor(np.asarray(obs[start : start + batch_size]), dtype=torch.float32).to(device)
+                mu, logvar = model.encode(x)
+                means.append(mu.double().cpu().numpy())
+                logvars.append(logvar.double().cpu().numpy())
+        if not means:
+            d = model.z_dim
+            return np.zeros((0, d)), np.zeros((0, d))
+        return np.concatenate(means), np.concatenate(logvars)
+
+    return represent_posterior
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def evaluate_run(
+    run,
+    *,
+    metrics=None,
+    protocol: str = "default",
+    seed: int = 0,
+    step: int | None = None,
+    device: str = "auto",
+    overrides: dict[str, dict] | None = None,
+    progress: bool = True,
+    n_jobs: int | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Score checkpoint ``step`` (default: the latest) of ``run`` and write ``eval.json``; returns the result."""
+    from .metrics import DEFAULT_METRICS, evaluate
+    from .train import load_run
+    from .train.trainer import load_data, resolve_device
+
+    run = load_run(run) if not hasattr(run, "load_model") else run
+    if not run.checkpoints():
+        raise UserError(f"{run.path} has no checkpoint yet; train it first (nsvae train --resume {run.path})")
+    dev = resolve_device(device)
+    model = run.load_model(step, device=dev)
+    evaluated_step = run._model_step
+    data = load_data(run.config, progress=progress)
+    if not hasattr(data, "factor_sizes"):
+        raise UserError(
+            f"{run.config.data.dataset} has no ground-truth factors: the disentanglement metrics need a dataset "
+            "such as dsprites"
+        )
+    result = evaluate(
+        data,
+        represent_posterior=posterior_encoder(model, dev),
+        metrics=tuple(metrics or DEFAULT_METRICS),
+        protocol=protocol,
+        overrides=overrides,
+        seed=seed,
+        progress=progress,
+        n_jobs=n_jobs or default_jobs(),
+    )
+    result["step"] = evaluated_step
+    if write:
+        write_eval(Path(run.path), evaluated_step, protocol, result)
+    return result
+
+
+def read_eval(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    path = Path(run_dir) / EVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise UserError(f"{path} is not valid JSON; delete it and evaluate again") from None
+
+
+def write_eval(run_dir: Path, step: int, protocol: str, result: dict[str, Any]) -> Path:
+    """Merge ``result`` into ``run_dir/eval.json`` (same step: add or replace metrics; else a new file)."""
+    from .data.cache import write_json_atomic
+
+    path = run_dir / EVAL_FILE
+    current = read_eval(run_dir)
+    if current is not None and current.get("step") != step:
+        write_json_atomic(run_dir / f"eval-step{current.get('step')}.json", current)
+        current = None
+    current = current or {"step": step, "results": {}}
+    entry = current["results"].get(protocol)
+    if entry is not None and entry.get("seed") == result["seed"]:
+        entry["metrics"].update(result["metrics"])
+        entry["seconds"].update(result["seconds"])
+        entry.update({k: v for k, v in result.items() if k not in ("metrics", "seconds")})
+    else:
+        current["results"][protocol] = result
+    # JSON has no NaN: the metrics never return one (they raise), and this guards the file.
+    json.dumps(current, allow_nan=False)
+    write_json_atomic(path, current)
+    return path
+
+
+def headline_scores(result: dict[str, Any]) -> dict[str, float]:
+    """One number per metric (its ``score``) for tables and reports."""
+    out = {}
+    for name, value in result.get("metrics", {}).items():
+        if isinstance(value, dict) and isinstance(value.get("score"), (int, float)):
+            out[name] = float(value["score"])
+    return out
