@@ -114,3 +114,9 @@ def test_sigterm_writes_a_checkpoint_and_resume_continues(dsprites, tmp_path):
     assert json.loads(log.read_text().splitlines()[-1])["step"] <= stopped
     assert cli.main(["train", "--resume", str(run_dir), "--steps", str(stopped + 3), "--no-progress"]) == 0
     assert run.state == "finished" and run.checkpoints()[-1][0] == stopped + 3
+
+
+def test_import_nsvae_stays_light():
+    code = "import sys, nsvae; assert 'torch' not in sys.modules; assert callable(nsvae.train); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"
