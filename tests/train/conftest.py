@@ -13,6 +13,7 @@ def tiny_config(method: str = "nonsyn", **changes) -> Config:
         "run.steps": 12,
         "run.seed": 3,
         "run.device": "cpu",
+        "run.threads": 1,  # tiny batches: one thread is as fast and far less sensitive to a busy CPU
         "model.z_dim": 4,
         "data.batch_size": 8,
         "log.every": 4,
