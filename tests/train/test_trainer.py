@@ -121,6 +121,8 @@ def test_keep_last_checkpoints(tiny, tmp_path):
 
 
 def _fail_at(monkeypatch, step: int, how: str):
+    from nsvae.objectives.selection import NonFiniteKL
+
     cls = objectives.METHODS["vae"][1]
     original = cls.train_step
 
@@ -128,7 +130,7 @@ def _fail_at(monkeypatch, step: int, how: str):
         logs = original(self, x, x2, generator)
         if self.iteration == step:
             if how == "raise":
-                raise ValueError("KL per latent must be finite, got [nan, 0.1]")
+                raise NonFiniteKL("KL per latent must be finite, got [nan, 0.1]")
             logs["loss"] = float("inf") if how == "inf" else float("nan")
         return logs
 

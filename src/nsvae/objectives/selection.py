@@ -15,12 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 
 
+class NonFiniteKL(ValueError):
+    """The per-latent KLs hold NaN or infinity (training diverged): no selection is possible."""
+
+
 def _as_floats(kl_per_dim) -> list[float]:
     if hasattr(kl_per_dim, "detach"):  # a torch tensor: one copy to the host
         kl_per_dim = kl_per_dim.detach().cpu().double().numpy()
     values = np.asarray(kl_per_dim, dtype=np.float64).reshape(-1)
     if not np.isfinite(values).all():
-        raise ValueError(f"KL per latent must be finite, got {values.tolist()}")
+        raise NonFiniteKL(f"KL per latent must be finite, got {values.tolist()}")
     return values.tolist()
 
 

@@ -333,11 +333,11 @@ def fit(
 
 def _train_step(objective, x, x2, noise, step: int) -> dict[str, Any]:
     """One iteration; a NaN/Inf found inside the objective (its latent selection refuses them) -> logs of NaN."""
+    from ..objectives.selection import NonFiniteKL
+
     try:
         return objective.train_step(x, x2, noise)
-    except ValueError as exc:
-        if "finite" not in str(exc):
-            raise
+    except NonFiniteKL as exc:
         return {"loss": math.nan, "error": str(exc)}
 
 
