@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import Discriminator, DiscriminatorConfig
-from .base import Objective
+from .base import Objective, make_adam
 from .losses import permute_dims
 
 
@@ -61,7 +61,7 @@ class FactorVAEObjective(Objective):
         super().__init__(model, config, common, optim)
         device = next(model.parameters()).device
         self.discriminator = Discriminator(model.z_dim, config.discriminator()).to(device)
-        self.d_optimizer = torch.optim.Adam(
+        self.d_optimizer = make_adam(
             self.discriminator.parameters(), lr=config.d_lr, betas=(config.d_beta1, config.d_beta2)
         )
 

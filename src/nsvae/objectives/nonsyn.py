@@ -109,8 +109,8 @@ class NonSynObjective(Objective):
             if cfg.synergy_source == "same_forward":
                 syn_loss, best, worst = self.synergy(kl_el)
                 g_syn = self._encoder_gradient(syn_loss, worst, retain=True)
-            # ELBO step.
-            self.optimizer.zero_grad(set_to_none=False)
+            # ELBO step. (Fresh gradients; the synergy step below sets every gradient it needs explicitly.)
+            self.optimizer.zero_grad(set_to_none=True)
             elbo.backward()
             self.optimizer.step()
             if cfg.synergy_source != "same_forward":
