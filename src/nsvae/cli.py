@@ -15,10 +15,11 @@ from . import __version__
 from .commands import data as data_command
 from .commands import evaluate as evaluate_command
 from .commands import info as info_command
+from .commands import plot as plot_command
 from .commands import train as train_command
 from .errors import EXIT_USER_ERROR, UserError
 
-SUBCOMMANDS = (info_command, data_command, train_command, evaluate_command)
+SUBCOMMANDS = (info_command, data_command, train_command, evaluate_command, plot_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -278,7 +278,7 @@ def fit(
             step, elapsed = 0, 0.0
             if state is not None:
                 step, elapsed = _restore(state, model, objective, loader, loader2, noise, device)
-            traversal_image = _traversal_image(dataset)
+            fixed_image = traversal_image(dataset)
             logger = _Logger(run, config, progress, start_step=step)
             try:
                 last_saved = step
@@ -301,7 +301,7 @@ def fit(
                             logs = {**logs, **objective.selection_rates()}
                         logger.record(step, logs, rate, elapsed + now - t0, loader)
                     if cfg_log.traversal_every and step % cfg_log.traversal_every == 0:
-                        logger.traversal(step, model, traversal_image)
+                        logger.traversal(step, model, fixed_image)
                     if callback is not None:
                         callback(step, logs)
                     if step % cfg_log.checkpoint_every == 0 or step == config.run.steps or stop.signum:
@@ -367,7 +367,7 @@ def _diverged(run: Run, step: int, what: str, last_saved: int) -> None:
     raise TrainingDiverged(message)
 
 
-def _traversal_image(dataset) -> torch.Tensor:
+def traversal_image(dataset) -> torch.Tensor:
     """The fixed image of the traversal figures: image 0 (the original's first test image)."""
     return torch.from_numpy(np.ascontiguousarray(dataset.observations_at([0], np.random.default_rng(0))[0]))
 
