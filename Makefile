@@ -17,7 +17,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/nsvae info --example xor
+	NSVAE=$(BIN)/nsvae scripts/demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
