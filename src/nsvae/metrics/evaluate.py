@@ -189,8 +189,15 @@ def evaluate(
         pool = make_pool(data, code_source, metric_rng(seed, "pool"), pool_train, pool_test)
     timings["pool"] = time.perf_counter() - t0
     results: dict[str, Any] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(metrics), desc="metrics", unit="metric", leave=False)
     for name in metrics:
         fn, needs_post, uses_pool = METRICS[name]
+        if bar is not None:
+            bar.set_postfix_str(name)
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = dict(overrides.get(name, {}))
         if uses_pool:
@@ -200,6 +207,10 @@ def evaluate(
         source = post_source if needs_post else code_source
         results[name] = fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
         timings[name] = time.perf_counter() - t0
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return jsonable(
         {
             "seed": int(seed),
