@@ -81,7 +81,7 @@ def evaluate_run(
         raise UserError(f"{run.path} has no checkpoint yet; train it first (nsvae train --resume {run.path})")
     dev = resolve_device(device)
     model = run.load_model(step, device=dev)
-    evaluated_step = run._model_step
+    evaluated_step = run.loaded_step
     data = load_data(run.config, progress=progress)
     if not hasattr(data, "factor_sizes"):
         raise UserError(

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from ..data.cache import atomic_write
 from ..errors import UserError
 
 DESCRIPTION = """\
@@ -148,8 +149,6 @@ def run_show(args: argparse.Namespace) -> int:
     dataset = data.load(args.name, cache_dir=args.cache_dir, source=args.source, **_options(args))
     picture = preview_grid(dataset, np.random.default_rng(args.seed), columns=args.columns)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    picture.save(tmp, format="PNG")
-    tmp.replace(output)
+    atomic_write(output, lambda handle: picture.save(handle, format="PNG"))
     print(f"{args.name}: wrote {output} ({picture.width}x{picture.height})")
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..data.cache import atomic_write
 from ..errors import UserError
 
 DESCRIPTION = """\
@@ -56,10 +56,8 @@ def register(sub) -> None:
 def _save_figure(fig, output: Path, dpi: int) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = output.with_name(f".{output.name}.tmp")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    atomic_write(output, lambda handle: fig.savefig(handle, dpi=dpi, bbox_inches="tight", format="png"))
     plt.close(fig)
-    os.replace(tmp, output)
 
 
 def encode_for_plot(run, step, samples: int, seed: int):
@@ -116,8 +114,6 @@ def run_plot(args: argparse.Namespace) -> int:
         model = run.load_model(args.step)
         image = traversal_image(load_data(run.config, progress=False))
         picture = Image.fromarray(to_uint8(traversal_grid(model, image)))
-        tmp = output.with_name(f".{output.name}.tmp")
-        picture.save(tmp, format="PNG")
-        os.replace(tmp, output)
+        atomic_write(output, lambda handle: picture.save(handle, format="PNG"))
     print(f"{args.figure}: wrote {output}")
     return 0

@@ -82,14 +82,18 @@ def read_meta(entry: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(handle)`` on a temporary binary file beside ``path``, fsync it, rename it to ``path``.
+
+    Readers see the old file or the complete new one, never a part; on any
+    error the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         _publish_permissions(Path(tmp), 0o666)
@@ -98,6 +102,12 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 @contextlib.contextmanager

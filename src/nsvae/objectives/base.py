@@ -95,9 +95,15 @@ class Objective:
         kl_el = kl_elementwise(mu, logvar)
         return logits, mu, logvar, z, recon, kl_el, kl_total(kl_el)
 
-    def core_logs(self, recon: torch.Tensor, kl_el: torch.Tensor) -> dict[str, Any]:
-        """The logs every method reports (one host copy of the d per-latent KLs)."""
-        per_dim = kl_el.detach().mean(dim=0).double().cpu()
+    def core_logs(
+        self, recon: torch.Tensor, kl_el: torch.Tensor, per_dim: torch.Tensor | None = None
+    ) -> dict[str, Any]:
+        """The logs every method reports (one host copy of the d per-latent KLs).
+
+        ``per_dim``: the batch-mean KLs of ``kl_el`` already on the host, if the method copied them.
+        """
+        if per_dim is None:
+            per_dim = kl_el.detach().mean(dim=0).double().cpu()
         _, worst = greedy_select(per_dim, self.common.proxy_omega)
         values = per_dim.tolist()
         return {

@@ -83,11 +83,14 @@ class NonSynObjective(Objective):
     def needs_second_batch(self) -> bool:  # type: ignore[override]
         return self.config.synergy_source == "second_batch"
 
-    def synergy(self, kl_el: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int]]:
-        """``(α·Syn, best, worst)`` for an elementwise KL matrix; the selection sees detached values."""
+    def synergy(self, kl_el: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int], torch.Tensor]:
+        """``(α·Syn, best, worst, K)`` for an elementwise KL matrix; the selection sees detached values.
+
+        ``K`` is the batch-mean KL per latent, copied to the host once (the logs reuse it).
+        """
         per_dim = kl_el.detach().mean(dim=0).double().cpu()
         best, worst = self.select(per_dim, self.config.omega)
-        return self.config.alpha * kl_subset(kl_el, worst), best, worst
+        return self.config.alpha * kl_subset(kl_el, worst), best, worst, per_dim
 
     def _encoder_gradient(self, syn_loss: torch.Tensor, worst: list[int], retain: bool) -> list[torch.Tensor]:
         params = self.model.encoder_parameters()
@@ -101,13 +104,13 @@ class NonSynObjective(Objective):
         _, _, _, _, recon, kl_el, kl = self.forward(x, generator)
         elbo = recon + kl
         if cfg.update == "joint":
-            syn_loss, best, worst = self.synergy(kl_el)
+            syn_loss, best, worst, per_dim = self.synergy(kl_el)
             self.optimizer.zero_grad(set_to_none=True)
             (elbo + syn_loss).backward()
             self.optimizer.step()
         else:
             if cfg.synergy_source == "same_forward":
-                syn_loss, best, worst = self.synergy(kl_el)
+                syn_loss, best, worst, per_dim = self.synergy(kl_el)
                 g_syn = self._encoder_gradient(syn_loss, worst, retain=True)
             # ELBO step. (Fresh gradients; the synergy step below sets every gradient it needs explicitly.)
             self.optimizer.zero_grad(set_to_none=True)
@@ -118,13 +121,14 @@ class NonSynObjective(Objective):
                     raise ValueError("synergy_source='second_batch' needs a second batch x2")
                 source = x if cfg.synergy_source == "re_encode" else x2
                 mu_s, logvar_s = self.model.encode(source)
-                syn_loss, best, worst = self.synergy(kl_elementwise(mu_s, logvar_s))
+                syn_loss, best, worst, _ = self.synergy(kl_elementwise(mu_s, logvar_s))
+                per_dim = None  # the logs describe the first forward
                 g_syn = self._encoder_gradient(syn_loss, worst, retain=False)
             self.synergy_step(g_syn)
         self.iteration += 1
         self.best_counts[best] += 1
         self.worst_counts[worst] += 1
-        logs = self.core_logs(recon, kl_el)
+        logs = self.core_logs(recon, kl_el, per_dim)
         logs.update(
             syn=float(syn_loss.detach()) / cfg.alpha if cfg.alpha else float(kl_subset(kl_el.detach(), worst)),
             syn_loss=float(syn_loss.detach()),

@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.cache import write_json_atomic
+from ..data.cache import atomic_write, write_json_atomic
 from ..errors import UserError
 from ..experiments import config as config_module
 from ..experiments.config import Config
@@ -55,25 +54,8 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:07d}.pt"
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(handle)`` on a temporary binary file beside ``path``, fsync it, rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_text_atomic(path: Path, text: str) -> None:
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 class Run:
@@ -209,7 +191,7 @@ class Run:
     def write_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
         """Write ``state`` atomically as ``checkpoints/step_XXXXXXX.pt``, then drop all but the last ``keep``."""
         path = self.checkpoint_dir / checkpoint_name(step)
-        _atomic_write(path, lambda handle: torch.save(state, handle))
+        atomic_write(path, lambda handle: torch.save(state, handle))
         for _, old in self.checkpoints()[:-keep]:
             with contextlib.suppress(OSError):
                 old.unlink()
@@ -238,6 +220,11 @@ class Run:
         model.eval()
         self._model, self._model_step = model, int(state["step"])
         return model
+
+    @property
+    def loaded_step(self) -> int | None:
+        """The step of the checkpoint last loaded by :meth:`load_model` (None before any)."""
+        return self._model_step
 
     def _current_model(self):
         if self._model is None:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..data.cache import atomic_write
 from ..errors import UserError
 from ..experiments import apply_overrides, load_config
 from ..experiments.config import Config, to_dict
@@ -485,10 +486,8 @@ class _Logger:
         if self.writer is not None:
             self.writer.add_image("traversal", grid, step)
         path = self.run.traversal_dir / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(to_uint8(grid)).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        picture = Image.fromarray(to_uint8(grid))
+        atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
     def close(self) -> None:
         self.bar.close()
