@@ -248,12 +248,14 @@ def _figure(payload: bytes, mime: str, alt: str, caption: str) -> str:
     )
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric_from: int = 1) -> str:
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
+    """An HTML table of already-escaped cells; columns in ``numeric`` are right-aligned."""
+    numeric = set(numeric)
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = "".join(
-            f'<td class="num">{cell}</td>' if i >= numeric_from else f"<td>{cell}</td>" for i, cell in enumerate(row)
+            f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -297,6 +299,9 @@ def metric_table(result: Mapping[str, Any]) -> str:
             continue
         score = value.get("score")
         details = [f"{k}={_number(value[k])}" for k in DETAILS.get(name, ()) if k in value]
+        proxy = value.get("proxy")
+        if isinstance(proxy, dict) and "kl_worst" in proxy:
+            details.append(f"proxy (held-out KL of the greedy worst set)={_number(proxy['kl_worst'])} nats")
         if "units" in value:
             details.append(f"units: {_e(value['units'])}")
         rows.append(
@@ -308,9 +313,7 @@ def metric_table(result: Mapping[str, Any]) -> str:
                 _number(seconds.get(name), 3) if name in seconds else "",
             ]
         )
-    table = _table(["metric", "score", "details", "protocol", "seconds"], rows)
-    # The "score" column is numeric; the rest are text: rebuild alignment for details/protocol columns.
-    return table.replace('<td class="num"><small>', "<td><small>")
+    return _table(["metric", "score", "details", "protocol", "seconds"], rows, numeric=(1, 4))
 
 
 def synergy_table(result: Mapping[str, Any]) -> str:
@@ -324,7 +327,7 @@ def synergy_table(result: Mapping[str, Any]) -> str:
         keys = ("s_max", "wms", "i_joint", "i_max", "sum_single", "entropy")
         rows.append([_e(factor)] + [_number(terms[k]) if k in terms else "" for k in keys])
     header = ["factor", "S_max / H(v)", "WMS / H(v)", "I(z; v)", "I_max", "Σ_j I(z_j; v)", "H(v)"]
-    return _table(header, rows)
+    return _table(header, rows, numeric=range(1, len(header)))
 
 
 # ---------------------------------------------------------------- figures
@@ -370,7 +373,7 @@ def mean_activation_png(record: RunRecord, samples: int, seed: int) -> bytes | N
             fig = mean_activation(codes, factors, data.factor_names, data.factor_sizes)
     except ValueError:  # e.g. no active latent: the page says so instead
         return None
-    return figure_png(fig)
+    return figure_png(fig, dpi=150)
 
 
 # ---------------------------------------------------------------- pages
@@ -419,7 +422,7 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
     from ..experiments.config import dumps
 
     parts.append("<h2>Config</h2><details><summary>the fully resolved config (TOML)</summary>")
-    parts.append(f"<pre>{_e(dumps(cfg))}</pre></details>")
+    parts.append(f"<pre>{html.escape(dumps(cfg), quote=False)}</pre></details>")
     return _page(f"nsvae report: {record.name}", "".join(parts))
 
 
@@ -448,7 +451,7 @@ def comparison_page(
         for metric in metrics:
             row.append(_mean_std_text([r.scores(protocol)[metric] for r in members if metric in r.scores(protocol)]))
         rows.append(row)
-    parts.append(_table(["setting", "runs", "reconstruction", *metrics], rows, numeric_from=1))
+    parts.append(_table(["setting", "runs", "reconstruction", *metrics], rows, numeric=range(1, 3 + len(metrics))))
     parts.append("<h2>Runs</h2>")
     rows = []
     for record, label in zip(records, labels):
@@ -465,7 +468,8 @@ def comparison_page(
             ]
             + [_number(scores[m]) if m in scores else '<span class="muted">—</span>' for m in metrics]
         )
-    parts.append(_table(["run", "setting", "seed", "step", "state", "reconstruction", *metrics], rows, numeric_from=2))
+    header = ["run", "setting", "seed", "step", "state", "reconstruction", *metrics]
+    parts.append(_table(header, rows, numeric=[2, 3, *range(5, len(header))]))
     captions = {
         "bars": "Each metric per setting: bar at the mean over seeds, error bar ±1 std (ddof=1), dots the seeds.",
         "proxy": "The synergy proxy (KL of the greedy worst set, nats) over training: mean over seeds, min–max band.",
