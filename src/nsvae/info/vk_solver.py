@@ -41,6 +41,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 from scipy.linalg.lapack import dposv as _dposv
+from scipy.special import entr
 
 from ..errors import SolverAccuracyWarning
 from . import vk_fast
@@ -238,8 +239,8 @@ def solve_vk_nats(
 
     ``groups`` index axes of ``p`` and together cover every predictor axis.
     """
-    py = p.reshape(-1, p.shape[-1]).sum(axis=0)
-    hy = -float(np.sum(py[py > 0] * np.log(py[py > 0])))
+    py = np.add.reduce(p.reshape(-1, p.shape[-1]))
+    hy = float(np.add.reduce(entr(py)))
     if np.count_nonzero(py) <= 1 or len(groups) == 1:
         # Closed forms: a constant target carries no information; a single
         # predictor group fixes q(A, Y) = p(A, Y) completely.
@@ -261,30 +262,38 @@ def solve_vk_nats(
 
 
 def _solve_fast(p: np.ndarray, groups, hy: float, gap_tol: float, max_newton_steps: int) -> VKSolution | None:
-    """The lean solver of :mod:`nsvae.info.vk_fast` for small problems; None if it does not apply.
+    """The lean solvers of :mod:`nsvae.info.vk_fast` for small problems; None if they do not apply.
 
-    Its result may miss ``gap_tol``; the caller then runs the reference solver.
+    The primal-dual method runs first; if it does not certify ``gap_tol`` and the program is small
+    enough, the lean barrier method runs too (both sets of bounds are valid: the best of each is
+    kept). The result may still miss ``gap_tol``; the caller then runs the reference solver.
     """
     found = vk_fast.structure_for(p, groups)
     if found is None:
         return None
     st, marg = found
-    res = vk_fast.solve(st, marg, hy, gap_tol, max_newton_steps, FEASIBILITY_TOL)
-    if res.q is None:
+    res = vk_fast.solve_pd(st, marg, hy, gap_tol, FEASIBILITY_TOL, min(vk_fast.PD_MAX_STEPS, max_newton_steps))
+    lower, upper, q, violation, steps = res.lower, res.upper, res.q, res.violation, res.steps
+    if upper - lower > gap_tol and st.M.size <= vk_fast.MAX_K_ENTRIES:
+        res = vk_fast.solve(st, marg, hy, gap_tol, max_newton_steps, FEASIBILITY_TOL)
+        steps += res.steps
+        lower = max(lower, res.lower)
+        if res.q is not None and res.upper < upper:
+            upper, q, violation = res.upper, res.q, res.violation
+    if q is None:
         return None
-    lower = res.lower
-    if res.upper - lower > gap_tol:
+    if upper - lower > gap_tol:
         # I_VK >= I(A_i; Y) for every group, as in the reference solver.
         for k in range(len(groups)):
             lower = max(lower, _table_mi_nats(marg[st.group_rows[k] : st.group_rows[k + 1]]))
     return VKSolution(
-        value=res.upper,
-        lower_bound=min(lower, res.upper),
-        upper_bound=res.upper,
-        gap=max(res.upper - lower, 0.0),
-        distribution=res.q,
-        max_constraint_violation=res.violation,
-        newton_steps=res.steps,
+        value=upper,
+        lower_bound=min(lower, upper),
+        upper_bound=upper,
+        gap=max(upper - lower, 0.0),
+        distribution=q,
+        max_constraint_violation=violation,
+        newton_steps=steps,
     )
 
 
