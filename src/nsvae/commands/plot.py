@@ -1,4 +1,4 @@
-"""``nsvae plot``: remake a run's figures as PNG files, without the report."""
+"""``nsvae plot``: remake a run's figures as PNG (or GIF) files, without the report."""
 
 from __future__ import annotations
 
@@ -11,36 +11,59 @@ from ..data.cache import atomic_write
 from ..errors import UserError
 
 DESCRIPTION = """\
-Draw one figure of a run directory into a PNG file:
+Draw one figure of a run directory into a file:
   curves           losses, KL per latent, the synergy proxy and (Non-Syn VAE)
-                   how often each latent was selected, from RUN/log.jsonl
+                   how often each latent was selected, from RUN/log.jsonl (PNG)
   mean-activation  the mean code of each active latent against every ground-truth
                    factor; for dSprites the original's figure (position heat map,
-                   scale and rotation curves per shape); needs an encoding pass
-  traversal        one row per latent swept from -3 to 3 around image 0's mean code
-Checkpoints: the latest, or --step N."""
+                   scale and rotation curves per shape); needs an encoding pass (PNG)
+  traversal        latent traversals (PNG). --style default: each image's own mean
+                   code moved by -3..3 along one latent per row, rows sorted by the
+                   latent's mean KL and labelled with it, inactive latents
+                   (KL < --inactive-kl) dimmed or hidden; 3 images, 7 values.
+                   --style original: the original's figure: 9 images, their
+                   reconstructions, then one row per latent set to -3..3 (absolute)
+                   in image 0's mean code
+  traversal-gif    the default traversal animated over the offsets (GIF): one frame
+                   per offset, every latent's row in each frame, ping-pong loop;
+                   3 images, 13 values (24 frames of 100 ms)
+  training-gif     the default traversal at every kept checkpoint of the run, one
+                   frame each (GIF, 800 ms a frame), rows in the order of the last
+                   checkpoint's KL
+Images: image 0 of the dataset, then random ones (--seed); KLs are measured on
+1024 random images. Checkpoints: the latest, or --step N."""
 
 EPILOG = """\
 examples:
   nsvae plot curves runs/demo -o curves.png
   nsvae plot mean-activation runs/demo -o latents.png --samples 100000
-  nsvae plot traversal runs/demo -o traversal.png --step 1000"""
+  nsvae plot traversal runs/demo -o traversal.png --step 1000
+  nsvae plot traversal runs/demo -o traversal.png --images 2 --hide-inactive --inactive-kl 0.05
+  nsvae plot traversal runs/demo -o original.png --style original
+  nsvae plot traversal-gif runs/demo -o traversal.gif --values 9 --duration 150
+  nsvae plot training-gif runs/demo -o training.gif"""
 
-FIGURES = ("curves", "mean-activation", "traversal")
+FIGURES = ("curves", "mean-activation", "traversal", "traversal-gif", "training-gif")
+GIFS = ("traversal-gif", "training-gif")
+
+#: Random images the traversals' KL per latent is measured on (the rows' order and marks).
+KL_IMAGES = 1024
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "plot",
-        help="draw a run's figures (curves, mean-activation, traversal) as PNG",
+        help="draw a run's figures (curves, mean-activation, traversals as PNG or GIF)",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("figure", choices=FIGURES, help="which figure")
     p.add_argument("run_dir", metavar="RUN", help="a run directory")
-    p.add_argument("-o", "--output", required=True, metavar="PNG", help="where to write the picture")
-    p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="where to write the picture: .png, or .gif for the GIFs"
+    )
+    p.add_argument("--step", type=int, help="checkpoint step (default: the latest; training-gif uses them all)")
     p.add_argument(
         "--samples",
         type=int,
@@ -48,8 +71,33 @@ def register(sub) -> None:
         metavar="N",
         help="mean-activation: encode N random images (default 0: every image, as the original)",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the images drawn (default 0)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of matplotlib figures (default 150)")
+    t = p.add_argument_group("traversals (traversal, traversal-gif, training-gif)")
+    t.add_argument(
+        "--style",
+        choices=("default", "original"),
+        help="traversal: default (each image's own code, rows by KL, labelled) or original (the original's figure)",
+    )
+    t.add_argument("--images", type=int, metavar="N", help="images shown (default 3; --style original: --values or 9)")
+    t.add_argument(
+        "--values",
+        type=int,
+        metavar="N",
+        help="values of each sweep (default 7: steps of 1; traversal-gif 13: steps of 0.5; original: --images or 9)",
+    )
+    t.add_argument("--limit", type=float, metavar="L", help="sweep from -L to L (default 3)")
+    t.add_argument(
+        "--inactive-kl",
+        type=float,
+        default=None,
+        metavar="KL",
+        help="a latent whose mean KL is below KL nats is inactive: dimmed, or hidden (default 0.01)",
+    )
+    t.add_argument("--hide-inactive", action="store_true", help="leave the inactive latents' rows out")
+    t.add_argument(
+        "--duration", type=int, metavar="MS", help="GIFs: milliseconds a frame (default 100; training-gif 800)"
+    )
     p.set_defaults(run=run_plot)
 
 
@@ -82,15 +130,100 @@ def encode_for_plot(run, step, samples: int, seed: int):
     return data, data.factors_of(indices), np.concatenate(means)
 
 
+def _check_options(args: argparse.Namespace, output: Path) -> None:
+    """Refuse options that do not fit the figure, each with one line that says what to do."""
+    suffix = ".gif" if args.figure in GIFS else ".png"
+    if output.suffix.lower() != suffix:
+        raise UserError(f"-o must name a {suffix} file for {args.figure}, got {output}")
+    if args.samples < 0:
+        raise UserError("--samples must be >= 0")
+    traversal = args.figure in ("traversal",) + GIFS
+    options = ("style", "images", "values", "limit", "inactive_kl", "duration")
+    given = [name for name in options if getattr(args, name) is not None]
+    given += ["hide_inactive"] if args.hide_inactive else []
+    if not traversal and given:
+        raise UserError(f"--{given[0].replace('_', '-')} applies to the traversal figures only")
+    if args.style is not None and args.figure != "traversal":
+        raise UserError("--style applies to the traversal figure only (the GIFs use the default style)")
+    if args.duration is not None and args.figure not in GIFS:
+        raise UserError("--duration applies to traversal-gif and training-gif only")
+    if args.style == "original" and (args.hide_inactive or args.inactive_kl is not None):
+        raise UserError(
+            "--style original shows every latent unmarked: --hide-inactive and --inactive-kl need the default"
+        )
+    if args.figure == "training-gif":
+        if args.step is not None:
+            raise UserError("training-gif draws every kept checkpoint: leave out --step")
+        if args.hide_inactive:
+            raise UserError("training-gif keeps every latent so its frames have one size: leave out --hide-inactive")
+    for name in ("images", "values"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be at least 1, got {value}")
+    if args.limit is not None and not (np.isfinite(args.limit) and args.limit > 0):
+        raise UserError(f"--limit must be a positive number, got {args.limit}")
+    if args.inactive_kl is not None and not args.inactive_kl >= 0:
+        raise UserError(f"--inactive-kl must be >= 0, got {args.inactive_kl}")
+    if args.duration is not None and args.duration < 20:
+        raise UserError(f"--duration must be at least 20 ms (browsers slow faster frames down), got {args.duration}")
+    if args.style == "original" and args.images is not None and args.values is not None and args.values < args.images:
+        raise UserError(f"--style original has one column per value: --values must be >= --images ({args.images})")
+
+
+def _traversal(args: argparse.Namespace, run, output: Path) -> None:
+    from PIL import Image
+
+    from ..train.trainer import load_data
+    from ..viz import traversal_gifs, traversals
+
+    threshold = traversals.INACTIVE_KL if args.inactive_kl is None else args.inactive_kl
+    limit = 3.0 if args.limit is None else args.limit
+    if args.figure == "training-gif":
+        traversal_gifs.training_gif(
+            run,
+            output,
+            n_images=3 if args.images is None else args.images,
+            n_values=traversals.DEFAULT_VALUES if args.values is None else args.values,
+            limit=limit,
+            threshold=threshold,
+            duration_ms=800 if args.duration is None else args.duration,
+            kl_batch=KL_IMAGES,
+            seed=args.seed,
+        )
+        return
+    model = run.load_model(args.step)  # first: a run without checkpoints fails before the data load
+    data = load_data(run.config, progress=False)
+    original = args.style == "original"
+    if args.images is not None:
+        n_images = args.images
+    else:  # the original shows one image per value (nb_test = 9 for both)
+        n_images = (9 if args.values is None else args.values) if original else 3
+    images = traversals.fixed_images(data, n_images, args.seed)
+    if original:
+        picture = traversals.original_figure(model, images, args.values, limit, seed=args.seed)
+    else:
+        kl = traversals.kl_per_latent(model, traversals.kl_images(data, KL_IMAGES, args.seed))
+        if args.figure == "traversal-gif":
+            values = traversal_gifs.GIF_VALUES if args.values is None else args.values
+            duration = 100 if args.duration is None else args.duration
+            traversal_gifs.traversal_gif(
+                model, images, output, values, limit, kl, threshold, args.hide_inactive, duration
+            )
+            return
+        values = traversals.DEFAULT_VALUES if args.values is None else args.values
+        picture = traversals.default_figure(model, images, values, limit, kl, threshold, args.hide_inactive)
+    image = Image.fromarray(picture)
+    atomic_write(output, lambda handle: image.save(handle, format="PNG", optimize=True))
+
+
 def run_plot(args: argparse.Namespace) -> int:
     from ..train import load_run
 
     output = Path(args.output)
-    if output.suffix.lower() != ".png":
-        raise UserError(f"-o must name a .png file, got {output}")
-    if args.samples < 0:
-        raise UserError("--samples must be >= 0")
+    _check_options(args, output)
     run = load_run(args.run_dir)
+    if args.figure == "training-gif" and not run.checkpoints():
+        raise UserError(f"run {run.path} has no checkpoint yet: the training GIF needs at least one")
     output.parent.mkdir(parents=True, exist_ok=True)
     if args.figure == "curves":
         from ..viz.curves import training_curves
@@ -106,14 +239,6 @@ def run_plot(args: argparse.Namespace) -> int:
             fig = mean_activation(codes, factors, data.factor_names, data.factor_sizes)
         _save_figure(fig, output, args.dpi)
     else:
-        from PIL import Image
-
-        from ..train.trainer import load_data, traversal_image
-        from ..viz.traversals import to_uint8, traversal_grid
-
-        model = run.load_model(args.step)
-        image = traversal_image(load_data(run.config, progress=False))
-        picture = Image.fromarray(to_uint8(traversal_grid(model, image)))
-        atomic_write(output, lambda handle: picture.save(handle, format="PNG"))
+        _traversal(args, run, output)
     print(f"{args.figure}: wrote {output}")
     return 0

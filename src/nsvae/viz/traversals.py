@@ -1,17 +1,127 @@
-"""Latent traversals: decode a code with one latent swept over a range, one row per latent.
+"""Latent traversals: decode codes with one latent swept over a range, one row per latent.
 
-As the original's figures (``original-implementation.md`` §5.2): the base
-code is the encoder's mean ``mu`` of one fixed image; in row ``i`` latent
-``i`` takes each of ``n_values`` values from ``-limit`` to ``limit`` while the
-others keep their base values. ``absolute=True`` uses the values themselves
-(the original); ``absolute=False`` adds them to the base value instead.
-Decoded logits go through a sigmoid (pixel means in [0, 1]).
+Two figures, both returned as uint8 pictures (``(H, W)`` for one channel,
+``(H, W, 3)`` for colour) with a size fixed by the layout alone, never by
+the text drawn in them:
+
+- ``style="original"`` (:func:`original_figure`): the original's canvas
+  (``original-implementation.md`` §5.2), no text. Row 1 the test images,
+  row 2 their reconstructions from a **sampled** code, then one row per
+  latent ``i`` of image 0: its mean code with ``z_i`` set to each of the
+  **absolute** values ``linspace(-limit, limit, n_values)``; 2 px white grid
+  lines as ``save_image(..., nrow=9, pad_value=1)``. Size (``N`` images,
+  ``V`` values, ``d`` latents, ``h x w`` images):
+  ``height = (2 + d)·(h + 2) + 2``, ``width = V·(w + 2) + 2``.
+- ``style="default"`` (:func:`default_figure`): every image traversed around
+  its **own** mean code (``z_i = mu_i + v``, ``v`` in
+  ``linspace(-limit, limit, n_values)``), one block of ``V`` columns per
+  image side by side; the input image above the block's middle column
+  (``V // 2``); rows sorted by the mean KL of each latent (:func:`kl_per_latent`,
+  largest first) and labelled ``z3 / KL 2.41``; a latent with KL below
+  ``threshold`` (:data:`INACTIVE_KL`) has a grey label saying "inactive" and
+  its row dimmed towards white, or is left out (``hide_inactive``). Size
+  (``R`` rows shown): ``height = 47 + h + R·(h + 1)``,
+  ``width = 93 + N·V·(w + 1) + 10·(N − 1)`` (:func:`default_figure_size`).
+
+The trainer's periodic pictures use :func:`traversal_grid` (rows only, 1 px
+lines). Decoded logits go through a sigmoid (pixel means in [0, 1]). The
+animated versions are in :mod:`nsvae.viz.traversal_gifs`.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 import numpy as np
 import torch
+
+#: Mean KL (nats) under which a latent is marked inactive. The mean over
+#: images of KL(q(z_j|x) || N(0, 1)) bounds the information the latent
+#: carries about the image from above (it is I(x; z_j) plus KL(q(z_j) || N(0, 1))),
+#: so below 0.01 nats (0.014 bits) a traversal cannot show anything the
+#: encoder uses. The bound is conservative on purpose: a latent that is still
+#: collapsing after a short run (0.02-0.05 nats) keeps a normal row, with its
+#: KL in the label; pass a larger ``threshold`` to mark those too.
+INACTIVE_KL = 0.01
+
+#: The default style's sweep: 7 values give the offsets -3, -2, ..., 3 prior
+#: standard deviations, round numbers that read at a glance.
+DEFAULT_VALUES = 7
+
+STYLES = ("default", "original")
+
+# Layout of the labelled figures, in pixels (see default_figure_size).
+LABEL_W = 88  # the label column on the left
+MARGIN = 5  # right and bottom, beyond the 1 px line after the last tile
+TITLE_H = 20
+VALUES_H = 16  # the line of offsets above the tiles
+SEP = 6  # between the input row and the latent rows
+GAP = 1  # between tiles
+BLOCK_GAP = 10  # between the blocks of two images
+DIM = 0.65  # an inactive row is mixed with this much white
+PAGE, INK, GREY = 255, 0, 140
+
+
+# -- computation ----------------------------------------------------------------------------
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _as_batch(images, device) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images, dtype=torch.float32)
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[0] < 1:
+        raise ValueError(f"images must have shape (N, C, H, W) or (C, H, W) with N >= 1, got {tuple(x.shape)}")
+    return x.to(device)
+
+
+@torch.no_grad()
+def kl_per_latent(model, images, batch_size: int = 256) -> np.ndarray:
+    """Mean KL(q(z_j|x) || N(0, 1)) of each latent over ``images``: float64 ``(d,)``, in nats.
+
+    ``images``: ``(N, C, H, W)`` in [0, 1] (numpy or torch). The KL of each
+    image and latent is :func:`nsvae.objectives.losses.kl_elementwise` (the
+    training objectives' own), averaged over the images, not summed over
+    latents: the ``kl_per_dim`` of the training log, on these images.
+    """
+    from ..objectives.losses import kl_elementwise
+
+    x = _as_batch(images, _device(model))
+    total = None
+    for start in range(0, x.shape[0], batch_size):
+        mu, logvar = model.encode(x[start : start + batch_size])
+        part = kl_elementwise(mu, logvar).double().sum(dim=0)
+        total = part if total is None else total + part
+    return (total / x.shape[0]).cpu().numpy()
+
+
+@torch.no_grad()
+def _decode(model, codes: torch.Tensor, chunk: int = 512) -> torch.Tensor:
+    """Pixel means of ``codes`` ``(n, d)``, decoded ``chunk`` at a time (bounded memory), on the CPU."""
+    out = [torch.sigmoid(model.decode(codes[i : i + chunk])).float().cpu() for i in range(0, codes.shape[0], chunk)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def sweep(model, base: torch.Tensor, values: torch.Tensor, absolute: bool) -> np.ndarray:
+    """Decode ``base`` codes ``(N, d)`` with each latent swept: float32 ``(d, N, V, C, H, W)`` in [0, 1].
+
+    ``[i, n, k]`` is code ``n`` with latent ``i`` set to ``values[k]``
+    (``absolute``) or moved by it (``base[n, i] + values[k]``); every other
+    latent keeps its base value.
+    """
+    n, d = base.shape
+    v = values.numel()
+    codes = base[None, :, None, :].repeat(d, 1, v, 1)  # (d, N, V, d)
+    rows = torch.arange(d, device=base.device)
+    swept = values.view(1, 1, v) if absolute else base.t()[:, :, None] + values.view(1, 1, v)
+    codes[rows, :, :, rows] = swept.expand(d, n, v)
+    decoded = _decode(model, codes.reshape(d * n * v, d))
+    return decoded.view(d, n, v, *decoded.shape[1:]).numpy()
 
 
 @torch.no_grad()
@@ -25,20 +135,15 @@ def traversal_images(
     """
     if n_values < 1:
         raise ValueError(f"n_values must be at least 1, got {n_values}")
-    device = next(model.parameters()).device
+    device = _device(model)
     x = torch.as_tensor(image, dtype=torch.float32, device=device)
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError(f"image must have shape (C, H, W), got {tuple(image.shape)}")
     mu, _ = model.encode(x)
-    d = mu.shape[1]
     values = torch.linspace(-limit, limit, n_values, device=device)
-    codes = mu.repeat(d * n_values, 1).view(d, n_values, d)
-    rows = torch.arange(d, device=device)
-    codes[rows, :, rows] = values if absolute else codes[rows, :, rows] + values
-    decoded = torch.sigmoid(model.decode(codes.view(d * n_values, d)))
-    return decoded.view(d, n_values, *decoded.shape[1:]).float().cpu().numpy()
+    return sweep(model, mu, values, absolute)[:, 0]
 
 
 def traversal_grid(
@@ -51,6 +156,11 @@ def traversal_grid(
 ) -> np.ndarray:
     """The traversals as one picture ``(C, rows·(H+pad)+pad, cols·(W+pad)+pad)``, white grid lines."""
     tiles = traversal_images(model, image, n_values, limit, absolute)
+    return _grid(tiles, pad)
+
+
+def _grid(tiles: np.ndarray, pad: int) -> np.ndarray:
+    """Tiles ``(rows, cols, C, H, W)`` on a white float canvas ``(C, rows·(H+pad)+pad, cols·(W+pad)+pad)``."""
     rows, cols, c, h, w = tiles.shape
     canvas = np.ones((c, rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
     for i in range(rows):
@@ -64,3 +174,275 @@ def to_uint8(picture: np.ndarray) -> np.ndarray:
     """A ``(C, H, W)`` float picture in [0, 1] as ``(H, W)`` or ``(H, W, 3)`` uint8 for Pillow."""
     arr = np.clip(np.rint(picture * 255.0), 0, 255).astype(np.uint8)
     return arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+
+
+def fixed_images(data, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` images of a dataset for the figures: float32 ``(n, C, H, W)``.
+
+    Image 0 (the original's first test image), then distinct others drawn
+    one at a time with ``np.random.default_rng(seed)``, so the first ``k``
+    images are the same for every ``n >= k``: a 3-image figure and a 9-image
+    one of a run start with the same images.
+    """
+    if n < 1:
+        raise ValueError(f"the number of images must be at least 1, got {n}")
+    size = len(data)
+    if n > size:
+        raise ValueError(f"the dataset has {size} images, fewer than the {n} asked for")
+    rng = np.random.default_rng(seed)
+    chosen = [0]
+    seen = {0}
+    while len(chosen) < n:
+        index = int(rng.integers(1, size))
+        if index not in seen:
+            seen.add(index)
+            chosen.append(index)
+    indices = np.array(chosen, dtype=np.int64)
+    # Datasets read sorted indices fastest; put them back in the chosen order afterwards.
+    order = np.argsort(indices, kind="stable")
+    images = data.observations_at(indices[order], np.random.default_rng(seed))
+    out = np.empty_like(images)
+    out[order] = images
+    return out
+
+
+def kl_images(data, n: int = 1024, seed: int = 0) -> np.ndarray:
+    """``min(n, len(data))`` distinct random images (sorted indices, ``default_rng(seed)``) to measure KLs on."""
+    rng = np.random.default_rng(seed)
+    indices = np.sort(rng.choice(len(data), size=min(n, len(data)), replace=False))
+    return data.observations_at(indices, rng)
+
+
+# -- pictures -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _font(size: int):
+    from PIL import ImageFont
+
+    # Pillow's own font (FreeType's Aileron where available, else its bitmap font): nothing to download.
+    return ImageFont.load_default(size=size)
+
+
+def _text(draw, xy, text: str, size: int, fill: int, channels: int, center: bool = False) -> None:
+    """Draw ``text`` with its left edge (or its centre) at ``xy[0]`` and vertically centred on ``xy[1]``."""
+    font = _font(size)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    x = xy[0] - (left + right) / 2 if center else xy[0] - left
+    y = xy[1] - (top + bottom) / 2
+    draw.text((round(x), round(y)), text, font=font, fill=fill if channels == 1 else (fill,) * 3)
+
+
+def _offset_label(v: float) -> str:
+    return "0" if abs(v) < 1e-9 else f"{v:+.3g}"
+
+
+def default_figure_size(
+    n_images: int, n_values: int, n_rows: int, image_size: tuple[int, int] = (64, 64)
+) -> tuple[int, int]:
+    """``(height, width)`` in pixels of :func:`default_figure` (and of each frame of the training GIF).
+
+    ``height = 47 + h + n_rows·(h + 1)`` and ``width = 93 + n_images·n_values·(w + 1) + 10·(n_images − 1)``
+    for images of ``h x w`` pixels: a 20 px title line, a 16 px line of offsets, the input row and a
+    6 px gap, then the rows of ``h`` px, each followed by a 1 px line; an 88 px label column on the
+    left and a 5 px margin on the right and at the bottom.
+    """
+    h, w = image_size
+    return _layout_size(n_images, n_values, n_rows, h, w, BLOCK_GAP)
+
+
+def _layout_size(blocks: int, cols: int, rows: int, h: int, w: int, block_gap: int):
+    height = TITLE_H + VALUES_H + h + SEP + rows * (h + GAP) + MARGIN
+    width = LABEL_W + blocks * cols * (w + GAP) + (blocks - 1) * block_gap + MARGIN
+    return height, width
+
+
+def _compose(
+    tiles: np.ndarray,
+    inputs: np.ndarray,
+    labels: Sequence[tuple[str, str]],
+    inactive: Sequence[bool],
+    title: str,
+    column_values: Sequence[float] | None,
+    block_gap: int,
+    subtitle: str = "",
+) -> np.ndarray:
+    """Lay out ``tiles`` ``(R, N, V, C, h, w)`` (row, block, column) under a title and the inputs ``(N, C, h, w)``.
+
+    Each input is drawn above the middle column (``V // 2``) of its block;
+    ``labels[r]`` is the (name, KL) text of row ``r``; an ``inactive`` row is
+    dimmed and its label grey. ``column_values`` (if given) are written above
+    the columns of every block; otherwise ``subtitle`` takes that line.
+    """
+    from PIL import Image, ImageDraw
+
+    rows, blocks, cols = tiles.shape[:3]
+    channels, h, w = inputs.shape[1:]
+    if channels not in (1, 3):
+        raise ValueError(f"figures need 1 or 3 channels, got {channels}")
+    height, width = _layout_size(blocks, cols, rows, h, w, block_gap)
+    canvas = np.full((channels, height, width), PAGE / 255.0, dtype=np.float32)
+
+    def left_of(block: int, col: int) -> int:
+        return LABEL_W + block * (cols * (w + GAP) + block_gap) + col * (w + GAP)
+
+    input_top = TITLE_H + VALUES_H
+    first_row = input_top + h + SEP
+    for b in range(blocks):
+        x = left_of(b, cols // 2)
+        canvas[:, input_top : input_top + h, x : x + w] = inputs[b]
+        for r in range(rows):
+            tile = tiles[r, b]
+            if inactive[r]:
+                tile = (1.0 - DIM) * tile + DIM
+            top = first_row + r * (h + GAP)
+            for c in range(cols):
+                x = left_of(b, c)
+                canvas[:, top : top + h, x : x + w] = tile[c]
+
+    picture = Image.fromarray(to_uint8(canvas))
+    draw = ImageDraw.Draw(picture)
+    _text(draw, (6, TITLE_H / 2 + 1), title, 12, INK, channels)
+    line = TITLE_H + VALUES_H / 2
+    if column_values is not None:
+        _text(draw, (6, line), "offset", 11, GREY, channels)
+        for b in range(blocks):
+            for c, v in enumerate(column_values):
+                _text(draw, (left_of(b, c) + w / 2, line), _offset_label(v), 11, INK, channels, True)
+    elif subtitle:
+        _text(draw, (6, line), subtitle, 11, GREY, channels)
+    _text(draw, (6, input_top + h / 2), "input", 12, INK, channels)
+    for r, ((name, kl), off) in enumerate(zip(labels, inactive)):
+        middle = first_row + r * (h + GAP) + h / 2
+        colour = GREY if off else INK
+        lines = [(name, 14), (kl, 11)] + ([("inactive", 11)] if off else [])
+        spacing = 15
+        y = middle - spacing * (len(lines) - 1) / 2
+        for text, size in lines:
+            _text(draw, (6, y), text, size, colour, channels)
+            y += spacing
+    return np.asarray(picture)
+
+
+def _kl_text(kl: float) -> str:
+    return f"KL {kl:.2f}" if kl < 100 else f"KL {kl:.0f}"
+
+
+def row_order(kl: np.ndarray, threshold: float = INACTIVE_KL, hide_inactive: bool = False) -> list[int]:
+    """The latents in the order of the figure's rows: largest mean KL first (ties: lower index first);
+    without those below ``threshold`` when ``hide_inactive``."""
+    kl = np.asarray(kl, dtype=np.float64)
+    order = [int(j) for j in np.argsort(-kl, kind="stable")]
+    return [j for j in order if not (hide_inactive and kl[j] < threshold)]
+
+
+def _rows_and_labels(kl: np.ndarray, order: Sequence[int], threshold: float):
+    labels = [(f"z{j}", _kl_text(float(kl[j]))) for j in order]
+    inactive = [bool(kl[j] < threshold) for j in order]
+    return labels, inactive
+
+
+def _check(n_values: int, limit: float, threshold: float = 0.0) -> None:
+    if n_values < 1:
+        raise ValueError(f"the number of values must be at least 1, got {n_values}")
+    if not np.isfinite(limit) or limit <= 0:
+        raise ValueError(f"the traversal limit must be a positive number, got {limit}")
+    if not threshold >= 0:
+        raise ValueError(f"the inactive-KL threshold must be >= 0, got {threshold}")
+
+
+@torch.no_grad()
+def default_figure(
+    model,
+    images,
+    n_values: int = DEFAULT_VALUES,
+    limit: float = 3.0,
+    kl: np.ndarray | None = None,
+    threshold: float = INACTIVE_KL,
+    hide_inactive: bool = False,
+    order: Sequence[int] | None = None,
+    title: str | None = None,
+) -> np.ndarray:
+    """The default traversal figure of ``images`` ``(N, C, H, W)``: uint8 ``(H, W)`` or ``(H, W, 3)``.
+
+    Each image's own mean code is moved by ``v`` in
+    ``linspace(-limit, limit, n_values)`` along one latent per row. ``kl``:
+    the mean KL of each latent, to sort and label the rows (default:
+    :func:`kl_per_latent` on ``images`` themselves; pass one measured on a
+    larger batch for a stable order). ``order`` overrides the row order (a
+    list of latents; the training GIF keeps one order for all its frames).
+    ``title`` replaces the line at the top. Size: :func:`default_figure_size`.
+    """
+    _check(n_values, limit, threshold)
+    device = _device(model)
+    x = _as_batch(images, device)
+    mu, _ = model.encode(x)
+    kl = kl_per_latent(model, x) if kl is None else np.asarray(kl, dtype=np.float64)
+    d = mu.shape[1]
+    if kl.shape != (d,):
+        raise ValueError(f"kl must have one value per latent ({d}), got shape {kl.shape}")
+    rows = row_order(kl, threshold, hide_inactive) if order is None else [int(j) for j in order]
+    values = torch.linspace(-limit, limit, n_values, device=device)
+    tiles = sweep(model, mu, values, absolute=False)[rows]
+    labels, inactive = _rows_and_labels(kl, rows, threshold)
+    if title is None:
+        hidden = d - len(rows)
+        marks = f"{hidden} inactive (KL < {threshold:g}) hidden" if hidden else f"dimmed: inactive, KL < {threshold:g}"
+        title = f"each image's mean code, one latent moved per row | rows by KL (nats) | {marks}"
+    return _compose(tiles, x.cpu().numpy(), labels, inactive, title, values.cpu().tolist(), BLOCK_GAP)
+
+
+@torch.no_grad()
+def original_figure(model, images, n_values: int | None = None, limit: float = 3.0, seed: int = 0) -> np.ndarray:
+    """The original's traversal canvas (§5.2) of ``images`` ``(N, C, H, W)``: uint8 ``(H, W)`` or ``(H, W, 3)``.
+
+    ``n_values`` columns (default: one per image, the original's
+    ``nb_test = 9`` for both): the images, their reconstructions from one
+    sampled code each (``torch.Generator`` seeded with ``seed``; cells past
+    the last image stay white), then latent ``i`` of image 0 set to each
+    absolute value of ``linspace(-limit, limit, n_values)``. 2 px white lines:
+    ``(2 + d)·(h + 2) + 2`` by ``n_values·(w + 2) + 2`` pixels.
+    """
+    x = _as_batch(images, _device(model))
+    n_values = x.shape[0] if n_values is None else n_values
+    _check(n_values, limit)
+    if x.shape[0] > n_values:
+        raise ValueError(f"the original layout has a column per value: {x.shape[0]} images need >= {x.shape[0]} values")
+    mu, logvar = model.encode(x)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed), dtype=mu.dtype).to(mu.device)
+    recon = _decode(model, mu + torch.exp(0.5 * logvar) * eps).numpy()
+    values = torch.linspace(-limit, limit, n_values, device=mu.device)
+    rows = sweep(model, mu[:1], values, absolute=True)[:, 0]
+    blank = np.ones((2, n_values, *rows.shape[2:]), dtype=np.float32)
+    blank[0, : x.shape[0]] = x.cpu().numpy()
+    blank[1, : x.shape[0]] = recon
+    return to_uint8(_grid(np.concatenate([blank, rows]), pad=2))
+
+
+def traversal_figure(
+    model,
+    images,
+    style: str = "default",
+    n_values: int | None = None,
+    limit: float = 3.0,
+    kl: np.ndarray | None = None,
+    threshold: float = INACTIVE_KL,
+    hide_inactive: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """A traversal figure of ``images`` ``(N, C, H, W)`` in [0, 1]: uint8 ``(H, W)`` (1 channel) or ``(H, W, 3)``.
+
+    ``style="default"``: :func:`default_figure` (``n_values`` default 7;
+    ``kl``, ``threshold`` and ``hide_inactive`` as there). ``style="original"``:
+    :func:`original_figure` (``n_values`` default ``N``; ``seed`` draws the
+    reconstructions' codes; no KL, so ``hide_inactive`` is refused).
+    """
+    if style == "default":
+        return default_figure(
+            model, images, DEFAULT_VALUES if n_values is None else n_values, limit, kl, threshold, hide_inactive
+        )
+    if style == "original":
+        if hide_inactive:
+            raise ValueError("hide_inactive needs the default style: the original figure shows every latent")
+        return original_figure(model, images, n_values, limit, seed)
+    raise ValueError(f"style must be one of {STYLES}, got {style!r}")
