@@ -40,6 +40,7 @@ value outside that interval is provably wrong by at least its distance to it.
 Usage:
     PYTHONPATH=src .venv/bin/python benchmarks/bench_info.py            # full run (~5-8 min on 2 cores)
     PYTHONPATH=src .venv/bin/python benchmarks/bench_info.py --quick    # smoke run (~1.5 min)
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_info.py --measures s_vk --cases 2x2x2 4x4x4   # a subset
 """
 
 from __future__ import annotations
@@ -197,7 +198,8 @@ class Comparison:
     goal: float  # required speed-up (dit / nsvae)
 
 
-def comparisons_for(case: Case) -> list[Comparison]:
+def comparisons_for(case: Case, measures: frozenset[str] | None = None) -> list[Comparison]:
+    """What is compared on ``case``; ``measures`` (ids as in MEASURES) selects a subset."""
     comps = [
         Comparison("S_max", nsvae_s_max, (DitRoute("I - sum_y p(y) max_i s_i", dit_s_max),), 100.0),
         Comparison("WMS", nsvae_wms, (DitRoute("shannon.mutual_information", dit_wms),), 100.0),
@@ -213,7 +215,13 @@ def comparisons_for(case: Case) -> list[Comparison]:
         comps.append(Comparison("S_VK", nsvae_s_vk, tuple(routes), 10.0))
     else:
         comps.append(Comparison("S_VK", nsvae_s_vk, (), 10.0))
+    if measures is not None:
+        comps = [c for c in comps if MEASURES[c.measure] in measures]
     return comps
+
+
+#: Command-line ids of the measures (--measures).
+MEASURES = {"S_max": "s_max", "WMS": "wms", "PID (I_min)": "pid", "S_VK": "s_vk"}
 
 
 def max_abs_diff(a, b) -> float:
@@ -262,11 +270,13 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_distribution(case: Case, seed: int, reps: int, min_time: float) -> dict[str, Record]:
+def run_distribution(
+    case: Case, seed: int, reps: int, min_time: float, measures: frozenset[str] | None = None
+) -> dict[str, Record]:
     p = random_pmf(case.shape, seed)
     d = to_dit(p)  # outside every timed region
     n = case.n_predictors
-    comps = comparisons_for(case)
+    comps = comparisons_for(case, measures)
 
     # Warm-up (also gives the values) and calibration.
     calls: dict[tuple[str, str], tuple[Callable[[], Any], int]] = {}
@@ -346,7 +356,9 @@ def distance_outside(x: float, lo: float, hi: float) -> float:
     return max(0.0, lo - x, x - hi)
 
 
-def summarise(results: dict[str, list[dict[str, Record]]], cases: list[Case]) -> tuple[str, list[str]]:
+def summarise(
+    results: dict[str, list[dict[str, Record]]], cases: list[Case], measures: frozenset[str] | None = None
+) -> tuple[str, list[str]]:
     """The markdown tables and the list of value disagreements > DISAGREEMENT_BITS."""
     speed = [
         "| case | measure | dit route | nsvae time | dit time | speed-up (dit/nsvae) | goal | goal met "
@@ -361,7 +373,7 @@ def summarise(results: dict[str, list[dict[str, Record]]], cases: list[Case]) ->
     disagreements: list[str] = []
     for case in cases:
         runs = results[case.name]
-        for comp in comparisons_for(case):
+        for comp in comparisons_for(case, measures):
             recs = [run[comp.measure] for run in runs]
             ns_times = [r.nsvae_time for r in recs]
             if not comp.routes:
@@ -484,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds per measurement (loop calibration)")
     parser.add_argument("--cases", nargs="*", help="case ids to run (default all): " + " ".join(c.id for c in CASES))
     parser.add_argument("--json", help="also write per-distribution raw results to this file")
+    parser.add_argument("--measures", nargs="*", help="measures to run (default all): " + " ".join(MEASURES.values()))
     args = parser.parse_args(argv)
 
     n_dists = args.n_dists or (3 if args.quick else 10)
@@ -491,16 +504,20 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown case(s) {sorted(unknown)}; choose from {[c.id for c in CASES]}")
     cases = [c for c in CASES if not args.cases or c.id in args.cases]
+    unknown = set(args.measures or ()) - set(MEASURES.values())
+    if unknown:
+        parser.error(f"unknown measure(s) {sorted(unknown)}; choose from {list(MEASURES.values())}")
+    measures = frozenset(args.measures) if args.measures else None
     results: dict[str, list[dict[str, Record]]] = {}
     start = time.perf_counter()
     for case in cases:
         reps = args.reps or (2 if args.quick else case.reps)
         t0 = time.perf_counter()
-        results[case.name] = [run_distribution(case, seed, reps, args.min_time) for seed in range(n_dists)]
+        results[case.name] = [run_distribution(case, seed, reps, args.min_time, measures) for seed in range(n_dists)]
         elapsed = time.perf_counter() - t0
         print(f"[{case.name}: {n_dists} distributions x {reps} repeats in {elapsed:.0f} s]", file=sys.stderr)
 
-    table, disagreements = summarise(results, cases)
+    table, disagreements = summarise(results, cases, measures)
     print(f"## nsvae.info vs dit ({n_dists} Dirichlet(1) distributions per case, seeds 0..{n_dists - 1})\n")
     print(environment())
     print(f"- command: {' '.join(sys.argv)}")

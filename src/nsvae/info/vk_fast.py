@@ -52,7 +52,9 @@ CENTRED = 1e-2
 #: the fraction of the distance to the boundary a step may go, and its iteration budget.
 THETA_CEIL = 300.0
 PD_STEP_FRACTION = 0.99
-PD_MAX_STEPS = 60
+PD_MAX_STEPS = 30
+RES_FLOOR = 1e-4
+RP_LIMIT = 1.0
 #: Use the primal-dual method while cells x (dual variables) is at most this.
 PD_MAX_K_ENTRIES = MAX_K_ENTRIES
 
@@ -345,14 +347,14 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
     maximum(theta, THETA_FLOOR, out=e)
     minimum(e, ceil, out=e)
     exp(e, out=e)
-    np.negative(log(e @ ones_y), out=s)
+    ssum = e @ ones_y
+    g = log(ssum)
+    np.negative(g, out=s)
     w.fill(1.0 / nx)
 
     lower, upper, q_best, viol_best = -math.inf, math.inf, None, math.inf
     steps = 0
     while True:
-        ssum = e @ ones_y
-        g = log(ssum)
         pi = divide(e, ssum[:, None], out=e)
         matmul(pi.reshape(nx, 1, ny), K3, out=U3)
         Rd = cr - w @ U
@@ -398,21 +400,33 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
         a = 1.0 if ratio >= -1.0 else -1.0 / ratio
         zt = z + a * dz
         mu_aff = dot(zt[:nx], zt[nx:]) / nx
-        sigma = (mu_aff / mu) ** 3
+        # Mehrotra's centring target, but not below a fraction of the residuals: if w s reaches
+        # zero before the residuals do, the steps shrink to nothing and the iteration stalls.
+        target = max((mu_aff / mu) ** 3 * mu, RES_FLOOR * max(vmax(np.abs(Rd)), vmax(np.abs(Rp))))
         # Corrector: target sigma mu and the second-order term ds dw of the affine step.
-        corr = (sigma * mu - dz_top * dz_bottom) / s
+        corr = (target - dz_top * dz_bottom) / s
         dr = _dpotrs(L, b - corr @ U, lower=0)[0]
         np.add(z0, B @ dr, out=dz)
         dz_bottom += corr
         ratio = vmin(dz / z)
         a = 1.0 if ratio >= -PD_STEP_FRACTION else -PD_STEP_FRACTION / ratio
-        r += a * dr
+        # Globalisation: g is convex, so the step overshoots the linear model of g + s; where that
+        # error would exceed max(|g + s|, RP_LIMIT), the step is halved (an extra log-sum-exp per try).
+        limit = max(vmax(np.abs(Rp)), RP_LIMIT)
+        while True:
+            r_new = r + a * dr
+            matmul(K, r_new, out=theta_flat)
+            maximum(theta, THETA_FLOOR, out=e)
+            if clip_above:
+                minimum(e, ceil, out=e)  # -inf on the disallowed cells
+            exp(e, out=e)
+            ssum = e @ ones_y
+            g = log(ssum)
+            if vmax(g + (s + a * dz_top)) <= limit or a < 1e-3:
+                break
+            a *= 0.5
+        r = r_new
         z += a * dz
-        matmul(K, r, out=theta_flat)
-        maximum(theta, THETA_FLOOR, out=e)
-        if clip_above:
-            minimum(e, ceil, out=e)  # -inf on the disallowed cells
-        exp(e, out=e)
     return Result(lower, upper, q_best, viol_best, steps)
 
 
