@@ -16,10 +16,20 @@ from .commands import data as data_command
 from .commands import evaluate as evaluate_command
 from .commands import info as info_command
 from .commands import plot as plot_command
+from .commands import results as results_command
+from .commands import sweep as sweep_command
 from .commands import train as train_command
 from .errors import EXIT_USER_ERROR, UserError
 
-SUBCOMMANDS = (info_command, data_command, train_command, evaluate_command, plot_command)
+SUBCOMMANDS = (
+    info_command,
+    data_command,
+    train_command,
+    evaluate_command,
+    plot_command,
+    sweep_command,
+    results_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,79 @@
+"""``nsvae results``: one table of a sweep's runs (CSV and SQLite) and mean ± std over seeds per setting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+DESCRIPTION = """\
+Gather every run of a sweep directory (its config, final training losses and
+evaluation scores) into one table, written as SWEEP_DIR/results.csv and
+SWEEP_DIR/results.sqlite (tables `runs` and `settings`), and print the mean
+± sample standard deviation over seeds of each setting (runs equal in every
+config key but their seeds). Only finished runs count; `n` shows finished/all
+where some did not finish."""
+
+EPILOG = """\
+examples:
+  nsvae results runs/quick-comparison
+  nsvae results runs/quick-comparison --columns mig sap train.recon --markdown
+  sqlite3 runs/quick-comparison/results.sqlite 'select setting, "metric.mig.mean" from settings'"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "results",
+        help="a sweep's runs in one table (CSV, SQLite) and mean ± std over seeds per setting",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep directory (written by nsvae sweep)")
+    p.add_argument(
+        "--columns",
+        nargs="+",
+        metavar="C",
+        help="columns to aggregate: metric names (mig), train.recon, train.kl or any numeric column "
+        "(default: every metric, then train.recon and train.kl)",
+    )
+    p.add_argument("--protocol", help="the evaluation protocol to read (default: the sweep's)")
+    p.add_argument("--csv", metavar="PATH", help="where to write the CSV (default SWEEP_DIR/results.csv)")
+    p.add_argument("--sqlite", metavar="PATH", help="where to write the SQLite file (default SWEEP_DIR/results.sqlite)")
+    p.add_argument("--digits", type=int, default=3, help="decimals in the printed table (default 3)")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--json", action="store_true", help="print the aggregates as JSON")
+    p.set_defaults(run=run_results)
+
+
+def run_results(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from ..experiments import sweep
+
+    rows = sweep.gather_results(args.sweep_dir, protocol=args.protocol)
+    columns = None
+    if args.columns:
+        known = sweep.result_columns(rows)
+        columns = []
+        for name in args.columns:
+            full = name if name in known else f"metric.{name}"
+            if full not in known:
+                numeric = [c for c in known if c.startswith(("metric.", "train."))]
+                raise UserError(f"no column {name!r} in the results; columns: {', '.join(numeric) or 'none yet'}")
+            columns.append(full)
+    aggregates = sweep.aggregate(rows, columns)
+    csv_path, sqlite_path = sweep.write_results(args.sweep_dir, rows, aggregates, args.csv, args.sqlite)
+    shown = columns or [k for k in (aggregates[0] if aggregates else {}) if k not in ("setting", "n", "runs", "seeds")]
+    if args.json:
+        clean = [
+            {k: ([None if math.isnan(x) else x for x in v] if isinstance(v, tuple) else v) for k, v in a.items()}
+            for a in aggregates
+        ]
+        print(json.dumps(clean, indent=2))
+    else:
+        print(sweep.format_table(aggregates, shown, digits=args.digits, markdown=args.markdown), end="")
+        failed = [r for r in rows if r["state"] == "failed"]
+        for row in failed:
+            print(f"failed: {row['run']}: {row['error']}")
+        print(f"{len(rows)} runs; table: {csv_path}, {sqlite_path}")
+    return 0

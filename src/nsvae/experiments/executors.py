@@ -1,0 +1,670 @@
+"""Running a sweep: planning what each run needs, then training and evaluating them locally or on Ray.
+
+:func:`run_sweep` is the library core of ``nsvae sweep``:
+
+1. the sweep file is expanded (:func:`nsvae.experiments.sweep.load_sweep`) and
+   copied to ``SWEEP_DIR/sweep.toml``; a run directory that already exists
+   must hold the same config as the file now asks for (else nothing starts);
+2. each run is planned from its directory (:func:`plan_run`): finished and
+   evaluated runs are skipped, interrupted ones resumed from their latest
+   checkpoint, finished ones only evaluated, failed ones skipped unless
+   ``retry_failed``;
+3. the runs to do go to an executor, which calls :func:`execute` for each one
+   (train, then evaluate) in its own process: :func:`run_local` (at most
+   ``workers`` processes here, a fresh one per run, so that a crash or an
+   out-of-memory kill of one run cannot stop the others) or :func:`run_ray`
+   (each run a Ray task with the sweep's CPU/GPU resources);
+4. the driver records every run's state, error, attempts and times in
+   ``SWEEP_DIR/sweep.json`` (written atomically by this one process) as the
+   results come in.
+
+A failing run (an exception in training or evaluation, a dead worker) is
+recorded with its error in its own ``status.json`` and in ``sweep.json``; the
+others go on. SIGINT or SIGTERM to the driver asks every running run to stop
+after its current step with a checkpoint; starting the sweep again resumes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .config import IMAGE_DATASETS, Config, from_dict, to_dict
+from .sweep import (
+    INCIDENTAL_KEYS,
+    INCIDENTAL_SECTIONS,
+    LOGS_DIR,
+    RUNS_DIR,
+    SPEC_FILE,
+    EvaluationSpec,
+    PlannedRun,
+    Sweep,
+    _flat_config,
+    load_sweep,
+    read_state,
+    write_state,
+)
+
+__all__ = ["Task", "execute", "plan_run", "run_local", "run_ray", "run_sweep", "sweep_dir_for"]
+
+#: What a run needs: train (from scratch), resume (from its checkpoint), evaluate (training done), done,
+#: failed (an earlier attempt failed; skipped without retry_failed), busy (another process trains it).
+ACTIONS = ("train", "resume", "evaluate", "done", "failed", "busy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """Everything a worker needs to do one run (plain data: it is pickled to processes and Ray tasks)."""
+
+    name: str
+    run_dir: str
+    log_path: str
+    config: dict[str, Any]
+    evaluation: dict[str, Any]
+    #: CPU threads for torch, BLAS and the metrics in this run.
+    threads: int
+    #: Overrides run.device for this run (None: the config's).
+    device: str | None = None
+
+
+def sweep_dir_for(sweep: Sweep, source: str | os.PathLike, out: str | os.PathLike | None) -> Path:
+    """Where a sweep lives: ``out``, the directory given as ``source``, or ``runs/<sweep name>``."""
+    if out is not None:
+        return Path(out)
+    if Path(source).is_dir():
+        return Path(source)
+    return Path("runs") / sweep.name
+
+
+# -- planning ----------------------------------------------------------------------------------------
+
+
+def _comparable(config: Config) -> dict[str, Any]:
+    """The keys that decide what a run computes (its steps excluded: a longer sweep extends a run)."""
+    flat = _flat_config(config)
+    skip = {*INCIDENTAL_KEYS, "data.seed", "run.steps"}
+    return {k: v for k, v in flat.items() if k not in skip and k.split(".", 1)[0] not in INCIDENTAL_SECTIONS}
+
+
+def check_existing(planned: PlannedRun, run_dir: Path) -> None:
+    """Refuse to touch a run directory whose config is not the one the sweep file now asks for."""
+    from ..train.run import Run
+
+    run = Run(run_dir)
+    if not run.exists():
+        return
+    stored, wanted = _comparable(run.config), _comparable(planned.config)
+    # The run's config holds its data seed resolved (unset: the run's seed); compare the resolved values.
+    stored["data.seed"], wanted["data.seed"] = run.config.data_seed, planned.config.data_seed
+    diff = [k for k in wanted if stored.get(k) != wanted[k]]
+    if diff:
+        key = diff[0]
+        raise UserError(
+            f"{run_dir} holds a run with {key} = {stored.get(key)!r} but the sweep file now asks for {wanted[key]!r}; "
+            "use another sweep directory (--out) or delete that run"
+        )
+
+
+def _locked(run_dir: Path) -> bool:
+    """Whether another process holds the run's lock (is training it now)."""
+    import fcntl
+
+    lock = run_dir / ".lock"
+    if not lock.is_file():
+        return False
+    with open(lock, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def evaluation_needed(run, evaluation: EvaluationSpec | dict[str, Any]) -> bool:
+    """Whether ``run``'s eval.json lacks a metric of ``evaluation`` (its step, protocol, seed and parameters)."""
+    from ..evaluation import read_eval
+    from ..metrics.protocols import resolve
+
+    spec = evaluation if isinstance(evaluation, dict) else evaluation.to_dict()
+    if not spec["enabled"] or run.config.data.dataset in IMAGE_DATASETS:
+        return False
+    checkpoints = run.checkpoints()
+    if not checkpoints:
+        return True
+    current = read_eval(run.path)
+    if not current or current.get("step") != checkpoints[-1][0]:
+        return True
+    entry = current.get("results", {}).get(spec["protocol"])
+    if not entry or entry.get("seed") != spec["seed"]:
+        return True
+    for metric in spec["metrics"]:
+        stored = entry.get("metrics", {}).get(metric)
+        if not isinstance(stored, dict):
+            return True
+        wanted = resolve(metric, spec["protocol"], spec["overrides"].get(metric))
+        if stored.get("protocol") != wanted:
+            return True
+    return False
+
+
+def plan_run(planned: PlannedRun, run_dir: Path, evaluation: EvaluationSpec, retry_failed: bool = False) -> str:
+    """What ``planned`` needs, from its directory: one of :data:`ACTIONS`."""
+    from ..train.run import Run
+
+    run = Run(run_dir)
+    status = run.status()
+    state = status.get("state")
+    if state == "running" and _locked(run_dir):
+        return "busy"
+    if state == "failed" or status.get("evaluation_error"):
+        if not retry_failed:
+            return "failed"
+    if not run.exists():
+        return "train"
+    if state == "finished" and not status.get("evaluation_error"):
+        steps = run.checkpoints()[-1][0] if run.checkpoints() else 0
+        if steps < planned.config.run.steps:
+            return "resume"
+        return "evaluate" if evaluation_needed(run, evaluation) else "done"
+    if status.get("evaluation_error") and state == "finished":
+        return "evaluate"
+    return "resume" if run.checkpoints() else "train"
+
+
+# -- one run, in a worker ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _output_to(path: str):
+    """Send this process's stdout and stderr (Python's and C's) to ``path`` while a run works, then restore them."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def execute(task: Task) -> dict[str, Any]:
+    """Train (or resume) and evaluate one run; never raises: returns its record for ``sweep.json``.
+
+    The record: ``state`` (finished, failed, interrupted), ``phase`` (train or
+    evaluate, where it ended), ``error``, ``step``, ``evaluated``, ``seconds``.
+    """
+    started = time.perf_counter()
+    with _output_to(task.log_path):
+        print(f"== {_now()} nsvae sweep: {task.name} in {task.run_dir} ({task.threads} thread(s))", flush=True)
+        record = _execute(task)
+        print(f"== {_now()} nsvae sweep: {task.name}: {record['state']} {record.get('error', '')}", flush=True)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def _execute(task: Task) -> dict[str, Any]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from ..train import Run, resume, start
+
+    run_dir = Path(task.run_dir)
+    config = from_dict(task.config)
+    if task.device is not None:
+        config = dataclasses.replace(config, run=dataclasses.replace(config.run, device=task.device))
+    record: dict[str, Any] = {"state": "failed", "phase": "train"}
+    torch.set_num_threads(max(1, task.threads))
+    with threadpool_limits(limits=max(1, task.threads)):
+        try:
+            run = Run(run_dir)
+            status = run.status()
+            finished = status.get("state") == "finished" and run.exists()
+            done = run.checkpoints()[-1][0] if run.checkpoints() else 0
+            if not finished or done < config.run.steps:
+                if run.exists() and run.checkpoints():
+                    run = resume(run, config.run.steps, device=task.device, progress=False)
+                else:
+                    if run_dir.exists():  # a start that never reached its first checkpoint: nothing to keep
+                        shutil.rmtree(run_dir)
+                    run = start(config, run_dir, progress=False)
+                if run.state != "finished":
+                    return {**record, "state": run.state or "interrupted", "step": run.status().get("step")}
+            record.update(step=run.status().get("step"), phase="evaluate")
+        except KeyboardInterrupt:
+            return {**record, "state": "interrupted", "step": Run(run_dir).status().get("step")}
+        except BaseException as exc:  # noqa: BLE001 - any failure of one run is recorded, never propagated
+            traceback.print_exc()
+            error = _error_line(exc)
+            run = Run(run_dir)
+            if run.status().get("state") != "failed":
+                run.set_status("failed", step=run.status().get("step", 0), error=error)
+            return {**record, "error": error, "step": run.status().get("step")}
+        try:
+            record["evaluated"] = _evaluate(run, task)
+        except KeyboardInterrupt:
+            return {**record, "state": "interrupted"}
+        except BaseException as exc:  # noqa: BLE001
+            traceback.print_exc()
+            error = _error_line(exc)
+            run.set_status("finished", evaluation_error=error)
+            return {**record, "error": error}
+    if run.status().get("evaluation_error"):
+        run.set_status("finished", evaluation_error=None)
+    return {**record, "state": "finished"}
+
+
+def _evaluate(run, task: Task) -> bool:
+    from ..evaluation import evaluate_run
+
+    spec = task.evaluation
+    if not evaluation_needed(run, spec):
+        return bool(spec["enabled"]) and run.config.data.dataset not in IMAGE_DATASETS
+    evaluate_run(
+        run,
+        metrics=spec["metrics"],
+        protocol=spec["protocol"],
+        seed=spec["seed"],
+        device=task.device or run.config.run.device,
+        overrides={k: dict(v) for k, v in spec["overrides"].items()},
+        progress=False,
+        n_jobs=max(1, task.threads),
+    )
+    return True
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# -- executors ---------------------------------------------------------------------------------------
+
+Event = Callable[[str, Task, dict[str, Any] | None], None]
+
+
+class _Stop:
+    """SIGINT/SIGTERM in the driver: stop starting runs and ask the running ones to checkpoint and stop."""
+
+    def __init__(self, on_stop: Callable[[], None]):
+        self.signum: int | None = None
+        self.on_stop = on_stop
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(
+            f"nsvae sweep: {signal.Signals(signum).name}: stopping the running runs at their next step "
+            "(again to abandon them)",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.on_stop()
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _child(task: Task, conn) -> None:
+    """A local worker process: one run, its record sent back on ``conn``."""
+    # The terminal's Ctrl-C reaches the whole process group; the driver forwards a SIGTERM, which the trainer
+    # handles (checkpoint, then stop). Ignoring SIGINT here keeps a double signal from abandoning the step.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    record = execute(task)
+    conn.send(record)
+    conn.close()
+
+
+_PRELOAD = ["nsvae.experiments.executors", "nsvae.train", "nsvae.evaluation", "nsvae.metrics", "torch._dynamo"]
+
+
+def run_local(tasks: Sequence[Task], workers: int, on_event: Event) -> int | None:
+    """Run ``tasks`` in at most ``workers`` processes, a fresh process per run; returns the stopping signal or None."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    # "forkserver": each run forks from a clean server process (no torch thread pools or locks inherited from
+    # the driver) that has imported torch and nsvae once, so a run starts in milliseconds, not seconds.
+    ctx = mp.get_context("forkserver")
+    # torch._dynamo: imported lazily by the first Adam (4 s here); a failed preload is skipped by multiprocessing.
+    ctx.set_forkserver_preload(_PRELOAD)
+    pending = list(tasks)
+    active: dict[Any, tuple[Any, Task]] = {}
+
+    def stop_all() -> None:
+        for process, _ in active.values():
+            with contextlib.suppress(OSError, ValueError):
+                if process.pid:
+                    os.kill(process.pid, signal.SIGTERM)
+
+    try:
+        with _Stop(stop_all) as stop:
+            while pending or active:
+                while pending and len(active) < workers and stop.signum is None:
+                    task = pending.pop(0)
+                    receive, send = ctx.Pipe(duplex=False)
+                    process = ctx.Process(target=_child, args=(task, send), name=f"nsvae-sweep {task.name}")
+                    process.start()
+                    send.close()
+                    active[receive] = (process, task)
+                    on_event("started", task, None)
+                if not active:
+                    break
+                for conn in wait(list(active), timeout=1.0):
+                    process, task = active.pop(conn)
+                    try:
+                        record = conn.recv()
+                    except (EOFError, OSError):
+                        record = None
+                    conn.close()
+                    process.join()
+                    if record is None:
+                        record = _dead_worker(process.exitcode, stop.signum)
+                    on_event("done", task, record)
+            return stop.signum
+    finally:
+        for process, _ in active.values():  # abandoned (a second signal): do not leave them training
+            with contextlib.suppress(OSError, ValueError):
+                process.kill()
+                process.join()
+
+
+def _dead_worker(exitcode: int | None, stopping: int | None) -> dict[str, Any]:
+    if stopping is not None:
+        return {"state": "interrupted", "phase": "evaluate", "error": ""}
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        error = f"the worker process was killed by {name}{hint}"
+    else:
+        error = f"the worker process exited with status {exitcode} before reporting"
+    return {"state": "failed", "phase": "train", "error": error}
+
+
+def _ray_execute(task: Task) -> dict[str, Any]:
+    return execute(task)
+
+
+def run_ray(
+    tasks: Sequence[Task],
+    address: str,
+    on_event: Event,
+    cpus: float,
+    gpus: float,
+    local_cpus: int | None = None,
+) -> int | None:
+    """Run each task as a Ray task asking for ``cpus``/``gpus``; ``address``: ``auto``, ``local`` or a cluster's.
+
+    ``local`` starts a private Ray instance on this machine (``local_cpus``
+    CPUs); ``auto`` joins the running cluster (``RAY_ADDRESS`` or ``ray start``
+    on this node); anything else is passed to ``ray.init(address=...)``. Run
+    directories must be on a file system every node shares.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise UserError("Ray is not installed; install the extra: pip install 'nsvae[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address == "local":
+            kwargs["num_cpus"] = local_cpus or _cores()
+            kwargs["num_gpus"] = _gpus_here()
+        else:
+            kwargs["address"] = address
+        try:
+            ray.init(**kwargs)
+        except ConnectionError as exc:
+            raise UserError(
+                f"cannot reach a Ray cluster at {address!r}: {exc}; start one (ray start --head) or use --ray local"
+            ) from None
+    remote = ray.remote(_ray_execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=1)
+    refs: dict[Any, Task] = {}
+
+    def stop_all() -> None:
+        for ref in list(refs):
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+
+    try:
+        with _Stop(stop_all) as stop:
+            for task in tasks:
+                refs[remote.remote(task)] = task
+                on_event("submitted", task, None)
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+                for ref in done:
+                    task = refs.pop(ref)
+                    try:
+                        record = ray.get(ref)
+                    except (ray.exceptions.TaskCancelledError, KeyboardInterrupt):
+                        record = {"state": "interrupted", "phase": "train", "error": ""}
+                    except Exception as exc:  # a worker or node lost twice: recorded, the others go on
+                        record = {"state": "failed", "phase": "train", "error": _error_line(exc)}
+                    on_event("done", task, record)
+            return stop.signum
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _gpus_here() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except Exception:  # pragma: no cover - a broken CUDA setup counts as none
+        return 0
+
+
+# -- the driver --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    """What :func:`run_sweep` did: the sweep directory, each run's action, and the final counts."""
+
+    sweep_dir: Path
+    actions: dict[str, str]
+    states: dict[str, str]
+    signum: int | None = None
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, state in self.states.items() if state == "failed"]
+
+
+def plan_sweep(sweep: Sweep, sweep_dir: Path, retry_failed: bool = False) -> dict[str, str]:
+    """Each run's action (:data:`ACTIONS`), after checking existing run directories against the file."""
+    runs_dir = sweep_dir / RUNS_DIR
+    actions = {}
+    for planned in sweep.runs:
+        check_existing(planned, runs_dir / planned.name)
+    for planned in sweep.runs:
+        actions[planned.name] = plan_run(planned, runs_dir / planned.name, sweep.evaluation, retry_failed)
+    return actions
+
+
+def run_sweep(
+    source: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    workers: int = 1,
+    ray: str | None = None,
+    retry_failed: bool = False,
+    device: str | None = None,
+    only: Sequence[str] | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> SweepOutcome:
+    """Run (or continue) the sweep ``source`` in ``out`` (default ``runs/<sweep name>``); see the module doc.
+
+    ``workers``: local processes at once (torch threads per run: cores // workers,
+    at least 1); ``ray``: ``"auto"``, ``"local"`` or a cluster address, instead of
+    local processes; ``device`` overrides every run's ``run.device``;
+    ``only``: run just these run names.
+    """
+    sweep = load_sweep(source)
+    sweep_dir = sweep_dir_for(sweep, source, out)
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    names = [r.name for r in sweep.runs]
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise UserError(f"the sweep has no run named {unknown[0]!r}; see the names with --dry-run")
+    actions = plan_sweep(sweep, sweep_dir, retry_failed)
+    _write_spec(sweep, sweep_dir, source)
+    state = read_state(sweep_dir)
+    state.update(
+        name=sweep.name,
+        spec=SPEC_FILE,
+        base_dir=sweep.base_dir,
+        evaluation=sweep.evaluation.to_dict(),
+        resources={"cpus": sweep.cpus, "gpus": sweep.gpus},
+    )
+    state.setdefault("created", _now())
+    records: dict[str, dict[str, Any]] = state.setdefault("runs", {})
+    for name in list(records):  # runs no longer in the file are forgotten (their directories are kept)
+        if name not in names:
+            del records[name]
+    runs_dir = sweep_dir / RUNS_DIR
+    from ..train.run import Run
+
+    for planned in sweep.runs:
+        record = records.setdefault(planned.name, {"attempts": 0})
+        record.update(setting=planned.setting, seed=planned.seed, values=dict(planned.values))
+        action = actions[planned.name]
+        status = Run(runs_dir / planned.name).status()
+        if action == "done":
+            record.update(state="finished", error="", step=status.get("step"))
+        elif action == "failed":
+            record.update(
+                state="failed",
+                error=record.get("error") or status.get("error") or status.get("evaluation_error") or "failed",
+            )
+        elif action == "busy":
+            record.update(state="running")
+        else:
+            record.setdefault("state", "pending")
+            if record["state"] not in ("failed", "interrupted"):
+                record["state"] = "pending"
+    write_state(sweep_dir, state)
+
+    todo = [
+        r for r in sweep.runs if actions[r.name] in ("train", "resume", "evaluate") and (not only or r.name in only)
+    ]
+    counts = {a: sum(1 for v in actions.values() if v == a) for a in ACTIONS}
+    say = echo or (lambda text: None)
+    say(
+        f"nsvae sweep: {sweep.name}: {len(sweep.runs)} runs in {sweep_dir} - "
+        + ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+    )
+    if counts["failed"] and not retry_failed:
+        say(f"nsvae sweep: {counts['failed']} failed run(s) skipped; --retry-failed runs them again")
+    threads = max(1, _cores() // workers) if ray is None else max(1, int(sweep.cpus))
+    tasks = [
+        Task(
+            name=r.name,
+            run_dir=str((runs_dir / r.name).resolve()),
+            log_path=str((sweep_dir / LOGS_DIR / f"{r.name}.log").resolve()),
+            config=to_dict(r.config),
+            evaluation=sweep.evaluation.to_dict(),
+            threads=threads,
+            device=device,
+        )
+        for r in todo
+    ]
+    total, finished_count = len(tasks), [0]
+    begun: dict[str, float] = {}
+
+    def on_event(kind: str, task: Task, record: dict[str, Any] | None) -> None:
+        entry = records[task.name]
+        if kind in ("started", "submitted"):
+            begun[task.name] = time.perf_counter()
+            state_now = "running" if kind == "started" else "queued"
+            entry.update(state=state_now, started=_now(), attempts=int(entry.get("attempts", 0)) + 1, error="")
+            entry.pop("ended", None)
+            say(f"[{finished_count[0]}/{total}] {kind} {task.name} ({actions[task.name]})")
+        else:
+            finished_count[0] += 1
+            assert record is not None
+            seconds = record.get("seconds", time.perf_counter() - begun.get(task.name, time.perf_counter()))
+            entry.update({k: v for k, v in record.items() if k != "seconds"})
+            entry.update(ended=_now(), seconds=round(seconds, 1))
+            if record.get("state") == "failed":
+                detail = f": {record.get('error')} (log: {task.log_path})"
+            else:
+                detail = f" at step {record.get('step')}" if record.get("step") is not None else ""
+            done = f"[{finished_count[0]}/{total}] {record.get('state')} {task.name}{detail}"
+            say(f"{done} in {_duration(seconds)}")
+        write_state(sweep_dir, state)
+
+    signum = None
+    if tasks:
+        if ray is None:
+            signum = run_local(tasks, workers, on_event)
+        else:
+            signum = run_ray(tasks, ray, on_event, sweep.cpus, sweep.gpus, local_cpus=workers if workers > 1 else None)
+    if signum is not None:
+        for task in tasks:
+            if records[task.name].get("state") in ("running", "queued"):
+                records[task.name]["state"] = "interrupted"
+        write_state(sweep_dir, state)
+    states = {name: records[name].get("state", "pending") for name in names}
+    return SweepOutcome(sweep_dir=sweep_dir, actions=actions, states=states, signum=signum)
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {s} s" if minutes else f"{seconds:.1f} s"
+
+
+def _write_spec(sweep: Sweep, sweep_dir: Path, source: str | os.PathLike) -> None:
+    from ..data.cache import atomic_write
+
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    target = sweep_dir / SPEC_FILE
+    if Path(source).resolve() == target.resolve():
+        return
+    if not target.is_file() or target.read_text(encoding="utf-8") != sweep.text:
+        atomic_write(target, lambda handle: handle.write(sweep.text.encode("utf-8")))

@@ -1,0 +1,707 @@
+"""Sweeps: many training runs over methods, hyper-parameters and seeds, described by one TOML file.
+
+A sweep file names a base config and the keys to vary::
+
+    name = "alpha-omega"                 # default: the file's stem
+    seeds = [0, 1, 2]                    # shorthand for [grid] "run.seed"
+
+    [base]
+    config = "quick-nonsyn"              # a preset name or a config file (relative to this file)
+    set = { "log.tensorboard" = false }  # inline overrides of every run
+
+    [grid]                               # the Cartesian product, crossed with every [[runs]] entry
+    "nonsyn.alpha" = [2.5, 5.0]
+
+    [[runs]]                             # optional: a list of settings, each with its own config/set/grid
+    name = "nonsyn"                      # the runs' name prefix (default: the method)
+    config = "quick-nonsyn"
+    grid = { "nonsyn.omega" = [0.8, 0.9] }
+
+    [evaluation]                         # after training; see docs/sweeps.md
+    metrics = ["mig", "sap"]
+    overrides = { mig = { num_train = 2000 } }
+
+    [resources]                          # per run: what a Ray task asks for
+    cpus = 1
+    gpus = 0
+
+Keys are any config key (``nonsyn.alpha``, ``run.seed``, ``method``, ...),
+checked by the config machinery: a misspelt key names the nearest valid one.
+Each run's overrides are applied in the order base ``set`` < entry ``set`` <
+entry ``grid`` < top ``[grid]`` / ``seeds``.
+
+Run names are built from the entry's name and the varied values, in file order
+(``nonsyn-alpha2.5-omega0.8-seed0``), so they are stable when the file is
+re-read and readable in a directory listing; a *setting* is the name without
+the seed parts (runs that differ only in their seed). A sweep directory holds::
+
+    SWEEP_DIR/sweep.toml        a copy of the sweep file
+    SWEEP_DIR/sweep.json        the sweep's state: every run's state, error, attempts, times
+    SWEEP_DIR/runs/<name>/      ordinary run directories (nsvae train / evaluate / report read them)
+    SWEEP_DIR/logs/<name>.log   each run's console output
+    SWEEP_DIR/results.csv, results.sqlite   written by ``nsvae results``
+
+Running the sweep (:func:`run_sweep`) lives in :mod:`nsvae.experiments.executors`;
+the results table (:func:`gather_results`, :func:`aggregate`) is here.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import io
+import itertools
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from . import toml_io
+from .config import Config, apply_overrides, resolve_key, to_dict
+
+__all__ = [
+    "EvaluationSpec",
+    "PlannedRun",
+    "Sweep",
+    "aggregate",
+    "expand",
+    "format_table",
+    "gather_results",
+    "load_sweep",
+    "loads_sweep",
+    "read_state",
+    "sweep_preset_names",
+    "write_results",
+]
+
+SPEC_FILE = "sweep.toml"
+STATE_FILE = "sweep.json"
+RUNS_DIR = "runs"
+LOGS_DIR = "logs"
+RESULTS_CSV = "results.csv"
+RESULTS_SQLITE = "results.sqlite"
+
+#: Config keys that name a seed: a setting is everything else.
+SEED_KEYS = ("run.seed", "data.seed")
+#: Config keys that do not change what a run computes (or are derived), ignored when grouping runs into settings
+#: and when checking that an existing run matches the sweep file.
+INCIDENTAL_KEYS = ("run.name", "run.device", "run.threads", "common.dataset_size")
+INCIDENTAL_SECTIONS = ("log",)
+
+_TOP_KEYS = ("name", "description", "seeds", "base", "set", "grid", "runs", "evaluation", "resources")
+_ENTRY_KEYS = ("name", "config", "set", "grid")
+_BASE_KEYS = ("config", "set")
+_EVAL_KEYS = ("enabled", "metrics", "protocol", "seed", "overrides")
+_RESOURCE_KEYS = ("cpus", "gpus")
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+# -- the spec --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSpec:
+    """What to evaluate after training (see :func:`nsvae.evaluation.evaluate_run`)."""
+
+    enabled: bool = True
+    #: Metric names; empty: every metric (``nsvae.metrics.DEFAULT_METRICS``).
+    metrics: tuple[str, ...] = ()
+    protocol: str = "default"
+    seed: int = 0
+    #: metric -> protocol parameters (e.g. ``{"mig": {"num_train": 2000}}``).
+    overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def metric_names(self) -> tuple[str, ...]:
+        from ..metrics import DEFAULT_METRICS
+
+        return self.metrics or tuple(DEFAULT_METRICS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "metrics": list(self.metric_names()),
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "overrides": {k: dict(v) for k, v in self.overrides.items()},
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its name, setting, seed, the overrides that made it and its full config."""
+
+    name: str
+    setting: str
+    seed: int
+    #: The varied keys' values (dotted key -> value), in naming order.
+    values: Mapping[str, Any]
+    config: Config
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A parsed and expanded sweep file."""
+
+    name: str
+    runs: tuple[PlannedRun, ...]
+    evaluation: EvaluationSpec
+    cpus: float = 1.0
+    gpus: float = 0.0
+    #: The sweep file's text (copied to SWEEP_DIR/sweep.toml).
+    text: str = ""
+    #: The directory config paths are relative to (the sweep file's).
+    base_dir: str = "."
+    description: str = ""
+
+    def run(self, name: str) -> PlannedRun:
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(name)
+
+
+def _sweep_presets_dir():
+    return resources.files(__package__).joinpath("presets").joinpath("sweeps")
+
+
+def sweep_preset_names() -> list[str]:
+    """The names of the shipped sweep presets, sorted."""
+    return sorted(p.name[: -len(".toml")] for p in _sweep_presets_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def sweep_preset_text(name: str) -> str:
+    item = _sweep_presets_dir().joinpath(f"{name}.toml")
+    if not item.is_file():
+        names = sweep_preset_names()
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; sweep presets: {', '.join(names)}"
+        raise UserError(f"no sweep file, sweep directory or sweep preset named {name!r}{hint}")
+    return item.read_text(encoding="utf-8")
+
+
+def load_sweep(source: str | os.PathLike) -> Sweep:
+    """Read and expand a sweep: a ``.toml`` file, a sweep directory (its ``sweep.toml``) or a sweep preset name.
+
+    A sweep directory's config paths are resolved against the directory of the
+    file it was started from (recorded in ``sweep.json``).
+    """
+    path = Path(source)
+    if path.is_dir():
+        spec = path / SPEC_FILE
+        if not spec.is_file():
+            raise UserError(f"{path} is not a sweep directory (it has no {SPEC_FILE}); give a sweep file")
+        state = read_state(path)
+        base_dir = state.get("base_dir") or str(path)
+        return loads_sweep(_read_text(spec), where=str(spec), base_dir=base_dir, default_name=path.name)
+    if path.is_file():
+        return loads_sweep(
+            _read_text(path), where=str(path), base_dir=str(path.parent.resolve()), default_name=path.stem
+        )
+    if str(source).endswith(".toml") or os.sep in str(source):
+        raise UserError(f"sweep file {source} does not exist")
+    return loads_sweep(sweep_preset_text(str(source)), where=f"sweep preset {source}", default_name=str(source))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
+            raise UserError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise UserError(f"{where} must be a table, got {value!r}")
+    return value
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"nonsyn": {"alpha": 5}}`` (TOML's unquoted dotted keys) -> ``{"nonsyn.alpha": 5}``."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        full = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{full}."))
+        else:
+            out[full] = value
+    return out
+
+
+def _keys(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Flatten and resolve every key to its dotted config key (unknown keys name the nearest valid one)."""
+    out: dict[str, Any] = {}
+    for raw, value in _flatten(table).items():
+        try:
+            key = resolve_key(raw)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        if key in out:
+            raise UserError(f"{where}: {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def _grid(table: Mapping[str, Any], where: str) -> dict[str, list[Any]]:
+    grid = _keys(table, where)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where}: {key!r} must be a non-empty list of values, e.g. {key} = [1, 2]")
+        if len({json.dumps(v) for v in values}) != len(values):
+            raise UserError(f"{where}: {key!r} lists a value twice")
+    return grid
+
+
+def _evaluation(table: Mapping[str, Any], where: str) -> EvaluationSpec:
+    from ..metrics import METRICS
+    from ..metrics.protocols import PROTOCOLS, resolve
+
+    _check_keys(table, _EVAL_KEYS, where)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise UserError(f"{where}: enabled must be true or false, got {enabled!r}")
+    metrics = table.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise UserError(f'{where}: metrics must be a list of metric names, e.g. ["mig", "sap"]')
+    for name in metrics:
+        if name not in METRICS:
+            close = difflib.get_close_matches(name, list(METRICS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; metrics: {', '.join(METRICS)}"
+            raise UserError(f"{where}: unknown metric {name!r}{hint}")
+    protocol = table.get("protocol", "default")
+    if protocol not in ("default", "paper"):
+        raise UserError(f'{where}: protocol must be "default" or "paper", got {protocol!r}')
+    seed = table.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UserError(f"{where}: seed must be an integer, got {seed!r}")
+    overrides = _table(table.get("overrides"), f"{where}.overrides")
+    for metric, params in overrides.items():
+        if metric not in PROTOCOLS:
+            close = difflib.get_close_matches(metric, list(PROTOCOLS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"{where}.overrides: unknown metric {metric!r}{hint}")
+        try:
+            resolve(metric, protocol, dict(_table(params, f"{where}.overrides.{metric}")))
+        except ValueError as exc:
+            raise UserError(f"{where}.overrides: {exc}") from None
+    return EvaluationSpec(
+        enabled=enabled,
+        metrics=tuple(metrics),
+        protocol=protocol,
+        seed=seed,
+        overrides={k: dict(v) for k, v in overrides.items()},
+    )
+
+
+def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", default_name: str = "sweep") -> Sweep:
+    """Parse a sweep file's text and expand it into its runs (every config built and validated)."""
+    try:
+        doc = toml_io.loads(text)
+    except toml_io.TOMLDecodeError as exc:
+        raise UserError(f"{where}: not valid TOML: {exc}") from None
+    _check_keys(doc, _TOP_KEYS, where)
+    name = doc.get("name", default_name)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise UserError(f"{where}: name must be a non-empty string without '/', got {name!r}")
+    description = doc.get("description", "")
+    base = _table(doc.get("base"), f"{where}: [base]")
+    _check_keys(base, _BASE_KEYS, f"{where}: [base]")
+    base_config = base.get("config")
+    base_set = _keys(_table(base.get("set"), f"{where}: base.set"), f"{where}: base.set")
+    base_set.update(_keys(_table(doc.get("set"), f"{where}: [set]"), f"{where}: [set]"))
+    grid = _grid(_table(doc.get("grid"), f"{where}: [grid]"), f"{where}: [grid]")
+    if "seeds" in doc:
+        if "run.seed" in grid:
+            raise UserError(f'{where}: give the seeds once: either seeds = [...] or "run.seed" in [grid]')
+        grid["run.seed"] = doc["seeds"]
+        grid = _grid(grid, f"{where}: seeds")
+    entries = doc.get("runs", [{}])
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries) or not entries:
+        raise UserError(f"{where}: runs must be a list of tables ([[runs]] ...)")
+    evaluation = _evaluation(_table(doc.get("evaluation"), f"{where}: [evaluation]"), f"{where}: [evaluation]")
+    res = _table(doc.get("resources"), f"{where}: [resources]")
+    _check_keys(res, _RESOURCE_KEYS, f"{where}: [resources]")
+    cpus, gpus = res.get("cpus", 1), res.get("gpus", 0)
+    for label, value in (("cpus", cpus), ("gpus", gpus)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise UserError(f"{where}: [resources] {label} must be a number >= 0, got {value!r}")
+    if cpus <= 0:
+        raise UserError(f"{where}: [resources] cpus must be more than 0, got {cpus!r}")
+
+    parsed = []
+    for i, entry in enumerate(entries):
+        here = f"{where}: runs[{i}]"
+        _check_keys(entry, _ENTRY_KEYS, here)
+        entry_grid = _grid(_table(entry.get("grid"), f"{here}.grid"), f"{here}.grid")
+        for key in entry_grid:
+            if key in grid:
+                raise UserError(f"{here}.grid: {key!r} is also in the top-level [grid]; vary it in one place")
+        entry_set = _keys(_table(entry.get("set"), f"{here}.set"), f"{here}.set")
+        config_source = entry.get("config", base_config)
+        if config_source is None:
+            raise UserError(f'{here}: no config: give [base] config = "PRESET or FILE" or config in the entry')
+        label = entry.get("name")
+        if label is not None and (not isinstance(label, str) or not _NAME_CHARS.sub("", label)):
+            raise UserError(f"{here}: name must be a non-empty string, got {label!r}")
+        parsed.append((here, config_source, entry_set, entry_grid, label))
+
+    runs: list[PlannedRun] = []
+    seen: dict[str, str] = {}
+    for here, config_source, entry_set, entry_grid, label in parsed:
+        base_cfg = _load_base(config_source, base_dir, here)
+        keys = [*entry_grid, *grid]
+        # Short names of the varied keys: the key's last part, or section_key where two of them share it.
+        leaves = [k.rsplit(".", 1)[-1] for k in keys]
+        short = {k: (leaf if leaves.count(leaf) == 1 else k.replace(".", "_")) for k, leaf in zip(keys, leaves)}
+        value_lists = [entry_grid.get(k, grid.get(k)) for k in keys]
+        varies_method = "method" in keys
+        for combo in itertools.product(*value_lists):
+            values = dict(zip(keys, combo))
+            overrides = {**base_set, **entry_set, **values}
+            try:
+                config = apply_overrides(base_cfg, overrides)
+            except UserError as exc:
+                raise UserError(f"{here}: {exc}") from None
+            prefix = label if label is not None else (None if varies_method else config.method)
+            parts = [p for p in [prefix] if p]
+            setting_parts = list(parts)
+            for key, value in values.items():
+                part = _name_part(short[key], key, value)
+                parts.append(part)
+                if key not in SEED_KEYS:
+                    setting_parts.append(part)
+            run_name = _NAME_CHARS.sub("_", "-".join(parts)) if parts else name
+            setting = _NAME_CHARS.sub("_", "-".join(setting_parts)) if setting_parts else name
+            if run_name in seen:
+                raise UserError(
+                    f"{where}: two runs would both be named {run_name!r} ({seen[run_name]} and {here}); "
+                    'give the [[runs]] entries distinct names (name = "...")'
+                )
+            seen[run_name] = here
+            config = apply_overrides(config, {"run.name": run_name})
+            runs.append(PlannedRun(run_name, setting, config.run.seed, values, config))
+    return Sweep(
+        name=name,
+        runs=tuple(runs),
+        evaluation=evaluation,
+        cpus=float(cpus),
+        gpus=float(gpus),
+        text=text,
+        base_dir=base_dir,
+        description=description if isinstance(description, str) else "",
+    )
+
+
+def expand(source: str | os.PathLike) -> list[PlannedRun]:
+    """The runs of a sweep file, directory or preset, in order."""
+    return list(load_sweep(source).runs)
+
+
+def _load_base(source: Any, base_dir: str, where: str) -> Config:
+    from . import load_config
+
+    if not isinstance(source, str) or not source:
+        raise UserError(f"{where}: config must be a preset name or a config file path, got {source!r}")
+    candidate = Path(source)
+    if not candidate.is_absolute():
+        candidate = Path(base_dir) / candidate
+    try:
+        if candidate.is_file():
+            return load_config(candidate)
+        return load_config(source)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
+
+
+def _name_part(short: str, key: str, value: Any) -> str:
+    """One part of a run name: ``alpha2.5``, ``seed0``, ``no-tensorboard``, or a string value itself (``vae``)."""
+    if isinstance(value, bool):
+        return short if value else f"no-{short}"
+    if isinstance(value, str):
+        return value
+    return f"{short}{format_value(value)}"
+
+
+# -- the sweep directory's state ------------------------------------------------------------------
+
+
+def read_state(sweep_dir: str | os.PathLike) -> dict[str, Any]:
+    """``SWEEP_DIR/sweep.json`` (empty if absent)."""
+    path = Path(sweep_dir) / STATE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise UserError(f"{path} is not valid JSON; delete it (the runs' own status files are kept)") from None
+
+
+def write_state(sweep_dir: str | os.PathLike, state: dict[str, Any]) -> None:
+    from ..data.cache import write_json_atomic
+
+    state["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_json_atomic(Path(sweep_dir) / STATE_FILE, state)
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+def _flat_config(config: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in to_dict(config).items():
+        if isinstance(value, Mapping):
+            for name, v in value.items():
+                out[f"{key}.{name}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+def _is_incidental(key: str) -> bool:
+    return key in INCIDENTAL_KEYS or key.split(".", 1)[0] in INCIDENTAL_SECTIONS
+
+
+def setting_key(row: Mapping[str, Any]) -> tuple:
+    """What makes runs the same setting: every config column but the seeds and incidental keys."""
+    return tuple(
+        (k, json.dumps(row[k]))
+        for k in sorted(row)
+        if k.startswith("config.") and k[7:] not in SEED_KEYS and not _is_incidental(k[7:])
+    )
+
+
+def _final_log(run) -> dict[str, Any]:
+    log = run.log()
+    if not log:
+        return {}
+    last = log[-1]
+    out = {f"train.{k}": last[k] for k in ("recon", "kl", "loss") if isinstance(last.get(k), (int, float))}
+    if isinstance(last.get("elapsed_s"), (int, float)):
+        out["train.seconds"] = last["elapsed_s"]
+    return out
+
+
+def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) -> list[dict[str, Any]]:
+    """One row per run of the sweep: name, setting, seed, state, error, every config key, final losses, metrics.
+
+    Runs are those recorded in ``sweep.json`` and any run directory under
+    ``runs/``. Config columns are ``config.<key>`` (``config.nonsyn.alpha``),
+    final training numbers ``train.recon``, ``train.kl``, ``train.loss``,
+    ``train.seconds``, and each metric's headline score ``metric.<name>``
+    (from ``eval.json``, the sweep's evaluation protocol, else ``protocol``,
+    else the first one there).
+    """
+    from ..evaluation import headline_scores, read_eval
+    from ..train.run import Run
+
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise UserError(f"{sweep_dir} does not exist; give the directory a sweep wrote (it holds sweep.json)")
+    state = read_state(sweep_dir)
+    records: dict[str, dict[str, Any]] = dict(state.get("runs", {}))
+    runs_dir = sweep_dir / RUNS_DIR
+    if not records and not runs_dir.is_dir():
+        raise UserError(f"{sweep_dir} is not a sweep directory (no {STATE_FILE} and no {RUNS_DIR}/)")
+    names = list(records)
+    if runs_dir.is_dir():
+        names += sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in records)
+    protocol = protocol or state.get("evaluation", {}).get("protocol")
+    rows = []
+    for name in names:
+        record = records.get(name, {})
+        run = Run(runs_dir / name)
+        status = run.status()
+        row: dict[str, Any] = {
+            "run": name,
+            "setting": record.get("setting", name),
+            "seed": record.get("seed"),
+            "state": record.get("state") or status.get("state") or "pending",
+            "step": status.get("step"),
+            "error": record.get("error") or status.get("error") or status.get("evaluation_error") or "",
+        }
+        if run.exists():
+            config = run.config
+            row["seed"] = config.run.seed
+            row.update({f"config.{k}": v for k, v in _flat_config(config).items()})
+            row.update(_final_log(run))
+            evaluation = read_eval(run.path)
+            if evaluation:
+                results = evaluation.get("results", {})
+                entry = results.get(protocol) if protocol in results else next(iter(results.values()), None)
+                if entry:
+                    row["eval.step"] = evaluation.get("step")
+                    row["eval.protocol"] = entry.get("protocol")
+                    row.update({f"metric.{k}": v for k, v in headline_scores(entry).items()})
+        rows.append(row)
+    return rows
+
+
+def result_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    first = ["run", "setting", "seed", "state", "step", "error"]
+    seen = dict.fromkeys(first)
+    for row in rows:
+        seen.update(dict.fromkeys(row))
+    rest = [c for c in seen if c not in first]
+    order = ("metric.", "train.", "eval.", "config.")
+    return first + sorted(rest, key=lambda c: (next((i for i, p in enumerate(order) if c.startswith(p)), 9), c))
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and the sample standard deviation (n - 1; NaN for a single value)."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+    return mean, std
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Mean and sample std over seeds of each setting (runs equal in everything but their seed).
+
+    Only finished runs count. ``columns``: the numeric columns to aggregate
+    (default: every ``metric.*`` column, then ``train.recon`` and ``train.kl``).
+    Returns one dict per setting, in the order settings first appear:
+    ``setting``, ``n`` (finished runs), ``seeds``, ``runs`` (all of the
+    setting's runs, finished or not) and ``<column>`` -> ``(mean, std)``
+    (missing values are left out; ``(nan, nan)`` when a column has none).
+    """
+    if columns is None:
+        names = result_columns(rows)
+        columns = [c for c in names if c.startswith("metric.")] + [c for c in ("train.recon", "train.kl") if c in names]
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    labels: dict[tuple, str] = {}
+    for row in rows:
+        key = setting_key(row) if any(k.startswith("config.") for k in row) else (("setting", row["setting"]),)
+        groups.setdefault(key, []).append(row)
+        labels.setdefault(key, row["setting"])
+    out = []
+    for key, members in groups.items():
+        done = [r for r in members if r.get("state") == "finished"]
+        agg: dict[str, Any] = {
+            "setting": labels[key],
+            "n": len(done),
+            "runs": len(members),
+            "seeds": [r.get("seed") for r in done],
+        }
+        for column in columns:
+            values = [float(r[column]) for r in done if isinstance(r.get(column), (int, float))]
+            agg[column] = _mean_std(values) if values else (math.nan, math.nan)
+        out.append(agg)
+    return out
+
+
+def _cell(mean: float, std: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "-"
+    if math.isnan(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _short_column(column: str) -> str:
+    return column.split(".", 1)[1] if column.startswith(("metric.", "train.")) else column
+
+
+def format_table(aggregates: Sequence[Mapping[str, Any]], columns: Sequence[str], digits: int = 3, markdown=False):
+    """The aggregates as a text table (or a Markdown one): setting, n, then ``mean ± std`` per column."""
+    header = ["setting", "n", *(_short_column(c) for c in columns)]
+    body = []
+    for agg in aggregates:
+        n = f"{agg['n']}" if agg["n"] == agg["runs"] else f"{agg['n']}/{agg['runs']}"
+        body.append([agg["setting"], n, *(_cell(*agg[c], digits) for c in columns)])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    lines = []
+    for row in [header, *body]:
+        cells = [str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _sql_value(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float, str)):
+        return value
+    return json.dumps(value)
+
+
+def write_results(
+    sweep_dir: str | os.PathLike,
+    rows: Sequence[Mapping[str, Any]],
+    aggregates: Sequence[Mapping[str, Any]],
+    csv_path: str | os.PathLike | None = None,
+    sqlite_path: str | os.PathLike | None = None,
+) -> tuple[Path, Path]:
+    """Write the rows as CSV and the rows and aggregates as SQLite (tables ``runs`` and ``settings``), atomically.
+
+    Defaults: ``SWEEP_DIR/results.csv`` and ``SWEEP_DIR/results.sqlite``.
+    Column names are the row keys (``metric.mig``, ``config.nonsyn.alpha``);
+    in ``settings`` each aggregated column gives ``<column>.mean`` and ``<column>.std``.
+    """
+    from ..data.cache import atomic_write
+
+    sweep_dir = Path(sweep_dir)
+    csv_path = Path(csv_path) if csv_path else sweep_dir / RESULTS_CSV
+    sqlite_path = Path(sqlite_path) if sqlite_path else sweep_dir / RESULTS_SQLITE
+    columns = result_columns(rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _sql_value(row.get(c)) for c in columns})
+    text = buffer.getvalue()
+    atomic_write(csv_path, lambda handle: handle.write(text.encode("utf-8")))
+
+    agg_columns = ["setting", "n", "runs", "seeds"]
+    stat_columns = sorted({k for a in aggregates for k in a if k not in agg_columns}, key=list(columns).index)
+    tmp = sqlite_path.with_name(f".{sqlite_path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        with sqlite3.connect(tmp) as db:
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            db.execute(f"CREATE TABLE runs ({quoted})")
+            marks = ", ".join("?" for _ in columns)
+            db.executemany(
+                f"INSERT INTO runs VALUES ({marks})", [[_sql_value(r.get(c)) for c in columns] for r in rows]
+            )
+            names = agg_columns + [f"{c}.{s}" for c in stat_columns for s in ("mean", "std")]
+            db.execute(f"CREATE TABLE settings ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in names)})")
+            values = []
+            for agg in aggregates:
+                row = [agg["setting"], agg["n"], agg["runs"], json.dumps(agg["seeds"])]
+                for c in stat_columns:
+                    row += [None if math.isnan(v) else v for v in agg[c]]
+                values.append(row)
+            db.executemany(f"INSERT INTO settings VALUES ({', '.join('?' for _ in names)})", values)
+        db.close()
+        os.replace(tmp, sqlite_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return csv_path, sqlite_path
