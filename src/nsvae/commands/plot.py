@@ -46,9 +46,6 @@ examples:
 FIGURES = ("curves", "mean-activation", "traversal", "traversal-gif", "training-gif")
 GIFS = ("traversal-gif", "training-gif")
 
-#: Random images the traversals' KL per latent is measured on (the rows' order and marks).
-KL_IMAGES = 1024
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -173,47 +170,40 @@ def _check_options(args: argparse.Namespace, output: Path) -> None:
 def _traversal(args: argparse.Namespace, run, output: Path) -> None:
     from PIL import Image
 
-    from ..train.trainer import load_data
     from ..viz import traversal_gifs, traversals
 
-    threshold = traversals.INACTIVE_KL if args.inactive_kl is None else args.inactive_kl
-    limit = 3.0 if args.limit is None else args.limit
+    common = {
+        "limit": 3.0 if args.limit is None else args.limit,
+        "threshold": traversals.INACTIVE_KL if args.inactive_kl is None else args.inactive_kl,
+        "seed": args.seed,
+    }
     if args.figure == "training-gif":
         traversal_gifs.training_gif(
             run,
             output,
             n_images=3 if args.images is None else args.images,
             n_values=traversals.DEFAULT_VALUES if args.values is None else args.values,
-            limit=limit,
-            threshold=threshold,
             duration_ms=800 if args.duration is None else args.duration,
-            kl_batch=KL_IMAGES,
-            seed=args.seed,
+            **common,
         )
-        return
-    model = run.load_model(args.step)  # first: a run without checkpoints fails before the data load
-    data = load_data(run.config, progress=False)
-    original = args.style == "original"
-    if args.images is not None:
-        n_images = args.images
-    else:  # the original shows one image per value (nb_test = 9 for both)
-        n_images = (9 if args.values is None else args.values) if original else 3
-    images = traversals.fixed_images(data, n_images, args.seed)
-    if original:
-        picture = traversals.original_figure(model, images, args.values, limit, seed=args.seed)
+    elif args.figure == "traversal-gif":
+        traversal_gifs.run_traversal_gif(
+            run,
+            output,
+            args.step,
+            n_images=3 if args.images is None else args.images,
+            n_values=traversal_gifs.GIF_VALUES if args.values is None else args.values,
+            hide_inactive=args.hide_inactive,
+            duration_ms=100 if args.duration is None else args.duration,
+            **common,
+        )
     else:
-        kl = traversals.kl_per_latent(model, traversals.kl_images(data, KL_IMAGES, args.seed))
-        if args.figure == "traversal-gif":
-            values = traversal_gifs.GIF_VALUES if args.values is None else args.values
-            duration = 100 if args.duration is None else args.duration
-            traversal_gifs.traversal_gif(
-                model, images, output, values, limit, kl, threshold, args.hide_inactive, duration
-            )
-            return
-        values = traversals.DEFAULT_VALUES if args.values is None else args.values
-        picture = traversals.default_figure(model, images, values, limit, kl, threshold, args.hide_inactive)
-    image = Image.fromarray(picture)
-    atomic_write(output, lambda handle: image.save(handle, format="PNG", optimize=True))
+        style = args.style or "default"
+        picture = traversals.run_traversal(
+            run, args.step, style, args.images, args.values, hide_inactive=args.hide_inactive, **common
+        )
+        image = Image.fromarray(picture)
+        atomic_write(output, lambda handle: image.save(handle, format="PNG", optimize=True))
 
 
 def run_plot(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from ..errors import UserError
 from .traversals import (
     DEFAULT_VALUES,
     INACTIVE_KL,
+    KL_BATCH,
     _as_batch,
     _check,
     _compose,
@@ -180,7 +181,7 @@ def training_frames(
     n_values: int = DEFAULT_VALUES,
     limit: float = 3.0,
     threshold: float = INACTIVE_KL,
-    kl_batch: int = 1024,
+    kl_batch: int = KL_BATCH,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> tuple[list[int], list[np.ndarray]]:
@@ -218,7 +219,7 @@ def training_gif(
     limit: float = 3.0,
     threshold: float = INACTIVE_KL,
     duration_ms: int = 800,
-    kl_batch: int = 1024,
+    kl_batch: int = KL_BATCH,
     seed: int = 0,
     device: str | torch.device = "cpu",
     colors: int = GIF_COLORS,
@@ -236,3 +237,32 @@ def training_gif(
     steps, frames = training_frames(run, images, n_images, n_values, limit, threshold, kl_batch, seed, device)
     save_gif(frames, out, duration_ms, colors)
     return steps
+
+
+def run_traversal_gif(
+    run,
+    out: str | os.PathLike | IO[bytes],
+    step: int | None = None,
+    n_images: int = 3,
+    n_values: int = GIF_VALUES,
+    limit: float = 3.0,
+    threshold: float = INACTIVE_KL,
+    hide_inactive: bool = False,
+    duration_ms: int = 100,
+    seed: int = 0,
+    kl_batch: int = KL_BATCH,
+    device: str | torch.device = "cpu",
+    colors: int = GIF_COLORS,
+) -> int:
+    """:func:`traversal_gif` of a run's checkpoint ``step`` (default: the latest), as ``nsvae plot traversal-gif``.
+
+    Images and KLs as :func:`nsvae.viz.traversals.run_traversal`; returns the frame count.
+    """
+    from ..train.trainer import load_data
+
+    _check_duration(duration_ms)
+    model = run.load_model(step, device=device)
+    data = load_data(run.config, progress=False)
+    images = fixed_images(data, n_images, seed)
+    kl = kl_per_latent(model, kl_images(data, kl_batch, seed))
+    return traversal_gif(model, images, out, n_values, limit, kl, threshold, hide_inactive, duration_ms, colors)

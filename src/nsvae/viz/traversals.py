@@ -446,3 +446,41 @@ def traversal_figure(
             raise ValueError("hide_inactive needs the default style: the original figure shows every latent")
         return original_figure(model, images, n_values, limit, seed)
     raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+
+
+#: Random images the KL per latent of a run's figures is measured on (the rows' order and marks).
+KL_BATCH = 1024
+
+
+def run_traversal(
+    run,
+    step: int | None = None,
+    style: str = "default",
+    n_images: int | None = None,
+    n_values: int | None = None,
+    limit: float = 3.0,
+    threshold: float = INACTIVE_KL,
+    hide_inactive: bool = False,
+    seed: int = 0,
+    kl_batch: int = KL_BATCH,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """The traversal figure of a run's checkpoint ``step`` (default: the latest), as ``nsvae plot traversal``.
+
+    ``run``: a :class:`nsvae.train.run.Run`. The images are
+    :func:`fixed_images` of the run's dataset (``n_images``: default 3, or
+    for ``style="original"`` one per value, 9 by default); the KLs that sort
+    and mark the rows are measured on ``kl_batch`` random images
+    (:func:`kl_images`, ``seed``). Other arguments as :func:`traversal_figure`.
+    Raises :class:`nsvae.errors.UserError` for a run without that checkpoint.
+    """
+    from ..train.trainer import load_data
+
+    model = run.load_model(step, device=device)  # first: a missing checkpoint fails before the data load
+    data = load_data(run.config, progress=False)
+    original = style == "original"
+    if n_images is None:  # the original shows one image per value (nb_test = 9 for both)
+        n_images = (9 if n_values is None else n_values) if original else 3
+    images = fixed_images(data, n_images, seed)
+    kl = None if original else kl_per_latent(model, kl_images(data, kl_batch, seed))
+    return traversal_figure(model, images, style, n_values, limit, kl, threshold, hide_inactive, seed)
