@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nsvae import metrics
-from nsvae.metrics.synergy import synergy_proxy
+from nsvae.metrics.synergy import synergy_from_posteriors, synergy_proxy
 
 from .toy import ToyData, identity, posterior_identity, posterior_xor
 
@@ -66,6 +66,71 @@ def test_synergy_xor_and_identity():
     ident = metrics.synergy(data, posterior_identity(), np.random.default_rng(0), **SYN)
     assert all(v["s_max"] <= 0.05 for v in ident["per_factor"].values())
     assert all(v["i_joint"] == pytest.approx(v["entropy"], abs=0.02) for v in ident["per_factor"].values())
+
+
+def test_single_terms_miller_madow_equals_the_info_library_correction():
+    """Averaged over p(v), the corrected specific informations give the Miller–Madow MI of nsvae.info."""
+    from nsvae import info
+    from nsvae.metrics.synergy import single_latent_terms
+    from nsvae.metrics.utils import contingency
+
+    rng = np.random.default_rng(5)
+    v = rng.integers(0, 7, 600)
+    codes = np.stack([rng.integers(0, 5, 600), (v + rng.integers(0, 3, 600)) % 9], axis=1)
+    mis, specs, p_v = single_latent_terms(codes, v)
+    plain, plain_specs, _ = single_latent_terms(codes, v, bias_correction="none")
+    for j in range(2):
+        counts = np.rint(contingency(codes[:, j], v) * 600).astype(np.int64)
+        expected = info.estimate(counts, correction="miller-madow", n_bootstrap=0, base="e").value
+        assert mis[j] == pytest.approx(expected, abs=1e-12)
+        assert plain[j] == pytest.approx(info.mutual_information(counts / 600, base="e"), abs=1e-12)
+        assert np.sum(p_v * specs[j]) == pytest.approx(mis[j], abs=1e-12)
+    assert np.all(specs < plain_specs + 1e-12)  # the correction only lowers each specific information here
+
+
+def test_synergy_bias_correction_removes_the_plugin_excess_of_noise_latents():
+    """Six latents of pure noise about a 40-class factor: the plug-in sum of single terms is ~0.56 nats
+    ((20 - 1)(40 - 1) / (2n) per latent at n = 4,000); Miller–Madow removes most of it (sparse tail bins
+    keep a little)."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    factors = np.stack([rng.integers(0, 40, n), rng.integers(0, 2, n)], axis=1)
+    mean, logvar = rng.standard_normal((n, 6)), np.zeros((n, 6))
+    raw = synergy_from_posteriors(factors, mean, logvar, np.random.default_rng(1), bias_correction="none")
+    fixed = synergy_from_posteriors(factors, mean, logvar, np.random.default_rng(1))
+    raw_sum, fixed_sum = raw["per_factor"]["factor_0"]["sum_single"], fixed["per_factor"]["factor_0"]["sum_single"]
+    assert raw_sum >= 0.45
+    assert abs(fixed_sum) <= raw_sum / 3  # measured 0.51 -> 0.14
+    # normalised by H(v) = log 40: measured -0.113 (plug-in) and -0.029 (corrected)
+    assert fixed["per_factor"]["factor_0"]["wms"] >= -0.05 and raw["per_factor"]["factor_0"]["wms"] <= -0.1
+    assert fixed["per_factor"]["factor_0"]["s_max"] <= 0.01
+
+
+def test_synergy_single_terms_see_the_posterior_noise_by_default():
+    """A latent whose mean tracks the factor 1e-3 apart under unit posterior noise carries ~no information:
+    binned means would call it perfectly informative (and lift the joint term with it); sampled codes do not."""
+    rng = np.random.default_rng(2)
+    n = 2000
+    factors = rng.integers(0, 4, (n, 1))
+    mean = np.stack([1e-3 * factors[:, 0], rng.standard_normal(n)], axis=1)
+    logvar = np.zeros((n, 2))
+    on_means = synergy_from_posteriors(factors, mean, logvar, np.random.default_rng(3), codes="mean")
+    sampled = synergy_from_posteriors(factors, mean, logvar, np.random.default_rng(3))
+    h = math.log(4)
+    assert on_means["per_factor"]["factor_0"]["max_single"] >= 0.9 * h
+    assert sampled["per_factor"]["factor_0"]["max_single"] <= 0.02
+    assert sampled["per_factor"]["factor_0"]["i_joint"] <= 0.02
+    assert on_means["per_factor"]["factor_0"]["i_joint"] >= 0.9 * h
+
+
+def test_synergy_refuses_unknown_options():
+    from nsvae.metrics.utils import MetricInputError
+
+    f, m = np.zeros((10, 1), dtype=int), np.zeros((10, 2))
+    with pytest.raises(MetricInputError, match="codes must be one of"):
+        synergy_from_posteriors(f, m, m, np.random.default_rng(0), codes="median")
+    with pytest.raises(MetricInputError, match="bias_correction"):
+        synergy_from_posteriors(f, m, m, np.random.default_rng(0), bias_correction="jackknife")
 
 
 def test_synergy_proxy_worst_set():

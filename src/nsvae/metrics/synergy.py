@@ -62,19 +62,45 @@ REFERENCE = (
     "Non-Syn VAE: Barrientos & Sootla 2018; estimators: docs/metrics.md"
 )
 _PRIOR_MIX = 1e-3
+#: Which codes the single-latent terms see: posterior samples z ~ q(z|x) (the joint term's variable) or means.
+CODE_KINDS = ("sampled", "mean")
+BIAS_CORRECTIONS = ("miller-madow", "none")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def single_latent_terms(codes_binned: np.ndarray, factor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(I(z_j; v) per j, specific information I(z_j; v = .) (d, |V|), p(v))`` in nats via nsvae.info."""
+def single_latent_terms(
+    codes_binned: np.ndarray, factor: np.ndarray, bias_correction: str = "miller-madow"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(I(z_j; v) per j, specific information I(z_j; v = .) (d, |V|), p(v))`` in nats via nsvae.info.
+
+    With ``bias_correction="miller-madow"`` each specific information
+    I(z_j; v = y) loses (B_y - 1) / (2 n_y) - (B - 1) / (2 n), where B_y bins
+    are occupied among the n_y points of class y and B among all n points;
+    averaged over p(y) this is exactly the Miller–Madow correction of the
+    mutual information, (B_zv - B_z - B_v + 1) / (2n), so the corrected terms
+    stay consistent: sum_y p(y) I(z_j; v = y) = I(z_j; v). It removes most
+    of the plug-in bias of about (20 - 1)(|V| - 1) / (2n) nats per latent,
+    which for 40 orientations and n = 10,000 is 0.04 nats per latent, 0.4
+    over ten uninformative latents (measured: 0.37 -> 0.08; sparsely filled
+    tail bins keep the rest).
+    """
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise MetricInputError(f"synergy: bias_correction must be one of {BIAS_CORRECTIONS}, got {bias_correction!r}")
     d = codes_binned.shape[1]
     mis, specs = np.empty(d), []
     p_v = None
     for j in range(d):
         table = contingency(codes_binned[:, j], factor)
-        mis[j] = info.mutual_information(table, base="e")
-        specs.append(info.specific_information(table, 0, base="e"))
+        spec = info.specific_information(table, 0, base="e")
+        if bias_correction == "miller-madow":
+            n = len(factor)
+            n_y = table.sum(axis=0) * n
+            occupied_y = (table > 0).sum(axis=0)
+            occupied = int((table.sum(axis=1) > 0).sum())
+            spec = spec - ((occupied_y - 1) / (2.0 * n_y) - (occupied - 1) / (2.0 * n))
         p_v = table.sum(axis=0)
+        specs.append(spec)
+        mis[j] = float(np.sum(p_v * spec))
     return mis, np.array(specs), p_v
 
 
@@ -160,21 +186,32 @@ def synergy_from_posteriors(
     num_bins: int = 20,
     num_samples: int | None = None,
     names=None,
+    codes: str = "sampled",
+    bias_correction: str = "miller-madow",
 ) -> dict:
-    """The synergy core on explicit posteriors of random points and their factor classes."""
+    """The synergy core on explicit posteriors of random points and their factor classes.
+
+    ``codes="sampled"`` (default) bins one posterior sample z ~ q(z|x) per
+    point for the single-latent terms, the same random variable as the
+    joint term; ``"mean"`` bins the posterior means, as the discrete MIG
+    does (latents whose means vary far less than their posterior noise
+    then look informative, which inflates the single terms).
+    """
     mu, lv = check_posterior(mean, logvar, len(factors))
     factors = np.asarray(factors)
     if mu.shape[1] < 2:
         raise MetricInputError("synergy among latents needs at least 2 latent dimensions")
+    if codes not in CODE_KINDS:
+        raise MetricInputError(f"synergy: codes must be one of {CODE_KINDS}, got {codes!r}")
     names = list(names) if names is not None else [f"factor_{i}" for i in range(factors.shape[1])]
-    binned = histogram_discretize(mu, num_bins)
+    z_all = mu + np.exp(0.5 * lv) * rng.standard_normal(mu.shape)
+    binned = histogram_discretize(z_all if codes == "sampled" else mu, num_bins)
     m = len(mu) if num_samples is None else min(num_samples, len(mu))
-    z = mu[:m] + np.exp(0.5 * lv[:m]) * rng.standard_normal((m, mu.shape[1]))
-    joint, h_joint, bandwidth = joint_information_lower_bound(z, mu[:m], lv[:m], factors[:m])
+    joint, h_joint, bandwidth = joint_information_lower_bound(z_all[:m], mu[:m], lv[:m], factors[:m])
     h_plugin = discrete_entropy(factors)
     per_factor, s_vals, w_vals = {}, [], []
     for i, name in enumerate(names):
-        mis, specs, p_v = single_latent_terms(binned, factors[:, i])
+        mis, specs, p_v = single_latent_terms(binned, factors[:, i], bias_correction)
         i_max = float(np.sum(p_v * np.nan_to_num(specs, nan=0.0).max(axis=0)))
         h = float(h_plugin[i])
         if h <= 0:
@@ -234,7 +271,17 @@ def synergy(
         raise MetricInputError("synergy: num_reference must equal num_samples (leave-one-out on one set)")
     factors, mean = pool.factors[: p["num_train"]], pool.codes[: p["num_train"]]
     logvar = pool.logvar[: p["num_train"]]
-    core = synergy_from_posteriors(factors, mean, logvar, rng, p["num_bins"], p["num_samples"], data.factor_names)
+    core = synergy_from_posteriors(
+        factors,
+        mean,
+        logvar,
+        rng,
+        p["num_bins"],
+        p["num_samples"],
+        data.factor_names,
+        codes=p["codes"],
+        bias_correction=p["bias_correction"],
+    )
     result = {
         "metric": "synergy",
         "score": core["s_max"],
