@@ -310,14 +310,15 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
     """
     c_full = marg.ravel()[st.var_pos]
     cr = st.Z.T @ c_full
-    mass0 = float(marg[: st.group_rows[1]].sum())  # sum of group 1's costs (= total mass)
+    mass0 = float(_vadd(marg[: st.group_rows[1]], axis=None))  # sum of group 1's costs (= total mass)
     K, K3, ceil, clip_above = st.K, st.K3, st.ceil, not st.allowed_all
     nx, ny, d = st.nx, st.ny, st.d
     n_cells = nx * ny
     exp, log, maximum, minimum, matmul = np.exp, np.log, np.maximum, np.minimum, np.matmul
-    multiply, divide = np.multiply, np.divide
-    vmin, vmax, dot = np.minimum.reduce, np.maximum.reduce, np.dot
-    # Buffers. A = [K; U] (the batched matmul writes U in place); B = [-U; (w/s) U]; z = [s; w].
+    multiply, divide, add, negative, absolute = np.multiply, np.divide, np.add, np.negative, np.abs
+    vmin, vmax, dot = _vmin, _vmax, np.dot
+    # Buffers. A = [K; U] (the batched matmul writes U in place); B = [-U; (w/s) U]; z = [s; w];
+    # R = [Rd; Rp], the residuals, so that one abs and one max give the largest.
     A = np.empty((n_cells + nx, d))
     A[:n_cells] = K
     U = A[n_cells:]
@@ -333,12 +334,15 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
     z0_top, z0_bottom = z0[:nx], z0[nx:]
     dz = np.empty(2 * nx)
     dz_top, dz_bottom = dz[:nx], dz[nx:]
+    R = np.empty(d + nx)
+    Rd, Rp = R[:d], R[d:]
     winv = np.empty(nx)
     winv_col = winv[:, None]
     w_col = w[:, None]
     theta = np.empty((nx, ny))
     theta_flat = theta.reshape(-1)
     e = np.empty((nx, ny))
+    pi3 = e.reshape(nx, 1, ny)
     ones_y = st.ones_y
 
     r = st.r0.copy()
@@ -349,23 +353,23 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
     exp(e, out=e)
     ssum = e @ ones_y
     g = log(ssum)
-    np.negative(g, out=s)
+    negative(g, out=s)
     w.fill(1.0 / nx)
 
     lower, upper, q_best, viol_best = -math.inf, math.inf, None, math.inf
     steps = 0
     while True:
         pi = divide(e, ssum[:, None], out=e)
-        matmul(pi.reshape(nx, 1, ny), K3, out=U3)
-        Rd = cr - w @ U
-        Rp = g + s
+        matmul(pi3, K3, out=U3)
+        np.subtract(cr, w @ U, out=Rd)
+        add(g, s, out=Rp)
         mu = dot(w, s) / nx
         gmax = vmax(g)
         if not (mu < math.inf and gmax < THETA_CEIL):
             break  # diverged (NaN, or theta clipped from above): the caller falls back
         # Estimated gap: w.s plus the lower bound's shift; the dual residual must be small for the
         # projection of w pi onto the marginals to be a small change.
-        if nx * mu + max(gmax, 0.0) <= gap_tol and vmax(np.abs(Rd)) <= 1e-8:
+        if nx * mu + max(gmax, 0.0) <= gap_tol and vmax(absolute(Rd)) <= 1e-8:
             # Certificate: lambda_1 shifted by -max g is dual feasible (no theta was clipped from above).
             lower = max(lower, hy + float(cr @ r) - float(gmax) * mass0)
             q, value, viol = _recover_pd(st, marg, c_full, pi, w, feas_tol)
@@ -387,32 +391,35 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
             L, info = _dpotrf(H + np.diag(np.full(d, 1e-13 * float(H.diagonal().max()))), lower=0, clean=0)
             if info != 0:
                 break
-        np.negative(U, out=B_top)
+        negative(U, out=B_top)
         multiply(winv_col, U, out=B_bottom)
-        np.negative(Rp, out=z0_top)  # ds = -Rp - U dr
+        negative(Rp, out=z0_top)  # ds = -Rp - U dr
         multiply(winv, Rp, out=z0_bottom)
         z0_bottom -= w  # dw = (w/s) Rp - w + (w/s) U dr
         # Affine (predictor) direction: sigma = 0.
         b = Rd - z0_bottom @ U
         dr = _dpotrs(L, b, lower=0)[0]
-        np.add(z0, B @ dr, out=dz)
+        add(z0, B @ dr, out=dz)
         ratio = vmin(dz / z)
         a = 1.0 if ratio >= -1.0 else -1.0 / ratio
         zt = z + a * dz
         mu_aff = dot(zt[:nx], zt[nx:]) / nx
         # Mehrotra's centring target, but not below a fraction of the residuals: if w s reaches
         # zero before the residuals do, the steps shrink to nothing and the iteration stalls.
-        target = max((mu_aff / mu) ** 3 * mu, RES_FLOOR * max(vmax(np.abs(Rd)), vmax(np.abs(Rp))))
-        # Corrector: target sigma mu and the second-order term ds dw of the affine step.
+        residual = vmax(absolute(R))
+        target = max((mu_aff / mu) ** 3 * mu, RES_FLOOR * residual)
+        # Corrector: the target and the second-order term ds dw of the affine step.
         corr = (target - dz_top * dz_bottom) / s
         dr = _dpotrs(L, b - corr @ U, lower=0)[0]
-        np.add(z0, B @ dr, out=dz)
+        add(z0, B @ dr, out=dz)
         dz_bottom += corr
         ratio = vmin(dz / z)
-        a = 1.0 if ratio >= -PD_STEP_FRACTION else -PD_STEP_FRACTION / ratio
+        # Fraction to the boundary: 0.99, closer to 1 as mu vanishes (a faster end game).
+        eta = max(PD_STEP_FRACTION, 1.0 - 10.0 * mu)
+        a = 1.0 if ratio >= -eta else -eta / ratio
         # Globalisation: g is convex, so the step overshoots the linear model of g + s; where that
-        # error would exceed max(|g + s|, RP_LIMIT), the step is halved (an extra log-sum-exp per try).
-        limit = max(vmax(np.abs(Rp)), RP_LIMIT)
+        # error would exceed max(residual, RP_LIMIT), the step is halved (an extra log-sum-exp per try).
+        limit = max(residual, RP_LIMIT)
         while True:
             r_new = r + a * dr
             matmul(K, r_new, out=theta_flat)
