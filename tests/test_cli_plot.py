@@ -102,7 +102,7 @@ def test_training_gif_has_one_frame_per_checkpoint(tiny_run, tmp_path):
     assert steps == [2, 4]
     n, durations, size = gif_frames(out)
     assert n == len(steps) and set(durations) == {800} and size[::-1] == default_figure_size(3, 3, 3)
-    assert training_gif(tiny_run, out, n_images=1, n_values=2, duration_ms=40) == steps
+    assert training_gif(tiny_run, out, n_images=1, n_values=2, duration_ms=40, kl_batch=16) == steps
     n, durations, size = gif_frames(out)
     assert n == 2 and durations == [40, 40] and size[::-1] == default_figure_size(1, 2, 3)
 

@@ -476,6 +476,8 @@ def run_traversal(
     """
     from ..train.trainer import load_data
 
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     model = run.load_model(step, device=device)  # first: a missing checkpoint fails before the data load
     data = load_data(run.config, progress=False)
     original = style == "original"
