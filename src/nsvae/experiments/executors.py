@@ -563,6 +563,7 @@ def run_sweep(
         resources={"cpus": sweep.cpus, "gpus": sweep.gpus},
     )
     state.setdefault("created", _now())
+    state["order"] = names  # sweep.json is written with sorted keys; this keeps the file's order of runs
     records: dict[str, dict[str, Any]] = state.setdefault("runs", {})
     for name in list(records):  # runs no longer in the file are forgotten (their directories are kept)
         if name not in names:

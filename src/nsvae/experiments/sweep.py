@@ -528,7 +528,8 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
     runs_dir = sweep_dir / RUNS_DIR
     if not records and not runs_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a sweep directory (no {STATE_FILE} and no {RUNS_DIR}/)")
-    names = list(records)
+    names = [n for n in state.get("order", []) if n in records]
+    names += [n for n in records if n not in names]
     if runs_dir.is_dir():
         names += sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in records)
     protocol = protocol or state.get("evaluation", {}).get("protocol")

@@ -1,0 +1,149 @@
+"""The results table of a sweep: rows, exact means and standard deviations over seeds, CSV, SQLite, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+
+import pytest
+
+from nsvae.cli import main
+from nsvae.data.cache import write_json_atomic
+from nsvae.experiments.sweep import aggregate, format_table, gather_results, loads_sweep, write_results
+from nsvae.train.run import Run
+
+SPEC = """
+name = "fake"
+seeds = [0, 1, 2]
+[base]
+config = "quick-nonsyn"
+[grid]
+"nonsyn.alpha" = [2.5, 5.0]
+"""
+
+# Headline scores written to eval.json: (alpha, seed) -> (mig, sap). Seed 2 of alpha 5 failed.
+SCORES = {
+    (2.5, 0): (0.10, 0.50),
+    (2.5, 1): (0.30, 0.70),
+    (2.5, 2): (0.20, 0.30),
+    (5.0, 0): (0.40, 0.20),
+    (5.0, 1): (0.60, 0.40),
+}
+
+
+@pytest.fixture
+def fake_sweep(tmp_path):
+    """A sweep directory as `nsvae sweep` leaves it, with known eval.json scores (no training)."""
+    sweep = loads_sweep(SPEC)
+    out = tmp_path / "fake"
+    records = {}
+    for planned in sweep.runs:
+        run = Run(out / "runs" / planned.name)
+        key = (planned.config.nonsyn.alpha, planned.seed)
+        run.write_config(planned.config)
+        if key in SCORES:
+            mig, sap = SCORES[key]
+            run.set_status("finished", step=1500)
+            eval_doc = {
+                "step": 1500,
+                "results": {
+                    "default": {
+                        "seed": 0,
+                        "metrics": {"mig": {"score": mig, "protocol": {}}, "sap": {"score": sap, "protocol": {}}},
+                    }
+                },
+            }
+            write_json_atomic(run.path / "eval.json", eval_doc)
+            with open(run.log_path, "w", encoding="utf-8") as handle:
+                handle.write(
+                    json.dumps({"step": 1500, "recon": 100.0 + planned.seed, "kl": 10.0, "loss": 110.0}) + "\n"
+                )
+            records[planned.name] = {"state": "finished", "setting": planned.setting, "seed": planned.seed}
+        else:
+            run.set_status("failed", step=500, error="TrainingDiverged: loss is nan")
+            records[planned.name] = {
+                "state": "failed",
+                "setting": planned.setting,
+                "seed": planned.seed,
+                "error": "TrainingDiverged: loss is nan",
+            }
+    write_json_atomic(
+        out / "sweep.json",
+        {"name": "fake", "order": [r.name for r in sweep.runs], "runs": records, "evaluation": {"protocol": "default"}},
+    )
+    return out
+
+
+def test_gather_results_has_one_row_per_run_with_config_and_metrics(fake_sweep):
+    rows = gather_results(fake_sweep)
+    assert [r["run"] for r in rows] == [
+        "nonsyn-alpha2.5-seed0",
+        "nonsyn-alpha2.5-seed1",
+        "nonsyn-alpha2.5-seed2",
+        "nonsyn-alpha5-seed0",
+        "nonsyn-alpha5-seed1",
+        "nonsyn-alpha5-seed2",
+    ]
+    first = rows[0]
+    assert (first["setting"], first["seed"], first["state"], first["step"]) == ("nonsyn-alpha2.5", 0, "finished", 1500)
+    assert (first["metric.mig"], first["metric.sap"]) == (0.10, 0.50)
+    assert (first["config.nonsyn.alpha"], first["config.method"], first["config.run.steps"]) == (2.5, "nonsyn", 1500)
+    assert (first["train.recon"], first["train.kl"]) == (100.0, 10.0)
+    failed = rows[-1]
+    assert failed["state"] == "failed" and failed["error"] == "TrainingDiverged: loss is nan"
+    assert "metric.mig" not in failed
+
+
+def test_aggregate_gives_exact_means_and_sample_stds_over_seeds(fake_sweep):
+    aggregates = aggregate(gather_results(fake_sweep))
+    assert [a["setting"] for a in aggregates] == ["nonsyn-alpha2.5", "nonsyn-alpha5"]
+    a25, a5 = aggregates
+    assert (a25["n"], a25["runs"], a25["seeds"]) == (3, 3, [0, 1, 2])
+    assert (a5["n"], a5["runs"], a5["seeds"]) == (2, 3, [0, 1])
+    assert a25["metric.mig"] == pytest.approx((0.2, 0.1), abs=1e-12)  # values 0.1, 0.3, 0.2
+    assert a25["metric.sap"] == pytest.approx((0.5, 0.2), abs=1e-12)  # 0.5, 0.7, 0.3
+    assert a5["metric.mig"] == pytest.approx((0.5, math.sqrt(0.02)), abs=1e-12)  # 0.4, 0.6 (the failed seed left out)
+    assert a25["train.recon"] == pytest.approx((101.0, 1.0))
+    single = aggregate(gather_results(fake_sweep)[:1])
+    assert single[0]["metric.mig"][0] == 0.1 and math.isnan(single[0]["metric.mig"][1])
+    table = format_table(aggregates, ["metric.mig", "metric.sap"])
+    assert table.splitlines() == [
+        "setting            n            mig            sap",
+        "nonsyn-alpha2.5    3  0.200 ± 0.100  0.500 ± 0.200",
+        "nonsyn-alpha5    2/3  0.500 ± 0.141  0.300 ± 0.141",
+    ]
+
+
+def test_results_files_csv_and_sqlite(fake_sweep):
+    rows = gather_results(fake_sweep)
+    aggregates = aggregate(rows)
+    csv_path, sqlite_path = write_results(fake_sweep, rows, aggregates)
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["run"] for r in table] == [r["run"] for r in rows]
+    assert table[1]["metric.mig"] == "0.3" and table[1]["config.nonsyn.alpha"] == "2.5"
+    with sqlite3.connect(sqlite_path) as db:
+        runs = db.execute('SELECT run, "metric.mig" FROM runs WHERE state = "finished" ORDER BY run').fetchall()
+        settings = db.execute('SELECT setting, n, "metric.mig.mean", "metric.mig.std" FROM settings').fetchall()
+    assert len(runs) == 5 and runs[0] == ("nonsyn-alpha2.5-seed0", 0.1)
+    assert settings[0][:2] == ("nonsyn-alpha2.5", 3) and settings[0][2:] == pytest.approx((0.2, 0.1))
+    assert settings[1][:2] == ("nonsyn-alpha5", 2) and settings[1][2:] == pytest.approx((0.5, math.sqrt(0.02)))
+
+
+def test_cli_results_prints_mean_and_std_per_setting(fake_sweep, capsys):
+    assert main(["results", str(fake_sweep), "--columns", "mig", "sap"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["setting", "n", "mig", "sap"]
+    assert lines[1].split() == ["nonsyn-alpha2.5", "3", "0.200", "±", "0.100", "0.500", "±", "0.200"]
+    assert lines[2].split() == ["nonsyn-alpha5", "2/3", "0.500", "±", "0.141", "0.300", "±", "0.141"]
+    assert lines[3] == "failed: nonsyn-alpha5-seed2: TrainingDiverged: loss is nan"
+    assert lines[4].startswith("6 runs; table: ")
+    assert (fake_sweep / "results.csv").is_file() and (fake_sweep / "results.sqlite").is_file()
+    assert main(["results", str(fake_sweep), "--columns", "mig", "--markdown"]) == 0
+    markdown = capsys.readouterr().out.splitlines()
+    assert markdown[:3] == ["| setting | n | mig |", "|---|---|---|", "| nonsyn-alpha2.5 | 3 | 0.200 ± 0.100 |"]
+    assert main(["results", str(fake_sweep), "--columns", "mgi"]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'mgi'" in err and err.count("\n") == 1
