@@ -16,6 +16,7 @@ from .commands import data as data_command
 from .commands import evaluate as evaluate_command
 from .commands import info as info_command
 from .commands import plot as plot_command
+from .commands import report as report_command
 from .commands import results as results_command
 from .commands import sweep as sweep_command
 from .commands import train as train_command
@@ -27,6 +28,7 @@ SUBCOMMANDS = (
     train_command,
     evaluate_command,
     plot_command,
+    report_command,
     sweep_command,
     results_command,
 )
