@@ -17,6 +17,7 @@ from nsvae.errors import UserError
 from nsvae.experiments import Config, apply_overrides
 from nsvae.viz.compare import mean_std, metric_bars, proxy_over_training, score_vs_reconstruction
 from nsvae.viz.report import RunRecord, find_runs, group_by_setting, setting_labels, write_report
+from nsvae.viz.traversals import default_figure_size
 
 from .conftest import REPORT_RUNS
 
@@ -170,9 +171,12 @@ def test_single_run_page_shows_metrics_protocol_synergy_config_and_figures(repor
     assert "Synergy among the latents about each factor" in page and "<td>shape</td>" in page
     assert 'method = "nonsyn"' in page  # the resolved config
     pictures = embedded_images(page)
-    assert len(pictures) == 3  # curves, traversal, mean activation
-    traversal = pictures[1]
-    assert traversal.size == (9 * 65 + 1, 3 * 65 + 1)  # 9 values x 3 latents
+    assert len(pictures) == 5  # curves, traversal, its GIF over values, the GIF over training, mean activation
+    traversal, over_values, over_training = pictures[1:4]
+    height, width = default_figure_size(n_images=3, n_values=7, n_rows=3)
+    assert traversal.size == (width, height)
+    assert over_values.format == "GIF" and over_values.n_frames == 2 * 13 - 2  # ping-pong over 13 values
+    assert over_training.n_frames == 1  # one kept checkpoint (step 4)
     assert main(["report", str(run), "--samples", "0", "--no-traversals", "-q", "-o", str(tmp_path / "b.html")]) == 0
     assert len(embedded_images((tmp_path / "b.html").read_text(encoding="utf-8"))) == 1
 

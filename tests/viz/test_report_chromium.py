@@ -109,7 +109,7 @@ def _check(page: Path, workdir: Path, expected_images: int) -> None:
 
 def test_a_run_report_renders_with_every_image(report_sweep, tmp_path):
     page = write_report([report_sweep / "runs" / "nonsyn-s0"], tmp_path / "run.html", samples=400)
-    _check(page, tmp_path, expected_images=3)
+    _check(page, tmp_path, expected_images=5)
 
 
 def test_a_comparison_report_renders_with_every_image(report_sweep, tmp_path):

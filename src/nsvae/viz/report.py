@@ -340,17 +340,28 @@ def curves_png(record: RunRecord) -> bytes | None:
 
 
 def traversal_png(record: RunRecord) -> bytes | None:
-    """The traversal of the latest checkpoint (``None`` before the first checkpoint)."""
+    """The default traversal figure of the latest checkpoint (``None`` before the first checkpoint)."""
     from ..train import load_run
-    from ..train.trainer import load_data, traversal_image
-    from .traversals import to_uint8, traversal_grid
+    from .traversals import run_traversal
 
     run = load_run(record.path)
     if not run.checkpoints():
         return None
-    model = run.load_model()
-    image = traversal_image(load_data(record.config, progress=False))
-    return picture_png(to_uint8(traversal_grid(model, image)))
+    return picture_png(run_traversal(run))
+
+
+def traversal_gifs(record: RunRecord) -> dict[str, bytes | None]:
+    """The GIFs over traversal values (latest checkpoint) and over training (one frame per kept checkpoint)."""
+    from ..train import load_run
+    from .traversal_gifs import run_traversal_gif, training_gif
+
+    run = load_run(record.path)
+    if not run.checkpoints():
+        return {}
+    over_values, over_training = io.BytesIO(), io.BytesIO()
+    run_traversal_gif(run, over_values)
+    training_gif(run, over_training)
+    return {"traversal_gif": over_values.getvalue(), "training_gif": over_training.getvalue()}
 
 
 def mean_activation_png(record: RunRecord, samples: int, seed: int) -> bytes | None:
@@ -408,14 +419,18 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
     captions = {
         "curves": "Training curves from log.jsonl: reconstruction, total KL, KL per latent, the synergy proxy "
         "(KL of the greedy worst set) and, for the Non-Syn VAE, how often each latent was selected.",
-        "traversal": "Latent traversals of the latest checkpoint.",
+        "traversal": "Latent traversals of the latest checkpoint: each image's own mean code moved from -3 to 3 "
+        "along one latent per row; rows sorted by the latent's mean KL (nats), inactive latents dimmed.",
+        "traversal_gif": "The same traversals as an animation over the values (all latents in each frame).",
+        "training_gif": "The traversals at each kept checkpoint: how the latents came to be over training.",
         "mean_activation": "Mean code of each active latent against the ground-truth factors.",
     }
     parts.append("<h2>Figures</h2>")
     shown = 0
     for name, payload in figures.items():
         if payload:
-            parts.append(_figure(payload, "image/png", name, captions.get(name, name)))
+            mime = "image/gif" if name.endswith("_gif") else "image/png"
+            parts.append(_figure(payload, mime, name, captions.get(name, name)))
             shown += 1
     if not shown:
         parts.append('<p class="muted">No figure yet: the run has no logged step or checkpoint.</p>')
@@ -573,8 +588,9 @@ def write_report(
         say("drawing the training curves")
         figures = {"curves": curves_png(record)}
         if traversals:
-            say("drawing the traversal")
+            say("drawing the traversals and their GIFs")
             figures["traversal"] = traversal_png(record)
+            figures.update(traversal_gifs(record))
         if samples:
             say(f"encoding {samples} images for the mean-activation figure")
             figures["mean_activation"] = mean_activation_png(record, samples, seed)
