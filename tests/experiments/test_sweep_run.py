@@ -181,7 +181,7 @@ def test_sigint_stops_a_sweep_with_checkpoints_and_the_same_command_resumes_it(d
     spec = _write_spec(tmp_path, with_broken=False)
     text = (
         spec.read_text()
-        .replace('"run.steps" = 12', '"run.steps" = 400')
+        .replace('"run.steps" = 12', '"run.steps" = 150')
         .replace('"log.checkpoint_every" = 5', '"log.checkpoint_every" = 10')
     )
     spec.write_text(text.replace('metrics = ["mig", "active_units"]', "enabled = false"), encoding="utf-8")
@@ -199,7 +199,7 @@ def test_sigint_stops_a_sweep_with_checkpoints_and_the_same_command_resumes_it(d
     states = {n: r["state"] for n, r in read_state(out)["runs"].items()}
     assert states == {"vae-seed0": "interrupted", "vae-seed1": "interrupted"}, stdout + stderr
     steps = [load_run(out / "runs" / f"vae-seed{s}").status()["step"] for s in (0, 1)]
-    assert all(0 < s < 400 for s in steps)
+    assert all(0 < s < 150 for s in steps)
 
     assert subprocess.run(command, env=env, capture_output=True, text=True).returncode == 0
     assert all(load_run(out / "runs" / f"vae-seed{s}").status()["state"] == "finished" for s in (0, 1))
@@ -210,7 +210,7 @@ def test_sigint_stops_a_sweep_with_checkpoints_and_the_same_command_resumes_it(d
 
 
 # A private Ray instance starts about ten processes (raylet, GCS, agents): 20-40 s on an idle 2-core machine, minutes
-# on a busy one, hence slow (make test-slow; CI runs it with the dev extra, which includes ray).
+# on a busy one, hence slow: `make test-slow` runs it (the pinned test environment includes ray).
 @pytest.mark.slow
 def test_the_same_sweep_through_ray(dsprites, tmp_path, capsys):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'nsvae[ray]')")
