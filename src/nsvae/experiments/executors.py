@@ -448,8 +448,9 @@ def run_ray(
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
+            reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             raise UserError(
-                f"cannot reach a Ray cluster at {address!r}: {exc}; start one (ray start --head) or use --ray local"
+                f"cannot reach a Ray cluster at {address!r}: {reason}; start one (ray start --head) or use --ray local"
             ) from None
     remote = ray.remote(_ray_execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=1)
     refs: dict[Any, Task] = {}
