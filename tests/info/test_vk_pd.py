@@ -196,7 +196,7 @@ def test_a_partial_primal_dual_run_is_completed_by_the_fallback(monkeypatch):
 
 
 def test_primal_dual_declines_large_programs(monkeypatch):
-    p = random_pmf(np.random.default_rng(5), (8, 8, 8))
+    p = random_pmf(np.random.default_rng(5), (12, 12, 12))
     assert vk_fast.structure_for(p, [(0,), (1,)]) is None
     called = []
     monkeypatch.setattr(vk_fast, "solve_pd", lambda *a, **k: called.append(1))

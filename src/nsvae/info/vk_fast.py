@@ -57,8 +57,10 @@ PD_STEP_FRACTION = 0.99
 PD_MAX_STEPS = 30
 RES_FLOOR = 1e-4
 RP_LIMIT = 1.0
-#: Use the primal-dual method while cells x (dual variables) is at most this.
-PD_MAX_K_ENTRIES = MAX_K_ENTRIES
+#: Use the primal-dual method while cells x (dual variables) is at most this (10x10x10: 200,000).
+#: Up to 10x10x10 it measured 1.7-10x less CPU time than the reference solver (6x6x6, 8x8x8,
+#: 10x10x10, 4x4x4x4, 3x3x3x3x3, 5x5x15); the dense K grows as cells x variables beyond that.
+PD_MAX_K_ENTRIES = 1 << 18
 
 _vmin = np.minimum.reduce
 _vmax = np.maximum.reduce

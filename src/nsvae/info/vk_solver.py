@@ -272,7 +272,13 @@ def _solve_fast(p: np.ndarray, groups, hy: float, gap_tol: float, max_newton_ste
     if found is None:
         return None
     st, marg = found
-    res = vk_fast.solve_pd(st, marg, hy, gap_tol, FEASIBILITY_TOL, min(vk_fast.PD_MAX_STEPS, max_newton_steps))
+    budget = min(vk_fast.PD_MAX_STEPS, max_newton_steps)
+    if st.K.size >= _PD_SINGLE_THREAD_ENTRIES:
+        # As for the reference solver: one BLAS thread is faster on matrices of this size.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            res = vk_fast.solve_pd(st, marg, hy, gap_tol, FEASIBILITY_TOL, budget)
+    else:  # far too small for BLAS threads, and the limit itself costs ~30 us
+        res = vk_fast.solve_pd(st, marg, hy, gap_tol, FEASIBILITY_TOL, budget)
     lower, upper, q, violation, steps = res.lower, res.upper, res.q, res.violation, res.steps
     if upper - lower > gap_tol and st.M.size <= vk_fast.MAX_K_ENTRIES:
         res = vk_fast.solve(st, marg, hy, gap_tol, max_newton_steps, FEASIBILITY_TOL)
@@ -303,6 +309,8 @@ def _table_mi_nats(table: np.ndarray) -> float:
 
 #: Problems with at most this many dual variables run BLAS single-threaded.
 _SMALL_PROBLEM_VARS = 512
+#: The primal-dual fast path runs BLAS single-threaded from this many entries of K (cells x d) on.
+_PD_SINGLE_THREAD_ENTRIES = 16384
 
 
 @functools.lru_cache(maxsize=1)
