@@ -169,6 +169,10 @@ def test_a_changed_sweep_file_does_not_touch_existing_runs(dsprites, tmp_path, c
     import nsvae
 
     nsvae.train(sweep.run("vae-seed0").config, out=out / "runs" / "vae-seed0")
+    # Trained but not evaluated: the sweep would only evaluate it.
+    assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:]] == [["vae-seed0", "evaluate"], ["vae-seed1", "train"]]
     spec.write_text(spec.read_text().replace('"model.z_dim" = 4', '"model.z_dim" = 5'), encoding="utf-8")
     assert main(["sweep", str(spec), "--out", str(out), "--dry-run"]) == 2
     err = capsys.readouterr().err

@@ -542,7 +542,7 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
             "run": name,
             "setting": record.get("setting", name),
             "seed": record.get("seed"),
-            "state": record.get("state") or status.get("state") or "pending",
+            "state": _row_state(status, record),
             "step": status.get("step"),
             "error": record.get("error") or status.get("error") or status.get("evaluation_error") or "",
         }
@@ -561,6 +561,14 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
                     row.update({f"metric.{k}": v for k, v in headline_scores(entry).items()})
         rows.append(row)
     return rows
+
+
+def _row_state(status: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """The run directory's state (the truth, even if the sweep's driver was killed); an evaluation error is a
+    failure; a run without a directory has the sweep's record (pending, or failed before it started)."""
+    if status.get("evaluation_error"):
+        return "failed"
+    return status.get("state") or record.get("state") or "pending"
 
 
 def result_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
