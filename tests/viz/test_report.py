@@ -222,3 +222,32 @@ def test_fake_evaluation_matches_what_headline_scores_reads():
 
     result = fake_evaluation({"mig": 0.25})["results"]["default"]
     assert headline_scores(json.loads(json.dumps(result))) == {"mig": 0.25}
+
+
+# ---------------------------------------------------------------- nsvae plot: the comparison figures
+
+
+@pytest.mark.parametrize("figure, extra", [("bars", []), ("scatter", ["--metric", "mig"]), ("proxy", [])])
+def test_plot_comparison_figures_from_a_sweep_directory(report_sweep, tmp_path, figure, extra):
+    out = tmp_path / f"{figure}.png"
+    assert main(["plot", figure, str(report_sweep), "-o", str(out), "--dpi", "50", *extra]) == 0
+    with Image.open(out) as picture:
+        assert picture.format == "PNG" and picture.width > 150 and picture.height > 100
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["scatter", "SWEEP", "--metric", "dci"], "evaluated: factor_vae_score, mig, synergy"),
+        (["bars", "SWEEP", "--protocol", "paper"], "available: default"),
+        (["bars", "SWEEP", "--step", "4"], "leave out --step"),
+        (["curves", "SWEEP/runs/vae-s0", "SWEEP/runs/nonsyn-s0"], "give one run directory"),
+        (["proxy", "SWEEP", "--metric", "mig"], "--metric applies to the scatter figure only"),
+    ],
+)
+def test_plot_comparison_errors(report_sweep, tmp_path, capsys, argv, message):
+    argv = [a.replace("SWEEP", str(report_sweep)) for a in argv]
+    assert main(["plot", argv[0], *argv[1:], "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "x.png").exists()

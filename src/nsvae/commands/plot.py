@@ -1,4 +1,4 @@
-"""``nsvae plot``: remake a run's figures as PNG (or GIF) files, without the report."""
+"""``nsvae plot``: remake a run's figures, or the comparison figures of several runs, without the report."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ Draw one figure of a run directory into a file:
   training-gif     the default traversal at every kept checkpoint of the run, one
                    frame each (GIF, 800 ms a frame), rows in the order of the last
                    checkpoint's KL
+Comparison figures take several runs, or directories that hold runs (a sweep);
+runs differing only in their seeds form one setting (as in nsvae report):
+  bars             every headline score per setting: mean over seeds, +-1 std,
+                   one dot per seed (PNG)
+  scatter          one score (--metric; default the first evaluated of
+                   factor_vae_score, mig, dci, beta_vae_score, synergy) against the
+                   final reconstruction error, one point per run (PNG)
+  proxy            the synergy proxy over training per setting: mean over seeds
+                   and min-max band (PNG)
 Images: image 0 of the dataset, then random ones (--seed); KLs are measured on
 1024 random images. Checkpoints: the latest, or --step N."""
 
@@ -41,22 +50,27 @@ examples:
   nsvae plot traversal runs/demo -o traversal.png --images 2 --hide-inactive --inactive-kl 0.05
   nsvae plot traversal runs/demo -o original.png --style original
   nsvae plot traversal-gif runs/demo -o traversal.gif --values 9 --duration 150
-  nsvae plot training-gif runs/demo -o training.gif"""
+  nsvae plot training-gif runs/demo -o training.gif
+  nsvae plot bars sweeps/quick-comparison -o bars.png
+  nsvae plot scatter runs/nonsyn runs/vae -o scatter.png --metric mig"""
 
-FIGURES = ("curves", "mean-activation", "traversal", "traversal-gif", "training-gif")
+FIGURES = ("curves", "mean-activation", "traversal", "traversal-gif", "training-gif", "bars", "scatter", "proxy")
+COMPARISONS = ("bars", "scatter", "proxy")
 GIFS = ("traversal-gif", "training-gif")
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "plot",
-        help="draw a run's figures (curves, mean-activation, traversals as PNG or GIF)",
+        help="draw a run's figures (curves, mean-activation, traversals as PNG or GIF) or compare runs",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("figure", choices=FIGURES, help="which figure")
-    p.add_argument("run_dir", metavar="RUN", help="a run directory")
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN", help="a run directory (comparison figures: several, or directories of runs)"
+    )
     p.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="where to write the picture: .png, or .gif for the GIFs"
     )
@@ -70,6 +84,9 @@ def register(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the images drawn (default 0)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of matplotlib figures (default 150)")
+    c = p.add_argument_group("comparisons (bars, scatter, proxy)")
+    c.add_argument("--metric", help="scatter: the score against reconstruction error (e.g. mig, factor_vae_score)")
+    c.add_argument("--protocol", help="bars, scatter: evaluation protocol compared (default: 'default' where present)")
     t = p.add_argument_group("traversals (traversal, traversal-gif, training-gif)")
     t.add_argument(
         "--style",
@@ -105,28 +122,6 @@ def _save_figure(fig, output: Path, dpi: int) -> None:
     plt.close(fig)
 
 
-def encode_for_plot(run, step, samples: int, seed: int):
-    """``(dataset, factors, posterior means)`` of all images (``samples=0``) or of ``samples`` random ones."""
-    from ..evaluation import posterior_encoder
-    from ..train.trainer import load_data
-
-    data = load_data(run.config, progress=False)
-    if not hasattr(data, "factor_sizes"):
-        raise UserError(f"{run.config.data.dataset} has no ground-truth factors: the mean-activation plot needs them")
-    model = run.load_model(step)
-    encode = posterior_encoder(model)
-    if samples and samples < len(data):
-        rng = np.random.default_rng(seed)
-        indices = np.sort(rng.choice(len(data), size=samples, replace=False))
-    else:
-        indices = np.arange(len(data))
-    means = []
-    for start in range(0, len(indices), 8192):
-        chunk = indices[start : start + 8192]
-        means.append(encode(data.observations_at(chunk, np.random.default_rng([seed, start])))[0])
-    return data, data.factors_of(indices), np.concatenate(means)
-
-
 def _check_options(args: argparse.Namespace, output: Path) -> None:
     """Refuse options that do not fit the figure, each with one line that says what to do."""
     suffix = ".gif" if args.figure in GIFS else ".png"
@@ -134,6 +129,14 @@ def _check_options(args: argparse.Namespace, output: Path) -> None:
         raise UserError(f"-o must name a {suffix} file for {args.figure}, got {output}")
     if args.samples < 0:
         raise UserError("--samples must be >= 0")
+    if args.figure not in COMPARISONS and len(args.runs) != 1:
+        raise UserError(f"{args.figure} draws one run: give one run directory (bars, scatter and proxy compare runs)")
+    if args.figure in COMPARISONS and args.step is not None:
+        raise UserError(f"{args.figure} compares runs at their latest logged step and evaluation: leave out --step")
+    if args.metric is not None and args.figure != "scatter":
+        raise UserError("--metric applies to the scatter figure only")
+    if args.protocol is not None and args.figure not in ("bars", "scatter"):
+        raise UserError("--protocol applies to the bars and scatter figures only")
     traversal = args.figure in ("traversal",) + GIFS
     options = ("style", "images", "values", "limit", "inactive_kl", "duration")
     given = [name for name in options if getattr(args, name) is not None]
@@ -206,12 +209,41 @@ def _traversal(args: argparse.Namespace, run, output: Path) -> None:
         atomic_write(output, lambda handle: image.save(handle, format="PNG", optimize=True))
 
 
+def _comparison(args: argparse.Namespace, output: Path) -> None:
+    from ..viz import report
+
+    records = [report.read_run(path) for path in report.find_runs(args.runs)]
+    known = sorted({p for r in records for p in r.protocols()})
+    if args.protocol is not None and args.protocol not in known:
+        available = ", ".join(known) or "none"
+        raise UserError(f"no run was evaluated under protocol {args.protocol!r}; available: {available}")
+    if args.figure == "proxy":
+        fig = report.proxy_figure(records)
+    elif args.figure == "bars":
+        fig = report.bars_figure(records, args.protocol)
+    else:
+        available = sorted({m for r in records for m in r.scores(args.protocol)})
+        metric = args.metric or next(iter(report.scatter_metrics(records, args.protocol)), None)
+        if metric is None or metric not in available:
+            wanted = f"metric {metric!r}" if metric else "a score"
+            raise UserError(
+                f"no run has {wanted}; evaluated: {', '.join(available) or 'none (run nsvae evaluate first)'}"
+            )
+        fig = report.scatter_figure(records, args.protocol, metric)
+    _save_figure(fig, output, args.dpi)
+
+
 def run_plot(args: argparse.Namespace) -> int:
     from ..train import load_run
 
     output = Path(args.output)
     _check_options(args, output)
-    run = load_run(args.run_dir)
+    if args.figure in COMPARISONS:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        _comparison(args, output)
+        print(f"{args.figure}: wrote {output}")
+        return 0
+    run = load_run(args.runs[0])
     if args.figure == "training-gif" and not run.checkpoints():
         raise UserError(f"run {run.path} has no checkpoint yet: the training GIF needs at least one")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -220,14 +252,9 @@ def run_plot(args: argparse.Namespace) -> int:
 
         _save_figure(training_curves(run.log(), title=str(run.path.name)), output, args.dpi)
     elif args.figure == "mean-activation":
-        from ..viz.mean_activation import dsprites_mean_activation, mean_activation
+        from ..viz.mean_activation import run_mean_activation
 
-        data, factors, codes = encode_for_plot(run, args.step, args.samples, args.seed)
-        if data.factor_names == ("shape", "scale", "orientation", "posX", "posY"):
-            fig = dsprites_mean_activation(codes, factors)
-        else:
-            fig = mean_activation(codes, factors, data.factor_names, data.factor_sizes)
-        _save_figure(fig, output, args.dpi)
+        _save_figure(run_mean_activation(run, args.step, args.samples, args.seed), output, args.dpi)
     else:
         _traversal(args, run, output)
     print(f"{args.figure}: wrote {output}")

@@ -154,3 +154,38 @@ def mean_activation(
         axes[0, 0].text(0.5, 0.5, "no active latent", transform=axes[0, 0].transAxes, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+DSPRITES_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
+
+
+def encode_run(run, step: int | None, samples: int, seed: int):
+    """``(dataset, factors, posterior means)`` of a run's images: all (``samples=0``) or ``samples`` random ones.
+
+    Raises :class:`nsvae.errors.UserError` for a dataset without ground-truth factors.
+    """
+    from ..errors import UserError
+    from ..evaluation import posterior_encoder
+    from ..train.trainer import load_data
+
+    data = load_data(run.config, progress=False)
+    if not hasattr(data, "factor_sizes"):
+        raise UserError(f"{run.config.data.dataset} has no ground-truth factors: the mean-activation plot needs them")
+    encode = posterior_encoder(run.load_model(step))
+    if samples and samples < len(data):
+        indices = np.sort(np.random.default_rng(seed).choice(len(data), size=samples, replace=False))
+    else:
+        indices = np.arange(len(data))
+    means = []
+    for start in range(0, len(indices), 8192):
+        chunk = indices[start : start + 8192]
+        means.append(encode(data.observations_at(chunk, np.random.default_rng([seed, start])))[0])
+    return data, data.factors_of(indices), np.concatenate(means)
+
+
+def run_mean_activation(run, step: int | None = None, samples: int = 0, seed: int = 0):
+    """The mean-activation figure of a run's checkpoint: the original's for dSprites, the general one otherwise."""
+    data, factors, codes = encode_run(run, step, samples, seed)
+    if tuple(data.factor_names) == DSPRITES_FACTORS:
+        return dsprites_mean_activation(codes, factors)
+    return mean_activation(codes, factors, data.factor_names, data.factor_sizes)

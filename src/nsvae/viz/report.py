@@ -366,22 +366,16 @@ def traversal_gifs(record: RunRecord) -> dict[str, bytes | None]:
 
 def mean_activation_png(record: RunRecord, samples: int, seed: int) -> bytes | None:
     """The mean-activation figure from ``samples`` random images (``None`` without factors or checkpoints)."""
-    from ..commands.plot import encode_for_plot
     from ..train import load_run
-    from .mean_activation import dsprites_mean_activation, mean_activation
+    from .mean_activation import run_mean_activation
 
     run = load_run(record.path)
     if samples <= 0 or not run.checkpoints():
         return None
     try:
-        data, factors, codes = encode_for_plot(run, None, samples, seed)
+        fig = run_mean_activation(run, None, samples, seed)
     except UserError:  # an image dataset without ground-truth factors
         return None
-    try:
-        if data.factor_names == ("shape", "scale", "orientation", "posX", "posY"):
-            fig = dsprites_mean_activation(codes, factors)
-        else:
-            fig = mean_activation(codes, factors, data.factor_names, data.factor_sizes)
     except ValueError:  # e.g. no active latent: the page says so instead
         return None
     return figure_png(fig, dpi=150)
@@ -515,33 +509,56 @@ def _mean_std_text(values: Sequence[float]) -> str:
     return f"{mean:.4g} ± {std:.2g}" if len(values) > 1 else f"{mean:.4g}"
 
 
-def comparison_figures(records: Sequence[RunRecord], protocol: str | None) -> dict[str, bytes | None]:
-    from .compare import metric_bars, proxy_over_training, score_vs_reconstruction
-
-    groups = group_by_setting(records)
-    figures: dict[str, bytes | None] = {}
-    table = {label: {} for label in groups}
-    for label, members in groups.items():
+def score_table(records: Sequence[RunRecord], protocol: str | None) -> dict[str, dict[str, list[float]]]:
+    """setting -> metric -> the scores of its runs."""
+    table: dict[str, dict[str, list[float]]] = {}
+    for label, members in group_by_setting(records).items():
+        table[label] = {}
         for record in members:
             for metric, score in record.scores(protocol).items():
                 table[label].setdefault(metric, []).append(score)
-    if any(table.values()):
-        figures["bars"] = figure_png(metric_bars(table))
-    labels = setting_labels(records)
-    available = [m for m in SCATTER_METRICS if any(m in r.scores(protocol) for r in records)]
-    for metric in available[:2]:
-        points = [
-            {"label": label, "recon": r.final_reconstruction(), "score": r.scores(protocol)[metric]}
-            for r, label in zip(records, labels)
-            if metric in r.scores(protocol) and r.final_reconstruction() is not None
-        ]
-        if points:
-            figures[f"scatter_{metric}"] = figure_png(
-                score_vs_reconstruction(points, metric, "reconstruction error (nats / image)")
-            )
-    logs = {label: [r.log for r in members if r.log] for label, members in groups.items()}
-    if any(any("synergy_proxy" in e for e in log) for members in logs.values() for log in members):
-        figures["proxy"] = figure_png(proxy_over_training({k: v for k, v in logs.items() if v}))
+    return table
+
+
+def scatter_metrics(records: Sequence[RunRecord], protocol: str | None) -> list[str]:
+    """The scores drawn against reconstruction error, in :data:`SCATTER_METRICS` order, that some run has."""
+    return [m for m in SCATTER_METRICS if any(m in r.scores(protocol) for r in records)]
+
+
+def bars_figure(records: Sequence[RunRecord], protocol: str | None):
+    from .compare import metric_bars
+
+    return metric_bars(score_table(records, protocol))
+
+
+def scatter_figure(records: Sequence[RunRecord], protocol: str | None, metric: str):
+    from .compare import score_vs_reconstruction
+
+    points = [
+        {"label": label, "recon": r.final_reconstruction(), "score": r.scores(protocol)[metric]}
+        for r, label in zip(records, setting_labels(records))
+        if metric in r.scores(protocol) and r.final_reconstruction() is not None
+    ]
+    return score_vs_reconstruction(points, metric, "reconstruction error (nats / image)")
+
+
+def proxy_figure(records: Sequence[RunRecord]):
+    from .compare import proxy_over_training
+
+    logs = {label: [r.log for r in members if r.log] for label, members in group_by_setting(records).items()}
+    return proxy_over_training({label: runs for label, runs in logs.items() if runs})
+
+
+def comparison_figures(records: Sequence[RunRecord], protocol: str | None) -> dict[str, bytes | None]:
+    """The comparison page's figures as PNG bytes: bars, up to two scatters, the proxy (each where data allow)."""
+    figures: dict[str, bytes | None] = {}
+    if any(score_table(records, protocol).values()):
+        figures["bars"] = figure_png(bars_figure(records, protocol))
+    for metric in scatter_metrics(records, protocol)[:2]:
+        if any(metric in r.scores(protocol) and r.final_reconstruction() is not None for r in records):
+            figures[f"scatter_{metric}"] = figure_png(scatter_figure(records, protocol, metric))
+    if any("synergy_proxy" in entry for r in records for entry in r.log):
+        figures["proxy"] = figure_png(proxy_figure(records))
     return figures
 
 
