@@ -133,6 +133,53 @@ def test_synergy_refuses_unknown_options():
         synergy_from_posteriors(f, m, m, np.random.default_rng(0), bias_correction="jackknife")
 
 
+def test_full_table_joint_term_equals_a_literal_posterior_computation():
+    """The whole-dataset estimator against scipy's Gaussian densities summed by hand, on a 2 x 3 grid."""
+    from scipy.stats import multivariate_normal
+
+    from nsvae.metrics.synergy import joint_information_full_table
+
+    rng = np.random.default_rng(7)
+    grid_factors = np.stack(np.unravel_index(np.arange(6), (2, 3)), axis=1)
+    mean, logvar = rng.normal(size=(6, 2)), rng.normal(scale=0.3, size=(6, 2)) - 1.0
+    picks = rng.integers(0, 6, 40)
+    z = mean[picks] + np.exp(0.5 * logvar[picks]) * rng.standard_normal((40, 2))
+    dens = np.array([[multivariate_normal(mean[m], np.diag(np.exp(logvar[m]))).pdf(zi) for m in range(6)] for zi in z])
+    expected = []
+    for k, size in enumerate((2, 3)):
+        post = np.stack([dens[:, grid_factors[:, k] == v].sum(axis=1) for v in range(size)], axis=1)
+        post /= post.sum(axis=1, keepdims=True)
+        own = post[np.arange(40), grid_factors[picks, k]]
+        expected.append(np.log(size) + np.mean(np.log((1 - 1e-3) * own + 1e-3 / size)))
+    by_grid, h = joint_information_full_table(z, grid_factors[picks], mean, logvar, grid=((2, 3), (0, 1)), chunk=7)
+    by_onehot, _ = joint_information_full_table(z, grid_factors[picks], mean, logvar, table_factors=grid_factors)
+    assert h == pytest.approx(np.log([2, 3]), abs=1e-12)
+    assert by_grid == pytest.approx(np.maximum(expected, 0), abs=1e-6)
+    assert by_onehot == pytest.approx(by_grid, abs=1e-6)
+
+
+def test_synergy_with_the_code_table_uses_the_whole_dataset():
+    from nsvae.metrics.utils import encode_table
+
+    data = ToyData((2, 2, 3), names=("a", "b", "c"))
+    opts = {"num_train": 1500, "num_samples": 1500, "num_reference": 1500, "num_joint": 300}
+    for represent, expect_b in ((posterior_xor(), "synergy"), (posterior_identity(), "none")):
+        table = encode_table(data, represent_posterior=represent)
+        r = metrics.synergy(data, table, np.random.default_rng(0), **opts)
+        pf = r["per_factor"]
+        assert {v["joint_estimator"] for v in pf.values()} == {"whole-dataset posterior"}
+        # the table knows every posterior: I(z; v) is H(v) to within the 1e-3 prior mixture
+        assert all(v["i_joint_mixture"] == pytest.approx(v["entropy"], abs=0.01) for v in pf.values())
+        assert (pf["b"]["s_max"] >= 0.95) == (expect_b == "synergy")
+        assert pf["a"]["s_max"] <= 0.02 and pf["c"]["s_max"] <= 0.02
+    pooled = metrics.synergy(data, table, np.random.default_rng(0), joint_reference="pool", **opts)
+    assert pooled["per_factor"]["a"]["joint_estimator"] == "pool mixture (leave-one-out)"
+    from nsvae.metrics.utils import MetricInputError
+
+    with pytest.raises(MetricInputError, match="CodeTable with logvar"):
+        metrics.synergy(data, posterior_identity(), np.random.default_rng(0), joint_reference="table", **opts)
+
+
 def test_synergy_proxy_worst_set():
     mean = np.zeros((4, 3))
     logvar = np.zeros((4, 3))

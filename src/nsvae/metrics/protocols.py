@@ -98,6 +98,8 @@ PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
             "omega": 0.9,
             "codes": "sampled",
             "bias_correction": "miller-madow",
+            "joint_reference": "auto",
+            "num_joint": 2000,
         },
         "paper": {
             "num_train": 10000,
@@ -107,6 +109,8 @@ PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
             "omega": 0.9,
             "codes": "sampled",
             "bias_correction": "miller-madow",
+            "joint_reference": "auto",
+            "num_joint": 2000,
         },
     },
 }

@@ -10,24 +10,30 @@ both divided by H(v_k), so 1 means "everything the code knows about v_k is
 only in combinations of latents" and 0 "no synergy".
 
 **Single-latent terms** I(z_j; v_k) and the specific information
-I(z_j; v_k = v) come from :mod:`nsvae.info` on the joint table of the
-20-bin histogram of the posterior mean z_j and v_k (``num_train`` random
-points), exactly as for the discrete MIG.
+I(z_j; v_k = v) come from :mod:`nsvae.info` on the joint table of v_k and
+the 20-bin histogram of one posterior sample z_j ~ q(z_j|x) per point
+(``num_train`` random points; ``codes="mean"`` bins the means instead),
+Miller–Madow corrected (:func:`single_latent_terms`).
 
-**Joint term** I(z; v_k) cannot be tabulated (20^d cells). It is estimated
-with the posterior-mixture classifier: for ``num_samples`` points draw
-z_i ~ q(z|x_i); with the Gaussian posteriors of the *other* reference points
-(leave-one-out) q(v | z_i) is estimated as
-p^(v | z_i) = sum_{m != i, v_m = v} q(z_i|x_m) / sum_{m != i} q(z_i|x_m),
-mixed with the prior, p~ = (1 - 1e-3) p^ + 1e-3 p(v), so that it is never 0;
-the posterior widths are scaled by the best of 1, 2, 4, 8, 16 per factor.
-Then I^ = H(v_k) - mean_i [-log p~(v_k(x_i) | z_i)], raised to the best single-latent
-term when that is larger (data processing: I(z; v) >= I(z_j; v)). Because any q(v|z)
-gives a cross-entropy >= H(v|z), I^ is a lower bound of I(z; v_k) in
-expectation (the reference posteriors are independent of the scored point),
-and it is consistent as the reference set grows. So S_max and WMS here are
-conservative: sampling noise aside, they do not report synergy that is not
-there. H(v_k) and p(v) are the plug-in values of the same points.
+**Joint term** I(z; v_k) cannot be tabulated (20^d cells). It is
+H(v_k) minus the cross-entropy of a classifier q~(v | z) on samples
+z_i ~ q(z|x_i), mixed with the prior, q~ = (1 - 1e-3) q + 1e-3 p(v), so
+that it is never 0. Any classifier's cross-entropy is >= H(v|z), so this is
+a lower bound of I(z; v_k); it is raised to the best single-latent term
+when that is larger (data processing: I(z; v) >= I(z_j; v)). So S_max and
+WMS here are conservative: sampling noise aside, they do not report
+synergy that is not there. Two classifiers:
+
+- with the posteriors of **every** image (a :class:`CodeTable` with
+  logvar, as :func:`nsvae.metrics.evaluate` builds for finite noise-free
+  datasets), the exact class posterior of the model's joint
+  (:func:`joint_information_full_table`): tight;
+- otherwise the leave-one-out mixture of the ``num_samples`` pool
+  posteriors, widths scaled by the best of 1, 2, 4, 8, 16 per factor
+  (:func:`joint_information_lower_bound`): consistent as the reference set
+  grows, but loose for factors with many classes.
+
+H(v_k) and p(v) of the normalisation are the plug-in values of the pool points.
 
 **Training-time proxy**: the Non-Syn VAE's penalty on held-out points: the
 mean KL(q(z_j|x) || N(0, 1)) per latent over the pool, the exact greedy scan
@@ -65,6 +71,8 @@ _PRIOR_MIX = 1e-3
 #: Which codes the single-latent terms see: posterior samples z ~ q(z|x) (the joint term's variable) or means.
 CODE_KINDS = ("sampled", "mean")
 BIAS_CORRECTIONS = ("miller-madow", "none")
+#: The joint term's reference posteriors: the whole dataset when tabulated ("auto"), always ("table"), or the pool.
+JOINT_REFERENCES = ("auto", "table", "pool")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -164,6 +172,94 @@ def joint_information_lower_bound(
     return np.maximum(h_v - ce[best, np.arange(k)], 0.0), h_v, bw[best]
 
 
+def joint_information_full_table(
+    z: np.ndarray,
+    factors: np.ndarray,
+    table_mean: np.ndarray,
+    table_logvar: np.ndarray,
+    table_factors: np.ndarray | None = None,
+    grid: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+    chunk: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(I^(z; v_k), H(v_k))`` per factor in nats, with the posterior of v_k given z under the whole dataset.
+
+    The model's joint is x uniform over the N images of the table and
+    z ~ q(z|x), so its exact class posterior is
+    q(v | z) = sum_{m: v_m = v} q(z|x_m) / sum_m q(z|x_m), summed over **every**
+    image (the scored point included: it belongs to the population).
+    Scoring samples ``z`` (n, d) of uniformly drawn images with classes
+    ``factors`` (n, K), I^ = H(v_k) - mean_i [-log q~(v_k(x_i) | z_i)] with
+    q~ = (1 - 1e-3) q + 1e-3 p(v): a lower bound of I(z; v_k) that is tight
+    up to the 1e-3 mixture (at most 0.001 nats) and Monte Carlo noise.
+
+    The class sums need ``table_factors`` (N, K), or ``grid = (all_factor_sizes,
+    exposed_axes)`` when the table is in row-major factor order (dSprites),
+    which turns them into reshapes and sums. Memory: a few (chunk, N) arrays
+    (float32 weights), about 0.3 GB for dSprites at chunk 32.
+    """
+    mean = np.asarray(table_mean, dtype=np.float64)
+    n_table, d = mean.shape
+    a = np.exp(-np.asarray(table_logvar, dtype=np.float64))
+    ma = mean * a
+    const = -0.5 * (mean * ma).sum(axis=1) - 0.5 * np.asarray(table_logvar, dtype=np.float64).sum(axis=1)
+    k = factors.shape[1]
+    if grid is not None:
+        sizes, exposed = grid
+        if int(np.prod(sizes)) != n_table:
+            raise MetricInputError(f"synergy: the factor grid {sizes} does not match the table's {n_table} rows")
+        priors = [np.full(sizes[axis], 1.0 / sizes[axis]) for axis in exposed]
+    else:
+        if table_factors is None or len(table_factors) != n_table:
+            raise MetricInputError("synergy: the full-table joint term needs the factors of every table row")
+        onehots, priors = [], []
+        for i in range(k):
+            values = np.asarray(table_factors[:, i])
+            size = int(max(values.max(), factors[:, i].max())) + 1
+            oh = np.zeros((n_table, size), dtype=np.float32)
+            oh[np.arange(n_table), values] = 1.0
+            onehots.append(oh)
+            priors.append(oh.mean(axis=0).astype(np.float64))
+    h_v = np.array([float(-(pv[pv > 0] * np.log(pv[pv > 0])).sum()) for pv in priors])
+    ce = np.zeros(k)
+    for start in range(0, len(z), chunk):
+        zc = np.asarray(z[start : start + chunk], dtype=np.float64)
+        fc = factors[start : start + chunk]
+        rows = np.arange(len(zc))
+        logk = -0.5 * (zc * zc) @ a.T + zc @ ma.T + const[None, :]
+        logk -= logk.max(axis=1, keepdims=True)
+        w = np.exp(logk.astype(np.float32))
+        del logk
+        total = w.sum(axis=1, dtype=np.float64)
+        if grid is not None:
+            wg = w.reshape(len(zc), *sizes)
+        for i in range(k):
+            if grid is not None:
+                axis = exposed[i]
+                others = tuple(ax + 1 for ax in range(len(sizes)) if ax != axis)
+                sums = wg.sum(axis=others, dtype=np.float64)
+            else:
+                sums = (w @ onehots[i]).astype(np.float64)
+            own = sums[rows, fc[:, i]] / total
+            ce[i] -= np.log((1.0 - _PRIOR_MIX) * own + _PRIOR_MIX * priors[i][fc[:, i]]).sum()
+    ce /= len(z)
+    return np.maximum(h_v - ce, 0.0), h_v
+
+
+def _table_grid(data, n_table: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """``(all factor sizes, exposed axes)`` when the table's rows are the row-major factor grid, else ``None``."""
+    sizes = getattr(data, "all_factor_sizes", None)
+    exposed = getattr(data, "exposed_factors", None)
+    if sizes is None or exposed is None or int(np.prod(sizes)) != n_table:
+        return None
+    probe = np.array([0, n_table - 1, n_table // 2, n_table // 3])
+    expected = np.stack(np.unravel_index(probe, tuple(sizes)), axis=1)[:, list(exposed)]
+    return (
+        (tuple(int(s) for s in sizes), tuple(int(e) for e in exposed))
+        if np.array_equal(data.factors_of(probe), expected)
+        else None
+    )
+
+
 def synergy_proxy(mean: np.ndarray, logvar: np.ndarray, omega: float) -> dict:
     """The Non-Syn VAE penalty on given posteriors: KL of the greedy worst set (nats, mean over points)."""
     kl = 0.5 * (mean**2 + np.exp(logvar) - logvar - 1.0).mean(axis=0)
@@ -188,6 +284,7 @@ def synergy_from_posteriors(
     names=None,
     codes: str = "sampled",
     bias_correction: str = "miller-madow",
+    reference: dict | None = None,
 ) -> dict:
     """The synergy core on explicit posteriors of random points and their factor classes.
 
@@ -196,6 +293,11 @@ def synergy_from_posteriors(
     joint term; ``"mean"`` bins the posterior means, as the discrete MIG
     does (latents whose means vary far less than their posterior noise
     then look informative, which inflates the single terms).
+
+    ``reference``: the whole dataset's posteriors (``mean``, ``logvar``, and
+    ``factors`` or ``grid``) for :func:`joint_information_full_table`,
+    scoring the first ``num_samples`` points; without it the joint term is
+    the leave-one-out mixture of the ``num_samples`` points themselves.
     """
     mu, lv = check_posterior(mean, logvar, len(factors))
     factors = np.asarray(factors)
@@ -207,7 +309,20 @@ def synergy_from_posteriors(
     z_all = mu + np.exp(0.5 * lv) * rng.standard_normal(mu.shape)
     binned = histogram_discretize(z_all if codes == "sampled" else mu, num_bins)
     m = len(mu) if num_samples is None else min(num_samples, len(mu))
-    joint, h_joint, bandwidth = joint_information_lower_bound(z_all[:m], mu[:m], lv[:m], factors[:m])
+    if reference is None:
+        joint, _, bandwidth = joint_information_lower_bound(z_all[:m], mu[:m], lv[:m], factors[:m])
+        estimator = "pool mixture (leave-one-out)"
+    else:
+        joint, _ = joint_information_full_table(
+            z_all[:m],
+            factors[:m],
+            reference["mean"],
+            reference["logvar"],
+            reference.get("factors"),
+            reference.get("grid"),
+        )
+        bandwidth = np.ones(factors.shape[1])
+        estimator = "whole-dataset posterior"
     h_plugin = discrete_entropy(factors)
     per_factor, s_vals, w_vals = {}, [], []
     for i, name in enumerate(names):
@@ -231,6 +346,7 @@ def synergy_from_posteriors(
             "max_single": float(mis.max()),
             "entropy": h,
             "joint_bandwidth": float(bandwidth[i]),
+            "joint_estimator": estimator,
         }
         s_vals.append(s)
         w_vals.append(w)
@@ -269,18 +385,36 @@ def synergy(
         raise MetricInputError(f"synergy needs {need} pool points, the pool has {pool.num_train}")
     if p["num_reference"] != p["num_samples"]:
         raise MetricInputError("synergy: num_reference must equal num_samples (leave-one-out on one set)")
+    if p["joint_reference"] not in JOINT_REFERENCES:
+        raise MetricInputError(
+            f"synergy: joint_reference must be one of {JOINT_REFERENCES}, got {p['joint_reference']!r}"
+        )
     factors, mean = pool.factors[: p["num_train"]], pool.codes[: p["num_train"]]
     logvar = pool.logvar[: p["num_train"]]
+    reference, num_joint = None, p["num_samples"]
+    table = represent_posterior if isinstance(represent_posterior, CodeTable) else None
+    if p["joint_reference"] == "table" and (table is None or table.logvar is None):
+        raise MetricInputError(
+            "synergy: joint_reference='table' needs the posteriors of every image (a CodeTable with logvar); "
+            "use evaluate(), which encodes finite noise-free datasets once, or joint_reference='pool'"
+        )
+    if p["joint_reference"] != "pool" and table is not None and table.logvar is not None:
+        grid = _table_grid(data, len(table.codes))
+        reference = {"mean": table.codes, "logvar": table.logvar, "grid": grid}
+        if grid is None:
+            reference["factors"] = data.factors_of(np.arange(len(table.codes)))
+        num_joint = p["num_joint"]
     core = synergy_from_posteriors(
         factors,
         mean,
         logvar,
         rng,
         p["num_bins"],
-        p["num_samples"],
+        num_joint,
         data.factor_names,
         codes=p["codes"],
         bias_correction=p["bias_correction"],
+        reference=reference,
     )
     result = {
         "metric": "synergy",
