@@ -59,7 +59,10 @@ METRICS: dict[str, tuple[Any, bool, bool]] = {
 }
 #: The metrics ``evaluate`` runs by default (all of them).
 DEFAULT_METRICS = tuple(METRICS)
-_TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig"}
+# synergy: its joint term is exact against every posterior (joint_reference="auto").
+_TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy"}
+
+
 def pool_sizes(metrics: Sequence[str], protocol: str, overrides: dict[str, dict]) -> tuple[int, int]:
     """The train/test points the shared pool needs: the largest any chosen pool metric asks for."""
     from .protocols import resolve
