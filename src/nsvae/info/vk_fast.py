@@ -316,8 +316,8 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
     factorised once per iteration for both the affine and the corrector right-hand side; then
     z = [s; w] moves by dz = z0 + B dr with B = [-U; (w/s) U]. This takes 5-12 iterations where the
     barrier method takes 25-50 damped Newton steps. Every operation is one numpy call on a
-    preallocated buffer where possible, with ``out`` passed positionally (keyword parsing is
-    measurable here): on these sizes the per-call overhead is the cost.
+    preallocated buffer where possible, with ``out`` passed positionally where numpy allows it (keyword parsing
+    is measurable here): on these sizes the per-call overhead is the cost.
     """
     c_full = marg.ravel()[st.var_pos]
     cr = st.Z.T @ c_full
@@ -359,8 +359,8 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
     r = st.r0.copy()
     matmul(K, r, theta_flat)
     # Start: theta <= -log|Y| - 1 on every allowed cell, so s = -g >= 1; w uniform (q(x) sums to 1).
-    maximum(theta, THETA_FLOOR, e)
-    minimum(e, ceil, e)
+    maximum(theta, THETA_FLOOR, out=e)
+    minimum(e, ceil, out=e)
     exp(e, e)
     ssum = e @ ones_y
     g = log(ssum)
@@ -434,9 +434,9 @@ def _solve_pd(st: _Structure, marg: np.ndarray, hy: float, gap_tol: float, feas_
         while True:
             r_new = r + a * dr
             matmul(K, r_new, theta_flat)
-            maximum(theta, THETA_FLOOR, e)
+            maximum(theta, THETA_FLOOR, out=e)
             if clip_above:
-                minimum(e, ceil, e)  # -inf on the disallowed cells
+                minimum(e, ceil, out=e)  # -inf on the disallowed cells
             exp(e, e)
             ssum = e @ ones_y
             g = log(ssum)
