@@ -224,3 +224,21 @@ def test_stalling_iterates_are_reported_not_raised():
         assert res.lower <= res.upper + 1e-12
         if res.q is not None:
             assert _marginal_violation(res.q, p, [(0,), (1,)]) <= vk_solver.FEASIBILITY_TOL
+
+
+def test_reference_solver_keeps_the_fast_paths_bounds():
+    """Uncertified fast-path bounds seed the reference solver: its answer is never looser than them."""
+    p = random_pmf(np.random.default_rng(21), (3, 3, 3))
+    groups = [(0,), (1,)]
+    prob = vk_solver._Problem(p, groups)
+    full = vk_solver._solve(prob, _hy(p), p, GAP_NATS, 500)
+    assert full.gap <= GAP_NATS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a 1-step budget warns when on its own
+        alone = vk_solver._solve(prob, _hy(p), p, GAP_NATS, 1)
+        seeded = vk_solver._solve(prob, _hy(p), p, GAP_NATS, 1, full)
+    assert alone.gap > 1e-3  # one Newton step is far from enough on its own
+    assert seeded.gap <= full.gap and seeded.value <= full.value + 1e-15
+    assert seeded.lower_bound >= full.lower_bound - 1e-15
+    assert seeded.max_constraint_violation <= 1e-10
+    assert seeded.newton_steps == alone.newton_steps + full.newton_steps

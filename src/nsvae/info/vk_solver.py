@@ -250,6 +250,7 @@ def solve_vk_nats(
     fast = _solve_fast(p, groups, hy, gap_tol, max_newton_steps)
     if fast is not None and fast.gap <= gap_tol:
         return fast
+    # The fast path's bounds are valid even when its gap is too wide: the reference starts from them.
     prob = _Problem(p, groups)
     if prob.n_vars <= _SMALL_PROBLEM_VARS:
         # Multi-threaded BLAS on matrices this small is far slower than one
@@ -257,8 +258,8 @@ def solve_vk_nats(
         # machine, one Newton step's Hessian product and solve at 128
         # variables took 6-10 ms with 2 threads and 0.5 ms with 1.
         with _blas_controller().limit(limits=1, user_api="blas"):
-            return _solve(prob, hy, p, gap_tol, max_newton_steps)
-    return _solve(prob, hy, p, gap_tol, max_newton_steps)
+            return _solve(prob, hy, p, gap_tol, max_newton_steps, fast)
+    return _solve(prob, hy, p, gap_tol, max_newton_steps, fast)
 
 
 def _solve_fast(p: np.ndarray, groups, hy: float, gap_tol: float, max_newton_steps: int) -> VKSolution | None:
@@ -320,7 +321,11 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _solve(prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_steps: int) -> VKSolution:
+def _solve(
+    prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_steps: int, prior: VKSolution | None = None
+) -> VKSolution:
+    """The reference solver. ``prior``: certified bounds found before (by the fast path), which seed
+    the best bounds kept here, so the answer (and its warning) is never worse than what was known."""
     cost = prob.cost
     # Strictly feasible start: every theta(x, y) <= -log(ny) - 1, so LSE_x <= -1.
     lam = np.zeros(prob.n_vars)
@@ -333,6 +338,10 @@ def _solve(prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_
     # Both bounds are valid wherever they come from: keep the best of each.
     lower = -np.inf
     upper, q_best = mutual_information_nats(p), p  # p itself is feasible
+    if prior is not None:
+        lower = prior.lower_bound
+        if prior.upper_bound < upper:
+            upper, q_best = prior.upper_bound, prior.distribution
     near_miss = None  # best candidate that misses the marginals by more than FEASIBILITY_TOL
     while True:
         final_phase = prob.n_x / t <= 10 * gap_tol
@@ -383,7 +392,7 @@ def _solve(prob: _Problem, hy: float, p: np.ndarray, gap_tol: float, max_newton_
         gap=max(upper - lower, 0.0),
         distribution=q_best,
         max_constraint_violation=prob.violation(q_best),
-        newton_steps=steps,
+        newton_steps=steps + (prior.newton_steps if prior is not None else 0),
     )
 
 
