@@ -40,8 +40,9 @@ from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 from scipy.special import entr
 
-#: Use the lean path while cells x (dual variables) is at most this (4x4x4: 2048, 3x3x3x3: 2187).
-#: Larger programs (e.g. 6x6x6: 15552, 7x7x7) were measured slower here than with the reference solver.
+#: Run the lean barrier method (the fallback of the primal-dual one) while cells x (dual variables) is at
+#: most this (4x4x4: 2048, 3x3x3x3: 2187). Larger programs (e.g. 6x6x6: 15552, 7x7x7) were measured
+#: slower with it than with the reference solver.
 MAX_K_ENTRIES = 4096
 #: theta is clipped here before exp (e^-600 ~ 1e-261 is a normal float).
 THETA_FLOOR = -600.0
