@@ -117,14 +117,20 @@ def test_config_files_are_found_beside_the_sweep_file(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('[base]\nconfig = "quick-vae"\n[grid]\n"nonsyn.alpah" = [1]\n', r"unknown config key 'nonsyn\.alpah'.*'nonsyn\.alpha'"),
+        (
+            '[base]\nconfig = "quick-vae"\n[grid]\n"nonsyn.alpah" = [1]\n',
+            r"unknown config key 'nonsyn\.alpah'.*'nonsyn\.alpha'",
+        ),
         ('[base]\nconfig = "quick-vae"\n[grdi]\n"run.seed" = [1]\n', r"unknown key 'grdi'; did you mean 'grid'"),
         ('[base]\nconfig = "quick-vae"\n[grid]\n"run.seed" = 1\n', r"'run\.seed' must be a non-empty list"),
         ('[base]\nconfig = "quick-vae"\n[grid]\n"run.seed" = [1, 1]\n', "lists a value twice"),
         ('[base]\nconfig = "quick-vea"\n', r"did you mean 'quick-vae'"),
         ('[base]\nconfig = "quick-vae"\n[grid]\n"run.steps" = [0]\n', "steps must be at least 1"),
         ('[base]\nconfig = "quick-vae"\n[grid]\nbeta = [1]\n', "ambiguous"),
-        ('[base]\nconfig = "quick-vae"\n[evaluation]\nmetrics = ["mgi"]\n', r"unknown metric 'mgi'; did you mean 'mig'"),
+        (
+            '[base]\nconfig = "quick-vae"\n[evaluation]\nmetrics = ["mgi"]\n',
+            r"unknown metric 'mgi'; did you mean 'mig'",
+        ),
         ('[base]\nconfig = "quick-vae"\n[evaluation.overrides]\nmig = { bins = 3 }\n', "unknown protocol parameter"),
         ('[base]\nconfig = "quick-vae"\n[[runs]]\n[[runs]]\n', "would both be named 'vae'"),
         ("seeds = [1]\n", "no config"),

@@ -513,9 +513,9 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
     Runs are those recorded in ``sweep.json`` and any run directory under
     ``runs/``. Config columns are ``config.<key>`` (``config.nonsyn.alpha``),
     final training numbers ``train.recon``, ``train.kl``, ``train.loss``,
-    ``train.seconds``, and each metric's headline score ``metric.<name>``
-    (from ``eval.json``, the sweep's evaluation protocol, else ``protocol``,
-    else the first one there).
+    ``train.seconds``, each metric's headline score ``metric.<name>`` and its
+    other top-level numbers ``metric.<name>.<field>`` (from ``eval.json``: the
+    ``protocol`` given, else the sweep's, else the first one there).
     """
     from ..evaluation import headline_scores, read_eval
     from ..train.run import Run
@@ -559,8 +559,22 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
                     row["eval.step"] = evaluation.get("step")
                     row["eval.protocol"] = entry.get("protocol")
                     row.update({f"metric.{k}": v for k, v in headline_scores(entry).items()})
+                    row.update(_metric_fields(entry))
         rows.append(row)
     return rows
+
+
+def _metric_fields(entry: Mapping[str, Any]) -> dict[str, float]:
+    """Every other number a metric reports at its top level (``metric.dci.completeness``,
+    ``metric.unsupervised.gaussian_total_correlation``): columns for the table, not the default printout."""
+    out = {}
+    for name, value in entry.get("metrics", {}).items():
+        if not isinstance(value, Mapping):
+            continue
+        for field, number in value.items():
+            if field != "score" and isinstance(number, (int, float)) and not isinstance(number, bool):
+                out[f"metric.{name}.{field}"] = float(number)
+    return out
 
 
 def _row_state(status: Mapping[str, Any], record: Mapping[str, Any]) -> str:
@@ -601,7 +615,8 @@ def aggregate(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None =
     """
     if columns is None:
         names = result_columns(rows)
-        columns = [c for c in names if c.startswith("metric.")] + [c for c in ("train.recon", "train.kl") if c in names]
+        headline = [c for c in names if c.startswith("metric.") and "." not in c[7:]]
+        columns = headline + [c for c in ("train.recon", "train.kl") if c in names]
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     labels: dict[tuple, str] = {}
     for row in rows:
