@@ -51,7 +51,10 @@ def fake_sweep(tmp_path):
                 "results": {
                     "default": {
                         "seed": 0,
-                        "metrics": {"mig": {"score": mig, "protocol": {}}, "sap": {"score": sap, "protocol": {}}},
+                        "metrics": {
+                            "mig": {"score": mig, "protocol": {}, "per_factor": [mig] * 5},
+                            "sap": {"score": sap, "protocol": {}, "num_factors": 5},
+                        },
                     }
                 },
             }
@@ -89,6 +92,8 @@ def test_gather_results_has_one_row_per_run_with_config_and_metrics(fake_sweep):
     first = rows[0]
     assert (first["setting"], first["seed"], first["state"], first["step"]) == ("nonsyn-alpha2.5", 0, "finished", 1500)
     assert (first["metric.mig"], first["metric.sap"]) == (0.10, 0.50)
+    # A metric's other top-level numbers are columns too (lists are not).
+    assert first["metric.sap.num_factors"] == 5.0 and not any(k.startswith("metric.mig.") for k in first)
     assert (first["config.nonsyn.alpha"], first["config.method"], first["config.run.steps"]) == (2.5, "nonsyn", 1500)
     assert (first["train.recon"], first["train.kl"]) == (100.0, 10.0)
     failed = rows[-1]
@@ -147,3 +152,27 @@ def test_cli_results_prints_mean_and_std_per_setting(fake_sweep, capsys):
     assert main(["results", str(fake_sweep), "--columns", "mgi"]) == 2
     err = capsys.readouterr().err
     assert "no column 'mgi'" in err and err.count("\n") == 1
+
+
+def test_only_the_metrics_eval_json_lacks_are_evaluated_again(tmp_path):
+    from nsvae.evaluation import write_eval
+    from nsvae.experiments.executors import metrics_to_evaluate
+    from nsvae.experiments.sweep import EvaluationSpec
+    from nsvae.metrics.protocols import resolve
+
+    planned = loads_sweep(SPEC).runs[0]
+    run = Run(tmp_path / "run")
+    run.write_config(planned.config)
+    spec = EvaluationSpec(metrics=("mig", "sap"), overrides={"sap": {"num_train": 500}})
+    assert metrics_to_evaluate(run, spec) == ["mig", "sap"]  # no checkpoint, no eval.json
+    run.write_checkpoint({"step": 1500}, 1500, keep=1)
+    scored = {"score": 0.1, "protocol": resolve("mig", "default")}
+    write_eval(run.path, 1500, "default", {"seed": 0, "metrics": {"mig": scored}, "seconds": {}})
+    assert metrics_to_evaluate(run, spec) == ["sap"]
+    # A protocol parameter that changed, another evaluation seed, a newer checkpoint: evaluated again.
+    assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",), overrides={"mig": {"num_bins": 30}})) == ["mig"]
+    assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",), seed=1)) == ["mig"]
+    assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",))) == []
+    run.write_checkpoint({"step": 3000}, 3000, keep=1)
+    assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",))) == ["mig"]
+    assert metrics_to_evaluate(run, EvaluationSpec(enabled=False)) == []

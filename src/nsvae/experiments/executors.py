@@ -55,7 +55,7 @@ from .sweep import (
     write_state,
 )
 
-__all__ = ["Task", "execute", "plan_run", "run_local", "run_ray", "run_sweep", "sweep_dir_for"]
+__all__ = ["Task", "execute", "metrics_to_evaluate", "plan_run", "run_local", "run_ray", "run_sweep", "sweep_dir_for"]
 
 #: What a run needs: train (from scratch), resume (from its checkpoint), evaluate (training done), done,
 #: failed (an earlier attempt failed; skipped without retry_failed), busy (another process trains it).
@@ -131,31 +131,35 @@ def _locked(run_dir: Path) -> bool:
     return False
 
 
-def evaluation_needed(run, evaluation: EvaluationSpec | dict[str, Any]) -> bool:
-    """Whether ``run``'s eval.json lacks a metric of ``evaluation`` (its step, protocol, seed and parameters)."""
+def metrics_to_evaluate(run, evaluation: EvaluationSpec | dict[str, Any]) -> list[str]:
+    """The metrics of ``evaluation`` that ``run``'s eval.json lacks for its latest checkpoint, protocol, seed and
+    protocol parameters (all of them when eval.json is of another step; none when evaluation is off or the
+    dataset has no ground-truth factors)."""
     from ..evaluation import read_eval
     from ..metrics.protocols import resolve
 
     spec = evaluation if isinstance(evaluation, dict) else evaluation.to_dict()
     if not spec["enabled"] or run.config.data.dataset in IMAGE_DATASETS:
-        return False
+        return []
     checkpoints = run.checkpoints()
-    if not checkpoints:
-        return True
-    current = read_eval(run.path)
+    current = read_eval(run.path) if checkpoints else None
     if not current or current.get("step") != checkpoints[-1][0]:
-        return True
+        return list(spec["metrics"])
     entry = current.get("results", {}).get(spec["protocol"])
     if not entry or entry.get("seed") != spec["seed"]:
-        return True
+        return list(spec["metrics"])
+    missing = []
     for metric in spec["metrics"]:
         stored = entry.get("metrics", {}).get(metric)
-        if not isinstance(stored, dict):
-            return True
         wanted = resolve(metric, spec["protocol"], spec["overrides"].get(metric))
-        if stored.get("protocol") != wanted:
-            return True
-    return False
+        if not isinstance(stored, dict) or stored.get("protocol") != wanted:
+            missing.append(metric)
+    return missing
+
+
+def evaluation_needed(run, evaluation: EvaluationSpec | dict[str, Any]) -> bool:
+    """Whether ``run`` lacks a metric of ``evaluation`` (see :func:`metrics_to_evaluate`)."""
+    return bool(metrics_to_evaluate(run, evaluation))
 
 
 def plan_run(planned: PlannedRun, run_dir: Path, evaluation: EvaluationSpec, retry_failed: bool = False) -> str:
@@ -280,11 +284,13 @@ def _evaluate(run, task: Task) -> bool:
     from ..evaluation import evaluate_run
 
     spec = task.evaluation
-    if not evaluation_needed(run, spec):
+    missing = metrics_to_evaluate(run, spec)
+    if not missing:
         return bool(spec["enabled"]) and run.config.data.dataset not in IMAGE_DATASETS
+    # Only what eval.json lacks: eval.json keeps the other metrics of the same step, protocol and seed.
     evaluate_run(
         run,
-        metrics=spec["metrics"],
+        metrics=missing,
         protocol=spec["protocol"],
         seed=spec["seed"],
         device=task.device or run.config.run.device,
