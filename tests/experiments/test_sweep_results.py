@@ -176,3 +176,26 @@ def test_only_the_metrics_eval_json_lacks_are_evaluated_again(tmp_path):
     run.write_checkpoint({"step": 3000}, 3000, keep=1)
     assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",))) == ["mig"]
     assert metrics_to_evaluate(run, EvaluationSpec(enabled=False)) == []
+
+
+def test_a_killed_worker_is_recorded_in_the_run_status_and_skipped_until_retried(tmp_path):
+    from nsvae.experiments.executors import Task, _record_failure, plan_run
+    from nsvae.experiments.sweep import EvaluationSpec
+
+    planned = loads_sweep(SPEC).runs[0]
+    run = Run(tmp_path / "run")
+    run.write_config(planned.config)
+    run.write_checkpoint({"step": 500}, 500, keep=1)
+    run.set_status("running", step=500)
+    task = Task(planned.name, str(run.path), str(tmp_path / "log"), {}, EvaluationSpec().to_dict(), 1)
+    killed = {"state": "failed", "phase": "train", "error": "the worker process was killed by SIGKILL (out of memory?)"}
+    assert _record_failure(task, killed)["phase"] == "train"
+    assert run.status()["state"] == "failed" and "SIGKILL" in run.status()["error"]
+    assert plan_run(planned, run.path, EvaluationSpec()) == "failed"
+    assert plan_run(planned, run.path, EvaluationSpec(), retry_failed=True) == "resume"
+    # Killed while evaluating: training stays finished, the evaluation error is recorded.
+    run.set_status("finished", step=1500)
+    assert _record_failure(task, killed)["phase"] == "evaluate"
+    assert run.status()["state"] == "finished" and "SIGKILL" in run.status()["evaluation_error"]
+    assert plan_run(planned, run.path, EvaluationSpec()) == "failed"
+    assert plan_run(planned, run.path, EvaluationSpec(), retry_failed=True) == "evaluate"

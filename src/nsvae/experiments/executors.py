@@ -527,8 +527,14 @@ def plan_sweep(sweep: Sweep, sweep_dir: Path, retry_failed: bool = False) -> dic
     actions = {}
     for planned in sweep.runs:
         check_existing(planned, runs_dir / planned.name)
+    records = read_state(sweep_dir).get("runs", {})
     for planned in sweep.runs:
-        actions[planned.name] = plan_run(planned, runs_dir / planned.name, sweep.evaluation, retry_failed)
+        action = plan_run(planned, runs_dir / planned.name, sweep.evaluation, retry_failed)
+        # A run that failed before it had a directory (its worker killed at once) is only in sweep.json.
+        failed_before = (
+            records.get(planned.name, {}).get("state") == "failed" and not (runs_dir / planned.name).exists()
+        )
+        actions[planned.name] = "failed" if failed_before and not retry_failed else action
     return actions
 
 
@@ -636,6 +642,8 @@ def run_sweep(
         else:
             finished_count[0] += 1
             assert record is not None
+            if record.get("state") == "failed":
+                record = _record_failure(task, record)
             seconds = record.get("seconds", time.perf_counter() - begun.get(task.name, time.perf_counter()))
             entry.update({k: v for k, v in record.items() if k != "seconds"})
             entry.update(ended=_now(), seconds=round(seconds, 1))
@@ -660,6 +668,24 @@ def run_sweep(
         write_state(sweep_dir, state)
     states = {name: records[name].get("state", "pending") for name in names}
     return SweepOutcome(sweep_dir=sweep_dir, actions=actions, states=states, signum=signum)
+
+
+def _record_failure(task: Task, record: dict[str, Any]) -> dict[str, Any]:
+    """Make the run's own status say it failed where its worker could not (killed, lost with its node), so that
+    the next sweep skips it until --retry-failed, as it does the runs that recorded their own failure."""
+    from ..train.run import Run
+
+    run = Run(task.run_dir)
+    status = run.status()
+    if status.get("state") == "failed" or status.get("evaluation_error"):
+        return record
+    error = record.get("error") or "failed"
+    if status.get("state") == "finished":
+        run.set_status("finished", evaluation_error=error)
+        return {**record, "phase": "evaluate"}
+    if run.path.is_dir():
+        run.set_status("failed", step=status.get("step", 0), error=error)
+    return {**record, "phase": "train"}
 
 
 def _duration(seconds: float) -> str:
