@@ -204,7 +204,7 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.88em;margin-top:.3em}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.82em}
 details summary{cursor:pointer;color:#335}
-.muted{color:#888}
+.muted{color:#888}.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -258,7 +258,8 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterab
             f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # Wide tables (many metrics) scroll inside their own box instead of widening the page.
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _page(title: str, body: str) -> str:
