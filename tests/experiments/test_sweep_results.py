@@ -173,6 +173,10 @@ def test_only_the_metrics_eval_json_lacks_are_evaluated_again(tmp_path):
     assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",), overrides={"mig": {"num_bins": 30}})) == ["mig"]
     assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",), seed=1)) == ["mig"]
     assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",))) == []
+    # A parameter the metric resolves itself ("auto") matches what it recorded.
+    chen = {"score": 0.1, "protocol": {**resolve("chen_mig", "default"), "exclude_factors": ["shape"]}}
+    write_eval(run.path, 1500, "default", {"seed": 0, "metrics": {"chen_mig": chen}, "seconds": {}})
+    assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig", "chen_mig"))) == []
     run.write_checkpoint({"step": 3000}, 3000, keep=1)
     assert metrics_to_evaluate(run, EvaluationSpec(metrics=("mig",))) == ["mig"]
     assert metrics_to_evaluate(run, EvaluationSpec(enabled=False)) == []

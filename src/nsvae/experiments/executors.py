@@ -152,9 +152,17 @@ def metrics_to_evaluate(run, evaluation: EvaluationSpec | dict[str, Any]) -> lis
     for metric in spec["metrics"]:
         stored = entry.get("metrics", {}).get(metric)
         wanted = resolve(metric, spec["protocol"], spec["overrides"].get(metric))
-        if not isinstance(stored, dict) or stored.get("protocol") != wanted:
+        if not isinstance(stored, dict) or not _same_protocol(stored.get("protocol"), wanted):
             missing.append(metric)
     return missing
+
+
+def _same_protocol(stored: Any, wanted: dict[str, Any]) -> bool:
+    """Whether a metric's recorded protocol is ``wanted``; a wanted ``"auto"`` matches what the metric chose for it
+    (Chen's MIG records the factors ``exclude_factors = "auto"`` left out)."""
+    if not isinstance(stored, dict) or set(stored) != set(wanted):
+        return False
+    return all(stored[k] == v or v == "auto" for k, v in wanted.items())
 
 
 def evaluation_needed(run, evaluation: EvaluationSpec | dict[str, Any]) -> bool:
