@@ -214,8 +214,7 @@ def test_sigint_stops_a_sweep_with_checkpoints_and_the_same_command_resumes_it(d
 
 
 # A private Ray instance starts about ten processes (raylet, GCS, agents): 20-40 s on an idle 2-core machine, minutes
-# on a busy one, hence slow: `make test-slow` runs it (the pinned test environment includes ray).
-@pytest.mark.slow
+# on a busy one. It stays in the default run so that CI (whose pinned environment includes ray) checks the Ray path.
 def test_the_same_sweep_through_ray(dsprites, tmp_path, capsys):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'nsvae[ray]')")
     spec = _write_spec(tmp_path, with_broken=False)
