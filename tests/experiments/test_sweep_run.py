@@ -230,3 +230,5 @@ def test_the_same_sweep_through_ray(dsprites, tmp_path, capsys):
     # Run again through Ray: nothing to do.
     assert main(["sweep", str(out), "--ray", "local"]) == 0
     assert "2 done" in capsys.readouterr().out
+    # Ray's driver SIGTERM handler does not outlive the sweep (the trainer's own handling relies on the default).
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

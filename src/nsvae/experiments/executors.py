@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -452,6 +453,8 @@ def run_ray(
     except ImportError:
         raise UserError("Ray is not installed; install the extra: pip install 'nsvae[ray]'") from None
     started_here = not ray.is_initialized()
+    # ray.init installs its own SIGTERM handler in the driver and leaves it after ray.shutdown: put ours back then.
+    previous_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     if started_here:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address == "local":
@@ -462,6 +465,7 @@ def run_ray(
         try:
             ray.init(**kwargs)
         except ConnectionError as exc:
+            _restore_handlers(previous_handlers)
             reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"cannot reach a Ray cluster at {address!r}: {reason}; start one (ray start --head) or use --ray local"
@@ -494,6 +498,15 @@ def run_ray(
     finally:
         if started_here:
             ray.shutdown()
+            _restore_handlers(previous_handlers)
+
+
+def _restore_handlers(handlers: dict) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread (and Ray only sets them there)
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def _cores() -> int:
