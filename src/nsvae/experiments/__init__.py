@@ -47,24 +47,31 @@ __all__ = [
 ]
 
 
-def _presets_dir():
-    return resources.files(__package__).joinpath("presets")
+def shipped_names(folder: str = "") -> list[str]:
+    """The names of the TOML files shipped in ``presets/<folder>``, sorted (``"sweeps"``: the sweep presets)."""
+    where = resources.files(__package__).joinpath("presets", *([folder] if folder else []))
+    return sorted(p.name[: -len(".toml")] for p in where.iterdir() if p.name.endswith(".toml"))
+
+
+def shipped_text(name: str, folder: str = "", missing: str = "no config file or preset", kind: str = "presets") -> str:
+    """The TOML text of ``presets/<folder>/<name>.toml``; otherwise a UserError that suggests the nearest name."""
+    item = resources.files(__package__).joinpath("presets", *([folder] if folder else []), f"{name}.toml")
+    if not item.is_file():
+        names = shipped_names(folder)
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; {kind}: {', '.join(names)}"
+        raise UserError(f"{missing} named {name!r}{hint}")
+    return item.read_text(encoding="utf-8")
 
 
 def preset_names() -> list[str]:
     """The names of the shipped presets, sorted."""
-    return sorted(p.name[: -len(".toml")] for p in _presets_dir().iterdir() if p.name.endswith(".toml"))
+    return shipped_names()
 
 
 def preset_text(name: str) -> str:
     """The TOML text of preset ``name``."""
-    item = _presets_dir().joinpath(f"{name}.toml")
-    if not item.is_file():
-        names = preset_names()
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; presets: {', '.join(names)}"
-        raise UserError(f"no config file or preset named {name!r}{hint}")
-    return item.read_text(encoding="utf-8")
+    return shipped_text(name)
 
 
 def load_config(source: Config | str | os.PathLike | dict[str, Any]) -> Config:

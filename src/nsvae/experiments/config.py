@@ -55,7 +55,9 @@ __all__ = [
     "LogConfig",
     "RunConfig",
     "apply_overrides",
+    "defines_setting",
     "dumps",
+    "flatten",
     "from_dict",
     "load",
     "loads",
@@ -341,6 +343,34 @@ def to_dict(config: Config) -> dict[str, Any]:
     for section in SECTIONS:
         out[section] = dataclasses.asdict(getattr(config, section))
     return out
+
+
+def flatten(config: Config) -> dict[str, Any]:
+    """Every key as a dotted name (``"nonsyn.alpha"``, ``"method"``) -> its value."""
+    out: dict[str, Any] = {}
+    for key, value in to_dict(config).items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{name}": v for name, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+#: Config keys that name a seed: runs that differ only in these are seeds of one setting.
+SEED_KEYS = ("run.seed", "data.seed")
+#: Config keys that do not change what a run computes (or are derived): ignored when grouping runs into settings
+#: (sweep results, comparison reports) and when checking that an existing run matches a sweep file.
+INCIDENTAL_KEYS = ("run.name", "run.device", "run.threads", "common.dataset_size")
+INCIDENTAL_SECTIONS = ("log",)
+
+
+def is_incidental(key: str) -> bool:
+    return key in INCIDENTAL_KEYS or key.split(".", 1)[0] in INCIDENTAL_SECTIONS
+
+
+def defines_setting(key: str) -> bool:
+    """Whether a dotted key is part of a run's setting: neither a seed nor incidental."""
+    return key not in SEED_KEYS and not is_incidental(key)
 
 
 HEADER = "nsvae training config (docs/training.md). Only `method`'s own table is used."

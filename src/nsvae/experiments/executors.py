@@ -40,17 +40,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .config import IMAGE_DATASETS, Config, from_dict, to_dict
+from ..train.trainer import StopSignals
+from .config import IMAGE_DATASETS, Config, flatten, from_dict, is_incidental, to_dict
 from .sweep import (
-    INCIDENTAL_KEYS,
-    INCIDENTAL_SECTIONS,
     LOGS_DIR,
     RUNS_DIR,
     SPEC_FILE,
     EvaluationSpec,
     PlannedRun,
     Sweep,
-    _flat_config,
     load_sweep,
     read_state,
     write_state,
@@ -92,9 +90,7 @@ def sweep_dir_for(sweep: Sweep, source: str | os.PathLike, out: str | os.PathLik
 
 def _comparable(config: Config) -> dict[str, Any]:
     """The keys that decide what a run computes (its steps excluded: a longer sweep extends a run)."""
-    flat = _flat_config(config)
-    skip = {*INCIDENTAL_KEYS, "data.seed", "run.steps"}
-    return {k: v for k, v in flat.items() if k not in skip and k.split(".", 1)[0] not in INCIDENTAL_SECTIONS}
+    return {k: v for k, v in flatten(config).items() if k not in ("data.seed", "run.steps") and not is_incidental(k)}
 
 
 def check_existing(planned: PlannedRun, run_dir: Path) -> None:
@@ -320,21 +316,16 @@ def _error_line(exc: BaseException) -> str:
 Event = Callable[[str, Task, dict[str, Any] | None], None]
 
 
-class _Stop:
-    """SIGINT/SIGTERM in the driver: stop starting runs and ask the running ones to checkpoint and stop."""
+class _Stop(StopSignals):
+    """SIGINT/SIGTERM in the driver: stop starting runs and ask the running ones to checkpoint and stop.
+
+    The trainer's :class:`~nsvae.train.trainer.StopSignals` (handlers in the main thread only, restored on
+    exit), with a message, a callback, and any second signal abandoning the runs.
+    """
 
     def __init__(self, on_stop: Callable[[], None]):
-        self.signum: int | None = None
+        super().__init__()
         self.on_stop = on_stop
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Stop:
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
@@ -347,10 +338,6 @@ class _Stop:
             flush=True,
         )
         self.on_stop()
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _child(task: Task, conn) -> None:

@@ -59,13 +59,12 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from . import toml_io
-from .config import Config, apply_overrides, resolve_key, to_dict
+from . import shipped_names, shipped_text, toml_io
+from .config import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 
 __all__ = [
     "EvaluationSpec",
@@ -89,12 +88,6 @@ LOGS_DIR = "logs"
 RESULTS_CSV = "results.csv"
 RESULTS_SQLITE = "results.sqlite"
 
-#: Config keys that name a seed: a setting is everything else.
-SEED_KEYS = ("run.seed", "data.seed")
-#: Config keys that do not change what a run computes (or are derived), ignored when grouping runs into settings
-#: and when checking that an existing run matches the sweep file.
-INCIDENTAL_KEYS = ("run.name", "run.device", "run.threads", "common.dataset_size")
-INCIDENTAL_SECTIONS = ("log",)
 
 _TOP_KEYS = ("name", "description", "seeds", "base", "set", "grid", "runs", "evaluation", "resources")
 _ENTRY_KEYS = ("name", "config", "set", "grid")
@@ -168,23 +161,13 @@ class Sweep:
         raise KeyError(name)
 
 
-def _sweep_presets_dir():
-    return resources.files(__package__).joinpath("presets").joinpath("sweeps")
-
-
 def sweep_preset_names() -> list[str]:
     """The names of the shipped sweep presets, sorted."""
-    return sorted(p.name[: -len(".toml")] for p in _sweep_presets_dir().iterdir() if p.name.endswith(".toml"))
+    return shipped_names("sweeps")
 
 
 def sweep_preset_text(name: str) -> str:
-    item = _sweep_presets_dir().joinpath(f"{name}.toml")
-    if not item.is_file():
-        names = sweep_preset_names()
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; sweep presets: {', '.join(names)}"
-        raise UserError(f"no sweep file, sweep directory or sweep preset named {name!r}{hint}")
-    return item.read_text(encoding="utf-8")
+    return shipped_text(name, "sweeps", "no sweep file, sweep directory or sweep preset", "sweep presets")
 
 
 def load_sweep(source: str | os.PathLike) -> Sweep:
@@ -472,28 +455,9 @@ def write_state(sweep_dir: str | os.PathLike, state: dict[str, Any]) -> None:
 # -- results ---------------------------------------------------------------------------------------
 
 
-def _flat_config(config: Config) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in to_dict(config).items():
-        if isinstance(value, Mapping):
-            for name, v in value.items():
-                out[f"{key}.{name}"] = v
-        else:
-            out[key] = value
-    return out
-
-
-def _is_incidental(key: str) -> bool:
-    return key in INCIDENTAL_KEYS or key.split(".", 1)[0] in INCIDENTAL_SECTIONS
-
-
 def setting_key(row: Mapping[str, Any]) -> tuple:
     """What makes runs the same setting: every config column but the seeds and incidental keys."""
-    return tuple(
-        (k, json.dumps(row[k]))
-        for k in sorted(row)
-        if k.startswith("config.") and k[7:] not in SEED_KEYS and not _is_incidental(k[7:])
-    )
+    return tuple((k, json.dumps(row[k])) for k in sorted(row) if k.startswith("config.") and defines_setting(k[7:]))
 
 
 def _final_log(run) -> dict[str, Any]:
@@ -549,7 +513,7 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
         if run.exists():
             config = run.config
             row["seed"] = config.run.seed
-            row.update({f"config.{k}": v for k, v in _flat_config(config).items()})
+            row.update({f"config.{k}": v for k, v in flatten(config).items()})
             row.update(_final_log(run))
             evaluation = read_eval(run.path)
             if evaluation:

@@ -11,10 +11,11 @@ setting with mean ± std over seeds, metric bars, a score against
 reconstruction error, the synergy proxy over training, one traversal per
 setting).
 
-A *setting* is a run's config without its seeds and bookkeeping keys
-(:data:`IGNORED_KEYS`); runs that differ only there are seeds of one
-setting. Settings are labelled by the method and the keys that differ
-between the compared runs, e.g. ``nonsyn alpha=5``.
+A *setting* is a run's config without its seeds and incidental keys
+(:func:`nsvae.experiments.config.defines_setting`, as in the sweep results
+table); runs that differ only there are seeds of one setting. Settings are
+labelled by the method and the keys that differ between the compared runs,
+e.g. ``nonsyn alpha=5``.
 
 The reconstruction error of a run is the mean of the training log's
 ``recon`` (nats per image) over its last :data:`RECON_WINDOW` logged steps:
@@ -39,23 +40,12 @@ import numpy as np
 from .. import __version__
 from ..errors import UserError
 
-#: Config keys that do not define a setting: seeds, names and how the run was executed or logged.
-IGNORED_KEYS = (
-    "run.seed",
-    "data.seed",
-    "run.name",
-    "run.device",
-    "run.threads",
-    "run.deterministic",
-    "run.fast_layout",
-)
-IGNORED_SECTIONS = ("log",)
 #: Logged steps averaged for a run's final reconstruction error.
 RECON_WINDOW = 5
 #: Metrics drawn against reconstruction error, in order of preference (the first two present are used).
 SCATTER_METRICS = ("factor_vae_score", "mig", "dci", "beta_vae_score", "synergy")
-#: Method -> its config section (the plain VAE has none).
-METHOD_SECTIONS = {"nonsyn": "nonsyn", "beta_vae": "beta_vae", "factor_vae": "factor_vae", "beta_tcvae": "beta_tcvae"}
+#: The config sections that hold one method's hyper-parameters (named as the method; the plain VAE has none).
+METHOD_SECTIONS = ("nonsyn", "beta_vae", "factor_vae", "beta_tcvae")
 DEFAULT_SAMPLES = 20_000
 
 
@@ -136,31 +126,17 @@ def read_run(path: Path) -> RunRecord:
 # ---------------------------------------------------------------- settings
 
 
-def _flatten(config) -> dict[str, Any]:
-    from ..experiments.config import to_dict
-
-    flat: dict[str, Any] = {}
-    for section, values in to_dict(config).items():
-        if isinstance(values, dict):
-            for key, value in values.items():
-                flat[f"{section}.{key}"] = value
-        else:
-            flat[section] = values
-    return flat
-
-
 def _relevant(key: str, method: str) -> bool:
-    if key in IGNORED_KEYS or key.split(".")[0] in IGNORED_SECTIONS:
-        return False
+    """A key that labels a run of ``method``: part of the setting, and not another method's hyper-parameter."""
+    from ..experiments.config import defines_setting
+
     section = key.split(".")[0]
-    if section in METHOD_SECTIONS.values():
-        return METHOD_SECTIONS.get(method) == section
-    return True
+    return defines_setting(key) and (section == method or section not in METHOD_SECTIONS)
 
 
 def _short(key: str) -> str:
     section, _, name = key.partition(".")
-    return name if section in METHOD_SECTIONS.values() or section in ("run",) else key
+    return name if section in METHOD_SECTIONS or section == "run" else key
 
 
 def _format_value(value: Any) -> str:
@@ -171,7 +147,9 @@ def _format_value(value: Any) -> str:
 
 def setting_labels(records: Sequence[RunRecord]) -> list[str]:
     """One label per run: the method and the relevant keys whose values differ between ``records``."""
-    flats = [_flatten(r.config) for r in records]
+    from ..experiments.config import flatten
+
+    flats = [flatten(r.config) for r in records]
     keys = sorted({k for f in flats for k in f})
     varying = [k for k in keys if k != "method" and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
     labels = []
@@ -454,12 +432,11 @@ def comparison_page(
         "<h2>Settings: mean ± std over seeds</h2>",
     ]
     rows = []
+    table = score_table(records, protocol)
     for label, members in groups.items():
-        row = [_e(label), str(len(members))]
-        recon = [r.final_reconstruction() for r in members if r.final_reconstruction() is not None]
-        row.append(_mean_std_text(recon))
-        for metric in metrics:
-            row.append(_mean_std_text([r.scores(protocol)[metric] for r in members if metric in r.scores(protocol)]))
+        recon = [value for r in members if (value := r.final_reconstruction()) is not None]
+        row = [_e(label), str(len(members)), _mean_std_text(recon)]
+        row += [_mean_std_text(table[label].get(metric, [])) for metric in metrics]
         rows.append(row)
     parts.append(_table(["setting", "runs", "reconstruction", *metrics], rows, numeric=range(1, 3 + len(metrics))))
     parts.append("<h2>Runs</h2>")

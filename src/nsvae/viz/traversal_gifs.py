@@ -34,18 +34,15 @@ from .traversals import (
     DEFAULT_VALUES,
     INACTIVE_KL,
     KL_BATCH,
-    _as_batch,
     _check,
     _compose,
-    _device,
     _layout_size,
-    _rows_and_labels,
     default_figure,
     fixed_images,
     kl_images,
     kl_per_latent,
     row_order,
-    sweep,
+    sorted_sweep,
 )
 
 #: Palette size of the GIFs: 64 levels of grey look the same as 256 on these
@@ -126,20 +123,10 @@ def traversal_frames(
     hide_inactive: bool = False,
 ) -> list[np.ndarray]:
     """The frames of :func:`traversal_gif`, in playing order (ping-pong), as uint8 arrays."""
-    _check(n_values, limit, threshold)
-    device = _device(model)
-    x = _as_batch(images, device)
-    mu, _ = model.encode(x)
-    kl = kl_per_latent(model, x) if kl is None else np.asarray(kl, dtype=np.float64)
-    d = mu.shape[1]
-    if kl.shape != (d,):
-        raise ValueError(f"kl must have one value per latent ({d}), got shape {kl.shape}")
-    rows = row_order(kl, threshold, hide_inactive)
-    values = torch.linspace(-limit, limit, n_values, device=device)
-    tiles = sweep(model, mu, values, absolute=False)[rows]  # (R, N, V, C, h, w)
-    labels, inactive = _rows_and_labels(kl, rows, threshold)
+    x, values, tiles, labels, inactive, hidden = sorted_sweep(
+        model, images, n_values, limit, kl, threshold, hide_inactive
+    )
     inputs = x.cpu().numpy()
-    hidden = d - len(rows)
     subtitle = f"rows by KL, dimmed < {threshold:g}" + (f", {hidden} hidden" if hidden else "")
     frames = []
     for k in range(n_values):

@@ -352,6 +352,39 @@ def _check(n_values: int, limit: float, threshold: float = 0.0) -> None:
 
 
 @torch.no_grad()
+def sorted_sweep(
+    model,
+    images,
+    n_values: int,
+    limit: float,
+    kl: np.ndarray | None = None,
+    threshold: float = INACTIVE_KL,
+    hide_inactive: bool = False,
+    order: Sequence[int] | None = None,
+):
+    """The default style's rows, shared by the figure and the GIF over values.
+
+    Returns ``(x, values, tiles, labels, inactive, hidden)``: the image batch,
+    the offsets, the decoded tiles ``(R, N, V, C, h, w)`` of the rows in
+    order (by KL, or ``order``), each row's label and inactive mark, and how
+    many latents were left out.
+    """
+    _check(n_values, limit, threshold)
+    device = _device(model)
+    x = _as_batch(images, device)
+    mu, _ = model.encode(x)
+    kl = kl_per_latent(model, x) if kl is None else np.asarray(kl, dtype=np.float64)
+    d = mu.shape[1]
+    if kl.shape != (d,):
+        raise ValueError(f"kl must have one value per latent ({d}), got shape {kl.shape}")
+    rows = row_order(kl, threshold, hide_inactive) if order is None else [int(j) for j in order]
+    values = torch.linspace(-limit, limit, n_values, device=device)
+    tiles = sweep(model, mu, values, absolute=False)[rows]
+    labels, inactive = _rows_and_labels(kl, rows, threshold)
+    return x, values, tiles, labels, inactive, d - len(rows)
+
+
+@torch.no_grad()
 def default_figure(
     model,
     images,
@@ -373,20 +406,10 @@ def default_figure(
     list of latents; the training GIF keeps one order for all its frames).
     ``title`` replaces the line at the top. Size: :func:`default_figure_size`.
     """
-    _check(n_values, limit, threshold)
-    device = _device(model)
-    x = _as_batch(images, device)
-    mu, _ = model.encode(x)
-    kl = kl_per_latent(model, x) if kl is None else np.asarray(kl, dtype=np.float64)
-    d = mu.shape[1]
-    if kl.shape != (d,):
-        raise ValueError(f"kl must have one value per latent ({d}), got shape {kl.shape}")
-    rows = row_order(kl, threshold, hide_inactive) if order is None else [int(j) for j in order]
-    values = torch.linspace(-limit, limit, n_values, device=device)
-    tiles = sweep(model, mu, values, absolute=False)[rows]
-    labels, inactive = _rows_and_labels(kl, rows, threshold)
+    x, values, tiles, labels, inactive, hidden = sorted_sweep(
+        model, images, n_values, limit, kl, threshold, hide_inactive, order
+    )
     if title is None:
-        hidden = d - len(rows)
         marks = f"{hidden} inactive (KL < {threshold:g}) hidden" if hidden else f"dimmed: inactive, KL < {threshold:g}"
         title = f"each image's mean code, one latent moved per row | rows by KL (nats) | {marks}"
     return _compose(tiles, x.cpu().numpy(), labels, inactive, title, values.cpu().tolist(), BLOCK_GAP)
