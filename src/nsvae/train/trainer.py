@@ -41,6 +41,7 @@ from ..data.cache import atomic_write
 from ..errors import UserError
 from ..experiments import apply_overrides, load_config
 from ..experiments.config import Config, to_dict
+from .allocator import keep_freed_memory
 from .run import CHECKPOINT_FORMAT, Run
 
 __all__ = ["TrainingDiverged", "fit", "resolve_device", "resume", "start"]
@@ -254,7 +255,11 @@ def fit(
 
     device = resolve_device(config.run.device)
     cfg_log = config.log
-    with torch_settings(config.run.deterministic, config.run.threads), StopSignals() as stop:
+    with (
+        torch_settings(config.run.deterministic, config.run.threads),
+        keep_freed_memory(active=device.type == "cpu"),
+        StopSignals() as stop,
+    ):
         # -- model and objective: initial weights from run.seed, without touching the caller's generator
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.run.seed)
