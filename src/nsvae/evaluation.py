@@ -28,11 +28,22 @@ from .errors import UserError
 EVAL_FILE = "eval.json"
 
 
-def posterior_encoder(model, device=None, batch_size: int = 512):
-    """``represent_posterior(obs) -> (mean, logvar)`` (float64 numpy) for a trained VAE, in batches."""
+#: Images per encoder call on the CPU: 128 keeps the first layer's activations (16 MiB) under the heap
+#: reuse limit of ``keep_freed_memory``; encoding 4,096 images took 160 us each against 205 in batches of 512.
+CPU_ENCODE_BATCH = 128
+GPU_ENCODE_BATCH = 512
+
+
+def posterior_encoder(model, device=None, batch_size: int | None = None):
+    """``represent_posterior(obs) -> (mean, logvar)`` (float64 numpy) for a trained VAE, in batches.
+
+    ``batch_size`` images per encoder call; default 128 on the CPU, 512 on a GPU.
+    """
     import torch
 
-    device = device or next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if batch_size is None:
+        batch_size = CPU_ENCODE_BATCH if device.type == "cpu" else GPU_ENCODE_BATCH
     model.eval()
 
     def represent_posterior(obs: np.ndarray):
@@ -74,6 +85,7 @@ def evaluate_run(
     """Score checkpoint ``step`` (default: the latest) of ``run`` and write ``eval.json``; returns the result."""
     from .metrics import DEFAULT_METRICS, evaluate
     from .train import load_run
+    from .train.allocator import keep_freed_memory
     from .train.trainer import load_data, resolve_device
 
     run = load_run(run) if not hasattr(run, "load_model") else run
@@ -88,16 +100,17 @@ def evaluate_run(
             f"{run.config.data.dataset} has no ground-truth factors: the disentanglement metrics need a dataset "
             "such as dsprites"
         )
-    result = evaluate(
-        data,
-        represent_posterior=posterior_encoder(model, dev),
-        metrics=tuple(metrics or DEFAULT_METRICS),
-        protocol=protocol,
-        overrides=overrides,
-        seed=seed,
-        progress=progress,
-        n_jobs=n_jobs or default_jobs(),
-    )
+    with keep_freed_memory(active=dev.type == "cpu"):
+        result = evaluate(
+            data,
+            represent_posterior=posterior_encoder(model, dev),
+            metrics=tuple(metrics or DEFAULT_METRICS),
+            protocol=protocol,
+            overrides=overrides,
+            seed=seed,
+            progress=progress,
+            n_jobs=n_jobs or default_jobs(),
+        )
     result["step"] = evaluated_step
     if write:
         write_eval(Path(run.path), evaluated_step, protocol, result)
