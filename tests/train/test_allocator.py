@@ -53,3 +53,20 @@ def test_inactive_is_a_no_op(monkeypatch):
     monkeypatch.delenv(ENV_SWITCH, raising=False)
     with keep_freed_memory(active=False) as applied:
         assert not applied
+
+
+@glibc_only
+def test_nested_blocks_restore_only_when_the_last_exits(monkeypatch):
+    monkeypatch.delenv(ENV_SWITCH, raising=False)
+    torch.manual_seed(0)
+    objective = objectives.build("vae", VAE(NetConfig()).to_fast_layout())
+    x = (torch.rand(64, 1, 64, 64) < 0.12).float().contiguous(memory_format=torch.channels_last)
+    with keep_freed_memory() as outer:
+        with keep_freed_memory() as inner:
+            assert outer and inner
+        page_faults_per_step(objective, x, 2)
+        still_kept = page_faults_per_step(objective, x, 4)
+    page_faults_per_step(objective, x, 1)
+    after = page_faults_per_step(objective, x, 4)
+    assert still_kept < 500
+    assert after > 10 * max(still_kept, 100)

@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import threading
 from collections.abc import Iterator
 
 __all__ = ["ENV_SWITCH", "keep_freed_memory"]
@@ -59,22 +60,38 @@ def _enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+_lock = threading.Lock()
+_depth = 0  # blocks inside keep_freed_memory that applied it, across threads; the last one out restores
+
+
 @contextlib.contextmanager
 def keep_freed_memory(active: bool = True) -> Iterator[bool]:
     """Within the block, freed blocks up to 32 MiB stay in the heap for reuse; yields whether it applied.
 
     ``active=False`` (e.g. a CUDA run, whose tensors do not come from ``malloc``) makes it a no-op.
+    Blocks may nest and overlap across threads: the defaults come back when the last one exits.
     """
+    global _depth
     libc = _glibc() if active and _enabled() else None
-    applied = bool(
-        libc
-        and libc.mallopt(_M_MMAP_THRESHOLD, _KEPT_MMAP_THRESHOLD)
-        and libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_TRIM_THRESHOLD)
-    )
+    applied = False
+    if libc is not None:
+        with _lock:
+            if _depth:
+                applied = True
+            else:
+                applied = bool(
+                    libc.mallopt(_M_MMAP_THRESHOLD, _KEPT_MMAP_THRESHOLD)
+                    and libc.mallopt(_M_TRIM_THRESHOLD, _KEPT_TRIM_THRESHOLD)
+                )
+            if applied:
+                _depth += 1
     try:
         yield applied
     finally:
-        if libc is not None:
-            libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
-            libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-            libc.malloc_trim(0)
+        if applied:
+            with _lock:
+                _depth -= 1
+                if not _depth:
+                    libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
+                    libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                    libc.malloc_trim(0)
