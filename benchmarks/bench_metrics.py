@@ -8,8 +8,9 @@ With ``--run`` the run's latest checkpoint is evaluated (as ``nsvae evaluate
 RUN`` does); without it, a randomly initialised dSprites conv net (the
 original architecture, z_dim 10): the work per metric does not depend on
 training, only the scores do. Like ``nsvae evaluate`` on the CPU, it
-encodes 128 images per call inside ``keep_freed_memory``. Prints the seconds of each step (encoding the
-737,280 images once, the shared pool, each metric) and the total wall time.
+encodes 128 images per call inside ``keep_freed_memory``. Prints the seconds
+of each step (encoding the 737,280 images once, the shared pool, each
+metric) and the total wall time.
 Goal (issue 5): at most 10 minutes on this 2-core machine.
 """
 

@@ -220,10 +220,9 @@ def main() -> None:
         kept_vae, default_vae = (float(np.median(results[a]["VAE"])) for a in ("kept", "default"))
         default_eager = float(np.median(results["default"]["eager reference"]))
         print(
-            f"Across the passes (not interleaved): the VAE step with keep_freed_memory is "
-            f"{default_vae / kept_vae:.2f}x "
-            f"faster than with glibc's defaults, and {default_eager / kept_vae:.2f}x faster than the eager reference "
-            "as a plain PyTorch program runs it (ratios of medians)"
+            f"Across the passes (not interleaved): the VAE step with keep_freed_memory is {default_vae / kept_vae:.2f}x"
+            f" faster than with glibc's defaults, and {default_eager / kept_vae:.2f}x faster than the eager reference"
+            " as a plain PyTorch program runs it (ratios of medians)"
         )
     if args.json:
         Path(args.json).write_text(json.dumps({"times": results, "flops": flops}, indent=2))

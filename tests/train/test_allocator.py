@@ -17,28 +17,37 @@ glibc_only = pytest.mark.skipif(
 )
 
 
-def page_faults_per_step(objective, x, steps: int) -> float:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(steps):
-        objective.train_step(x, generator=torch.Generator().manual_seed(0))
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
-
-
-@glibc_only
-def test_a_training_step_stops_faulting_in_pages_inside_and_resumes_after(monkeypatch):
+@pytest.fixture
+def vae_step(monkeypatch):
+    """``page_faults(steps, settle)``: minor page faults per training step of the dSprites VAE, batch 64."""
     monkeypatch.delenv(ENV_SWITCH, raising=False)
     torch.manual_seed(0)
     objective = objectives.build("vae", VAE(NetConfig()).to_fast_layout())
     x = (torch.rand(64, 1, 64, 64) < 0.12).float().contiguous(memory_format=torch.channels_last)
-    with keep_freed_memory() as applied:
-        assert applied
-        page_faults_per_step(objective, x, 2)  # the heap grows to the step's peak once
-        inside = page_faults_per_step(objective, x, 4)
-    page_faults_per_step(objective, x, 1)
-    after = page_faults_per_step(objective, x, 4)
+
+    def page_faults(steps: int = 4, settle: int = 2) -> float:
+        for _ in range(settle):  # the heap grows to the step's peak (or is handed back) once
+            objective.train_step(x, generator=torch.Generator().manual_seed(0))
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(steps):
+            objective.train_step(x, generator=torch.Generator().manual_seed(0))
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+
+    return page_faults
+
+
+def assert_kept_then_released(inside: float, after: float) -> None:
     # Measured: about 40 faults a step inside against 6,000-16,000 (24-64 MiB of fresh pages) with glibc's defaults.
     assert inside < 500
     assert after > 10 * max(inside, 100)
+
+
+@glibc_only
+def test_a_training_step_stops_faulting_in_pages_inside_and_resumes_after(vae_step):
+    with keep_freed_memory() as applied:
+        assert applied
+        inside = vae_step()
+    assert_kept_then_released(inside, vae_step(settle=1))
 
 
 @glibc_only
@@ -56,17 +65,9 @@ def test_inactive_is_a_no_op(monkeypatch):
 
 
 @glibc_only
-def test_nested_blocks_restore_only_when_the_last_exits(monkeypatch):
-    monkeypatch.delenv(ENV_SWITCH, raising=False)
-    torch.manual_seed(0)
-    objective = objectives.build("vae", VAE(NetConfig()).to_fast_layout())
-    x = (torch.rand(64, 1, 64, 64) < 0.12).float().contiguous(memory_format=torch.channels_last)
+def test_nested_blocks_restore_only_when_the_last_exits(vae_step):
     with keep_freed_memory() as outer:
         with keep_freed_memory() as inner:
             assert outer and inner
-        page_faults_per_step(objective, x, 2)
-        still_kept = page_faults_per_step(objective, x, 4)
-    page_faults_per_step(objective, x, 1)
-    after = page_faults_per_step(objective, x, 4)
-    assert still_kept < 500
-    assert after > 10 * max(still_kept, 100)
+        still_kept = vae_step()
+    assert_kept_then_released(still_kept, vae_step(settle=1))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ _KEPT_MMAP_THRESHOLD = 32 * 1024 * 1024
 _KEPT_TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 
+@functools.cache  # find_library runs ldconfig in a subprocess; the C library does not change
 def _glibc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if not name:
