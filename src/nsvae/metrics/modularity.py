@@ -9,10 +9,18 @@ F-statistic loss", NeurIPS 2018), as implemented by disentanglement_lib.
   computed without the division.
 - Explicitness of factor k: macro ROC-AUC (one-vs-rest per class) of a
   logistic regression from the whole code (scikit-learn < 0.22's
-  ``LogisticRegression()``: liblinear, one-vs-rest); mean over factors, on
-  the training and the test points. Classes absent from the evaluated split
-  or from training are left out of the AUC average (disentanglement_lib
-  fails on them).
+  ``LogisticRegression()``: liblinear, one-vs-rest, C = 1); mean over
+  factors, on the training and the test points. Before the fit every latent
+  is standardised with the **training** points' mean and standard deviation
+  (numpy's, ddof 0), applied to both splits, as disentanglement_lib's
+  ``normalize_data`` does: the L2 penalty (which liblinear also puts on the
+  intercept) then weighs every latent alike whatever its scale. A latent that
+  is constant over the training points (std 0, where disentanglement_lib
+  divides by zero and the fit fails on NaN) is shifted to exactly 0 and not
+  scaled: its training column is all zeros, so the fit gives it weight 0
+  and it is ignored on both splits, as if the latent were left out. Classes
+  absent from the evaluated split or from training are left out of the AUC
+  average (disentanglement_lib fails on them).
 """
 
 from __future__ import annotations
@@ -66,7 +74,25 @@ def macro_auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> tuple[fl
     return float(np.mean(aucs)), len(aucs)
 
 
+def standardise_codes(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both splits scaled per latent by the training split's mean and std (ddof 0), in float64.
+
+    A latent constant over the training split gets centre = its value and
+    scale 1: its training column becomes exactly 0 (so a penalised linear
+    fit gives it weight 0) instead of 0/0.
+    """
+    train = np.asarray(x_train, dtype=np.float64)
+    test = np.asarray(x_test, dtype=np.float64)
+    centre = train.mean(axis=0)
+    scale = train.std(axis=0)
+    constant = train.max(axis=0) == train.min(axis=0)  # exact test: a rounded mean of equal values may differ
+    centre[constant] = train[0, constant]
+    scale[constant] = 1.0
+    return (train - centre) / scale, (test - centre) / scale
+
+
 def explicitness_per_factor(x_train, y_train, x_test, y_test, seed: int) -> tuple[float, float]:
+    """``(train AUC, test AUC)`` of one factor from codes already standardised by :func:`standardise_codes`."""
     if np.unique(y_train).size < 2:
         return 1.0, 1.0  # a single class is predicted perfectly
     model = make_linear_classifier("logistic_ovr", seed).fit(x_train, y_train)
@@ -90,8 +116,9 @@ def modularity_explicitness(
     mi = discrete_mutual_info(histogram_discretize(x_train, p["num_bins"]), y_train)
     per_code = modularity_per_code(mi)
     seed = int(rng.integers(2**31 - 1))
+    z_train, z_test = standardise_codes(x_train, x_test)
     expl = np.array(
-        [explicitness_per_factor(x_train, y_train[:, k], x_test, y_test[:, k], seed) for k in range(y_train.shape[1])]
+        [explicitness_per_factor(z_train, y_train[:, k], z_test, y_test[:, k], seed) for k in range(y_train.shape[1])]
     )
     result = {
         "metric": "modularity_explicitness",
