@@ -1,0 +1,93 @@
+"""Runs compared side by side share everything but the objective: the key list, the differences, the presets."""
+
+from __future__ import annotations
+
+import pytest
+
+from nsvae.experiments import Config, apply_overrides
+from nsvae.experiments.comparison import OBJECTIVE_SECTIONS, KeyDifference, differences, may_differ, warning_lines
+from nsvae.experiments.config import flatten, valid_keys
+from nsvae.experiments.sweep import load_sweep, sweep_preset_names
+
+
+def config(**keys) -> Config:
+    return apply_overrides(Config(), keys)
+
+
+def test_the_keys_every_compared_run_must_share_are_exactly_these():
+    # A new config key must be placed on purpose: compared (here) or free (comparison.FREE_KEYS / FREE_SECTIONS).
+    assert [k for k in valid_keys() if not may_differ(k)] == [
+        "run.steps",
+        "data.dataset", "data.source", "data.batch_size", "data.origin", "data.crop", "data.crop_size",
+        "data.channels",
+        "model.architecture", "model.z_dim", "model.channels", "model.fc_relus", "model.convtranspose_init",
+        "optim.lr", "optim.beta1", "optim.beta2", "optim.eps",
+        "common.likelihood", "common.proxy_omega",
+    ]  # fmt: skip
+    assert OBJECTIVE_SECTIONS == ("nonsyn", "beta_vae", "factor_vae", "beta_tcvae")
+    for free in ("method", "run.seed", "data.seed", "run.name", "log.every", "factor_vae.d_lr", "nonsyn.alpha"):
+        assert may_differ(free), free
+
+
+def test_differences_name_each_key_its_values_and_the_runs_that_have_them():
+    configs = [
+        ("nonsyn", config(method="nonsyn", **{"nonsyn.alpha": 5.0, "model.fc_relus": "paper", "run.seed": 0})),
+        ("nonsyn", config(method="nonsyn", **{"nonsyn.alpha": 5.0, "model.fc_relus": "paper", "run.seed": 1})),
+        ("vae", config(method="vae", **{"run.steps": 1200, "run.seed": 3, "log.every": 7, "run.device": "cpu"})),
+        ("factor_vae", config(method="factor_vae", **{"factor_vae.d_lr": 1e-3, "optim.lr": 1e-3})),
+    ]
+    found = differences(configs)
+    assert found == [
+        KeyDifference("run.steps", ((149_760, ("nonsyn", "factor_vae")), (1200, ("vae",)))),
+        KeyDifference("model.fc_relus", (("paper", ("nonsyn",)), ("final", ("vae", "factor_vae")))),
+        KeyDifference("optim.lr", ((1e-4, ("nonsyn", "vae")), (1e-3, ("factor_vae",)))),
+    ]
+    assert found[1].describe() == 'model.fc_relus: "paper" (nonsyn); "final" (vae, factor_vae)'
+    # The objective, its table, seeds and bookkeeping alone are no difference; a mapping and flat dicts work too.
+    same = {
+        "a": config(method="nonsyn", **{"nonsyn.alpha": 1.0, "run.seed": 4, "run.name": "a", "log.console": False}),
+        "b": flatten(config(method="beta_tcvae", **{"beta_tcvae.beta": 8.0, "data.seed": 2, "run.threads": 1})),
+    }
+    assert differences(same) == []
+
+
+def test_a_key_one_run_lacks_is_a_difference_and_long_name_lists_are_cut():
+    old = {k: v for k, v in flatten(Config()).items() if k != "model.convtranspose_init"}
+    found = differences([("new", Config()), ("old", old)])
+    assert [d.key for d in found] == ["model.convtranspose_init"]
+    assert found[0].describe() == 'model.convtranspose_init: "modern" (new); (absent) (old)'
+    many = [(f"r{i}", config(**{"data.batch_size": 32 if i else 64})) for i in range(6)]
+    (batch,) = differences(many)
+    assert batch.describe(max_names=2) == "data.batch_size: 64 (r0); 32 (r1, r2 and 3 more)"
+
+
+def test_warning_lines_are_a_headline_and_one_line_per_key():
+    assert warning_lines([]) == []
+    lines = warning_lines(differences({"x": config(**{"run.steps": 5}), "y": config()}), what="settings")
+    assert len(lines) == 2
+    assert lines[0].startswith("warning: the settings compared here differ outside their objectives' own tables")
+    assert "[nonsyn], [beta_vae], [factor_vae], [beta_tcvae]" in lines[0]
+    assert lines[1] == "run.steps: 5 (x); 149760 (y)"
+
+
+def _comparing_presets() -> list[str]:
+    return [n for n in sweep_preset_names() if len({r.config.method for r in load_sweep(n).runs}) > 1]
+
+
+def test_the_presets_that_compare_methods_are_the_known_three_at_least():
+    assert {"comparison", "quick-comparison", "quick-nonsyn-vs-vae"} <= set(_comparing_presets())
+
+
+@pytest.mark.parametrize("name", _comparing_presets())
+def test_every_sweep_preset_comparing_methods_differs_only_in_the_objective(name):
+    runs = load_sweep(name).runs
+    assert differences([(r.name, r.config) for r in runs]) == []
+    # ... and what they share is the paper's network (original-implementation.md §3), as the seed compares them.
+    first = runs[0].config
+    assert (first.model.fc_relus, first.model.convtranspose_init, first.model.architecture) == (
+        "paper",
+        "pytorch0.4",
+        "conv",
+    )
+    assert (first.optim.lr, first.optim.beta1, first.optim.beta2, first.optim.eps) == (1e-4, 0.9, 0.999, 1e-8)
+    assert first.data.batch_size == 64
