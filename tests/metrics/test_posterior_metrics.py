@@ -39,9 +39,9 @@ def test_chen_mig_uses_logvar_as_log_variance():
     assert r["score"] <= 0.02
 
 
-def test_chen_mig_grid_equals_exact_and_excludes_shape_on_dsprites():
+def test_chen_mig_grid_equals_exact_and_excludes_a_nominal_shape():
     data = ToyData((3, 4, 5), names=("shape", "posX", "posY"))
-    data.name = "dsprites_toy"
+    data.all_nominal_factors = ("shape",)  # as dSprites declares it
     g = metrics.chen_mig(data, posterior_identity(0.3), np.random.default_rng(2), num_samples=1500)
     e = metrics.chen_mig(data, posterior_identity(0.3), np.random.default_rng(2), protocol="paper", num_samples=1500)
     assert g["factors_used"] == ["posX", "posY"] and g["protocol"]["exclude_factors"] == ["shape"]

@@ -91,6 +91,8 @@ class DSprites(GroundTruthData):
     """
 
     name = "dsprites"
+    # The three shapes are categories, not points on a scale (scale, orientation and position are ordered).
+    all_nominal_factors = ("shape",)
 
     def __init__(self, entry: Path):
         self.entry = Path(entry)

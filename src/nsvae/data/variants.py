@@ -59,6 +59,10 @@ class DSpritesVariant(GroundTruthData):
         return self.base.all_factor_sizes
 
     @property
+    def all_nominal_factors(self) -> tuple[str, ...]:
+        return self.base.all_nominal_factors  # the factors are dSprites' own: shape stays nominal
+
+    @property
     def observation_shape(self) -> tuple[int, int, int]:
         return (self.channels, 64, 64)
 

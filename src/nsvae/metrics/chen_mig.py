@@ -19,8 +19,10 @@ With N the images of the whole dataset (every factor combination once):
 - I(z_j; v_k) = max(0, H(z_j) - H(z_j | v_k)), normalised by H(v_k) = log |V_k|;
 - MIG = mean over factors of the gap between the two largest normalised MIs.
 
-Shape is excluded on dSprites (``exclude_factors="auto"``), as in the
-reference code. All entropies are in nats.
+``exclude_factors="auto"`` leaves out the dataset's nominal factors
+(``data.nominal_factors``: unordered categories, e.g. the shape of dSprites
+and of every dSprites variant), as the reference code leaves out dSprites'
+shape; a dataset without that attribute has none. All entropies are in nats.
 
 Densities: ``density="exact"`` (protocol ``paper``) sums every Gaussian at
 every sample, as the reference code does (about 3.7e11 Gaussian evaluations
@@ -133,10 +135,11 @@ def _entropy(samples, mean, logvar, density: str) -> tuple[float, bool]:
 
 
 def resolve_excluded(data, exclude) -> tuple[str, ...]:
+    """The factor names to leave out: the dataset's nominal factors for ``"auto"``, else ``exclude`` checked."""
     names = tuple(data.factor_names)
     if exclude == "auto":
-        name = str(getattr(data, "name", "") or "")
-        return ("shape",) if name.startswith("dsprites") and "shape" in names else ()
+        nominal = set(getattr(data, "nominal_factors", ()))
+        return tuple(name for name in names if name in nominal)
     exclude = tuple(exclude or ())
     unknown = [e for e in exclude if e not in names]
     if unknown:
