@@ -203,3 +203,65 @@ def test_a_killed_worker_is_recorded_in_the_run_status_and_skipped_until_retried
     assert run.status()["state"] == "finished" and "SIGKILL" in run.status()["evaluation_error"]
     assert plan_run(planned, run.path, EvaluationSpec()) == "failed"
     assert plan_run(planned, run.path, EvaluationSpec(), retry_failed=True) == "evaluate"
+
+
+MIXED = """
+name = "mixed"
+seeds = [0, 1]
+[[runs]]
+config = "quick-nonsyn"
+set = { "model.fc_relus" = "paper" }
+[[runs]]
+config = "quick-factor-vae"
+"""
+
+
+def _mixed_sweep(out, text=MIXED):
+    """Finished runs of ``text`` with a synergy result (S_max, WMS) in eval.json; no training."""
+    sweep = loads_sweep(text)
+    records = {}
+    for planned in sweep.runs:
+        run = Run(out / "runs" / planned.name)
+        run.write_config(planned.config)
+        run.set_status("finished", step=planned.config.run.steps)
+        s_max, wms = (0.4, 0.3) if planned.config.method == "nonsyn" else (0.2, -0.1)
+        s_max, wms = s_max + 0.02 * planned.seed, wms + 0.02 * planned.seed
+        synergy = {"score": s_max, "s_max": s_max, "wms": wms, "protocol": {}, "per_factor": {}}
+        eval_doc = {"step": 1, "results": {"default": {"seed": 0, "metrics": {"synergy": synergy}}}}
+        write_json_atomic(run.path / "eval.json", eval_doc)
+        records[planned.name] = {"state": "finished", "setting": planned.setting, "seed": planned.seed}
+    write_json_atomic(out / "sweep.json", {"name": "mixed", "order": [r.name for r in sweep.runs], "runs": records})
+    return out
+
+
+def test_the_synergy_wms_stands_beside_its_s_max_in_the_default_table(tmp_path, capsys):
+    rows = gather_results(_mixed_sweep(tmp_path / "mixed"))
+    aggregates = aggregate(rows)
+    assert [k for k in aggregates[0] if k.startswith("metric.")] == ["metric.synergy", "metric.synergy.wms"]
+    assert aggregates[0]["metric.synergy"] == pytest.approx((0.41, math.sqrt(2e-4)))
+    assert aggregates[0]["metric.synergy.wms"] == pytest.approx((0.31, math.sqrt(2e-4)))
+    assert aggregates[1]["metric.synergy.wms"] == pytest.approx((-0.09, math.sqrt(2e-4)))
+    assert main(["results", str(tmp_path / "mixed")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["setting", "n", "synergy", "synergy.wms"]
+    assert lines[1].split() == ["nonsyn", "2", "0.410", "±", "0.014", "0.310", "±", "0.014"]
+
+
+def test_results_warn_when_the_settings_differ_outside_the_objectives(tmp_path, fake_sweep, capsys):
+    # The Non-Syn runs on the paper's network for 1,500 steps, FactorVAE on the final one for 1,200.
+    assert main(["results", str(_mixed_sweep(tmp_path / "mixed"))]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in out
+    lines = err.splitlines()
+    assert lines[0].startswith("warning: the settings compared here differ outside their objectives' own tables")
+    assert lines[1:] == [
+        "  - run.steps: 1500 (nonsyn); 1200 (factor_vae)",
+        '  - model.fc_relus: "paper" (nonsyn); "final" (factor_vae)',
+    ]
+    # Runs that differ only in their objective's table (alpha) and seeds: no warning.
+    assert main(["results", str(fake_sweep)]) == 0
+    assert capsys.readouterr().err == ""
+    # Nor when a sweep's [set] puts every method on one network and budget.
+    matched = MIXED + '[set]\n"model.fc_relus" = "paper"\n"run.steps" = 1500\n'
+    assert main(["results", str(_mixed_sweep(tmp_path / "matched", matched)), "--json"]) == 0
+    assert capsys.readouterr().err == ""

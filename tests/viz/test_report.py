@@ -251,3 +251,68 @@ def test_plot_comparison_errors(report_sweep, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+# ---------------------------------------------------------------- comparing like with like
+
+
+def _fake_runs(folder, network: dict[str, dict]) -> None:
+    """Finished, evaluated run directories without training: Non-Syn seeds 0 and 1, the VAE seed 0, each
+    with ``network[method]`` as config overrides; synergy S_max and WMS per run as in ``SYNERGY``."""
+    from nsvae.train.run import Run
+
+    from .conftest import fake_evaluation, tiny_report_config
+
+    for name, (method, seed, s_max, wms) in SYNERGY.items():
+        run = Run(folder / name)
+        run.write_config(apply_overrides(tiny_report_config(method, seed, name), network[method]))
+        run.set_status("finished", step=4)
+        evaluation = fake_evaluation({"mig": 0.1, "synergy": s_max})
+        evaluation["results"]["default"]["metrics"]["synergy"]["wms"] = wms
+        (run.path / "eval.json").write_text(json.dumps(evaluation), encoding="utf-8")
+
+
+#: run -> (method, seed, S_max, WMS)
+SYNERGY = {"nonsyn-s0": ("nonsyn", 0, 0.3, 0.1), "nonsyn-s1": ("nonsyn", 1, 0.5, 0.2), "vae-s0": ("vae", 0, 0.2, -0.3)}
+
+
+def test_the_report_knows_the_objective_tables():
+    from nsvae.experiments.comparison import OBJECTIVE_SECTIONS
+    from nsvae.viz.report import METHOD_SECTIONS
+
+    assert METHOD_SECTIONS == OBJECTIVE_SECTIONS
+
+
+def test_a_comparison_of_runs_on_different_networks_warns_on_the_page_and_on_stderr(tmp_path, capsys):
+    paper = {"model.fc_relus": "paper", "model.convtranspose_init": "pytorch0.4"}
+    _fake_runs(tmp_path / "runs", {"nonsyn": paper, "vae": {"run.steps": 3}})
+    out = tmp_path / "cmp.html"
+    assert main(["report", str(tmp_path / "runs"), "-o", str(out), "--no-traversals", "-q"]) == 0
+    nonsyn = "nonsyn model.convtranspose_init=pytorch0.4 model.fc_relus=paper steps=4"
+    vae = "vae model.convtranspose_init=modern model.fc_relus=final steps=3"
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("warning: the settings compared here differ outside their objectives' own tables")
+    assert err[1:] == [
+        f"  - run.steps: 4 ({nonsyn}); 3 ({vae})",
+        f'  - model.fc_relus: "paper" ({nonsyn}); "final" ({vae})',
+        f'  - model.convtranspose_init: "pytorch0.4" ({nonsyn}); "modern" ({vae})',
+    ]
+    page = out.read_text(encoding="utf-8")
+    box = re.search(r'<div class="warning".*?</div>', page).group(0)
+    assert page.index(box) < page.index("Settings: mean ± std over seeds")
+    assert f"<li><code>model.fc_relus: &quot;paper&quot; ({nonsyn}); &quot;final&quot; ({vae})</code></li>" in box
+    assert box.count("<li>") == 3
+
+
+def test_a_comparison_on_one_network_has_no_warning_and_shows_wms_beside_s_max(tmp_path):
+    _fake_runs(tmp_path / "runs", {"nonsyn": {}, "vae": {}})
+    warned = []
+    out = write_report([tmp_path / "runs"], tmp_path / "cmp.html", traversals=False, samples=0, warn=warned.append)
+    page = out.read_text(encoding="utf-8")
+    assert warned == [] and 'class="warning"' not in page
+    assert page.count("<th>mig</th><th>synergy S_max</th><th>synergy WMS</th>") == 2  # settings and runs tables
+    # Non-Syn: S_max 0.3, 0.5 -> 0.4 ± 0.14; WMS 0.1, 0.2 -> 0.15 ± 0.071; the VAE's single run 0.2 and -0.3.
+    row = re.search(r"<tr><td>nonsyn</td><td class=\"num\">2</td>.*?</tr>", page).group(0)
+    assert '<td class="num">0.4 ± 0.14</td><td class="num">0.15 ± 0.071</td>' in row
+    run_row = re.search(r"<tr><td>vae-s0</td>.*?</tr>", page).group(0)
+    assert run_row.endswith('<td class="num">0.2</td><td class="num">-0.3</td></tr>')

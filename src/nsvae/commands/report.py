@@ -18,7 +18,11 @@ comparison page, with a table per setting (runs that differ only in their seed)
 giving mean +- std over seeds, a table per run, metric bars, disentanglement
 against reconstruction error, the synergy proxy over training, and one
 traversal per setting. Settings are labelled by the method and the config keys
-that differ between the runs."""
+that differ between the runs; the synergy score (S_max) is followed by its WMS.
+When the runs differ in a config key outside their objectives' own tables (the
+network, its initialisation, the optimiser, the batch size, the steps, the
+data, ...), the page opens with a warning naming each such key and the settings
+with each value, and the same warning is printed on stderr (also with -q)."""
 
 EPILOG = """\
 examples:
@@ -65,6 +69,9 @@ def run_report(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"report: {message}", file=sys.stderr, flush=True)
 
+    def warn(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     path = write_report(
         args.runs,
         args.output,
@@ -73,6 +80,7 @@ def run_report(args: argparse.Namespace) -> int:
         seed=args.seed,
         traversals=not args.no_traversals,
         progress=progress,
+        warn=warn,
     )
     print(f"report: wrote {path}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 
 DESCRIPTION = """\
 Gather every run of a sweep directory (its config, final training losses and
@@ -12,7 +13,12 @@ evaluation scores) into one table, written as SWEEP_DIR/results.csv and
 SWEEP_DIR/results.sqlite (tables `runs` and `settings`), and print the mean
 ± sample standard deviation over seeds of each setting (runs equal in every
 config key but their seeds). Only finished runs count; `n` shows finished/all
-where some did not finish."""
+where some did not finish. The synergy score (S_max) is followed by its WMS.
+
+When the runs differ in a config key outside their objectives' own tables
+(the network, its initialisation, the optimiser, the batch size, the steps, the
+data, ...), a warning on stderr names each such key and the settings with each
+value: their scores may then differ for that reason and not the objective's."""
 
 EPILOG = """\
 examples:
@@ -35,7 +41,7 @@ def register(sub) -> None:
         nargs="+",
         metavar="C",
         help="columns to aggregate: metric names (mig), train.recon, train.kl or any numeric column "
-        "(default: every metric, then train.recon and train.kl)",
+        "(default: every metric, synergy.wms beside synergy, then train.recon and train.kl)",
     )
     p.add_argument("--protocol", help="the evaluation protocol to read (default: the sweep's)")
     p.add_argument("--csv", metavar="PATH", help="where to write the CSV (default SWEEP_DIR/results.csv)")
@@ -48,7 +54,7 @@ def register(sub) -> None:
 
 def run_results(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from ..experiments import sweep
+    from ..experiments import comparison, sweep
 
     rows = sweep.gather_results(args.sweep_dir, protocol=args.protocol)
     columns = None
@@ -62,6 +68,7 @@ def run_results(args: argparse.Namespace) -> int:
                 raise UserError(f"no column {name!r} in the results; columns: {', '.join(numeric) or 'none yet'}")
             columns.append(full)
     aggregates = sweep.aggregate(rows, columns)
+    warning = comparison.warning_lines(sweep.comparison_differences(rows), what="settings")
     csv_path, sqlite_path = sweep.write_results(args.sweep_dir, rows, aggregates, args.csv, args.sqlite)
     shown = columns or [k for k in (aggregates[0] if aggregates else {}) if k not in ("setting", "n", "runs", "seeds")]
     if args.json:
@@ -76,4 +83,7 @@ def run_results(args: argparse.Namespace) -> int:
         for row in failed:
             print(f"failed: {row['run']}: {row['error']}")
         print(f"{len(rows)} runs; table: {csv_path}, {sqlite_path}")
+    if warning:
+        sys.stdout.flush()
+        print(comparison.warning_text(warning), file=sys.stderr)
     return 0

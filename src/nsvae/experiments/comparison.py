@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 from ..objectives import METHODS
 from .config import SECTIONS, Config, flatten, valid_keys
@@ -49,6 +49,7 @@ __all__ = [
     "differences",
     "may_differ",
     "warning_lines",
+    "warning_text",
 ]
 
 #: The config tables that hold one method's objective (named as the method; the plain VAE has none).
@@ -69,12 +70,12 @@ FREE_KEYS: tuple[str, ...] = (
 )
 
 #: A run's config: a :class:`Config`, or its flattened keys (``{"model.fc_relus": "paper", ...}``).
-AnyConfig = Union[Config, Mapping[str, Any]]
+AnyConfig = Config | Mapping[str, Any]
 _ABSENT = object()
 
 
 def may_differ(key: str) -> bool:
-    """Whether runs compared side by side may differ in the dotted config ``key`` (the objective, seeds, bookkeeping)."""
+    """Whether compared runs may differ in the dotted config ``key`` (the objective, seeds, bookkeeping)."""
     return key in FREE_KEYS or key.split(".", 1)[0] in FREE_SECTIONS
 
 
@@ -146,3 +147,8 @@ def warning_lines(found: Iterable[KeyDifference], what: str = "runs", max_names:
         "(docs/sweeps.md, 'Comparing methods'):"
     )
     return [head, *(d.describe(max_names) for d in found)]
+
+
+def warning_text(lines: list[str]) -> str:
+    """:func:`warning_lines` for a terminal: the headline, then ``  - <key>: ...`` per key ("" when none)."""
+    return "\n".join([lines[0], *(f"  - {line}" for line in lines[1:])]) if lines else ""

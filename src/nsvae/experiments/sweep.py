@@ -64,6 +64,7 @@ from typing import Any
 
 from ..errors import UserError
 from . import shipped_names, shipped_text, toml_io
+from .comparison import KeyDifference, differences
 from .config import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 
 __all__ = [
@@ -71,6 +72,8 @@ __all__ = [
     "PlannedRun",
     "Sweep",
     "aggregate",
+    "comparison_differences",
+    "default_columns",
     "expand",
     "format_table",
     "gather_results",
@@ -567,20 +570,46 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
+def default_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The columns ``nsvae results`` shows by default: each metric's headline score, followed by the fields
+    :data:`nsvae.evaluation.BESIDE_SCORE` puts beside it (``metric.synergy``, then ``metric.synergy.wms``),
+    then ``train.recon`` and ``train.kl``."""
+    from ..evaluation import BESIDE_SCORE
+
+    names = result_columns(rows)
+    columns = []
+    for column in names:
+        if column.startswith("metric.") and "." not in column[7:]:
+            columns.append(column)
+            columns += [f"{column}.{f}" for f in BESIDE_SCORE.get(column[7:], ()) if f"{column}.{f}" in names]
+    return columns + [c for c in ("train.recon", "train.kl") if c in names]
+
+
+def comparison_differences(rows: Iterable[Mapping[str, Any]]) -> list[KeyDifference]:
+    """The config keys outside the objectives' own tables on which the rows' runs differ, each value named by
+    the settings that have it (:func:`nsvae.experiments.comparison.differences`); runs without a config
+    (not started) are left out."""
+    configs = []
+    for row in rows:
+        flat = {k[7:]: v for k, v in row.items() if k.startswith("config.")}
+        if flat:
+            configs.append((row["setting"], flat))
+    return differences(configs)
+
+
 def aggregate(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Mean and sample std over seeds of each setting (runs equal in everything but their seed).
 
     Only finished runs count. ``columns``: the numeric columns to aggregate
-    (default: every ``metric.*`` column, then ``train.recon`` and ``train.kl``).
+    (default: :func:`default_columns`: every metric's headline score with the
+    synergy's WMS beside its S_max, then ``train.recon`` and ``train.kl``).
     Returns one dict per setting, in the order settings first appear:
     ``setting``, ``n`` (finished runs), ``seeds``, ``runs`` (all of the
     setting's runs, finished or not) and ``<column>`` -> ``(mean, std)``
     (missing values are left out; ``(nan, nan)`` when a column has none).
     """
     if columns is None:
-        names = result_columns(rows)
-        headline = [c for c in names if c.startswith("metric.") and "." not in c[7:]]
-        columns = headline + [c for c in ("train.recon", "train.kl") if c in names]
+        columns = default_columns(rows)
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     labels: dict[tuple, str] = {}
     for row in rows:

@@ -15,7 +15,13 @@ A *setting* is a run's config without its seeds and incidental keys
 (:func:`nsvae.experiments.config.defines_setting`, as in the sweep results
 table); runs that differ only there are seeds of one setting. Settings are
 labelled by the method and the keys that differ between the compared runs,
-e.g. ``nonsyn alpha=5``.
+e.g. ``nonsyn alpha=5``. When the compared runs differ outside their
+objectives' own tables (the network, the optimiser, the steps, ...:
+:func:`nsvae.experiments.comparison.differences`), the comparison page opens
+with a warning naming those keys and the settings with each value.
+
+In the comparison tables the synergy score (S_max) is followed by its whole
+minus sum (WMS) (:data:`nsvae.evaluation.BESIDE_SCORE`).
 
 The reconstruction error of a run is the mean of the training log's
 ``recon`` (nats per image) over its last :data:`RECON_WINDOW` logged steps:
@@ -46,6 +52,8 @@ RECON_WINDOW = 5
 SCATTER_METRICS = ("factor_vae_score", "mig", "dci", "beta_vae_score", "synergy")
 #: The config sections that hold one method's hyper-parameters (named as the method; the plain VAE has none).
 METHOD_SECTIONS = ("nonsyn", "beta_vae", "factor_vae", "beta_tcvae")
+#: Column headers of the comparison tables where the bare metric name would not say enough.
+COLUMN_LABELS = {"synergy": "synergy S_max", "synergy.wms": "synergy WMS"}
 DEFAULT_SAMPLES = 20_000
 
 
@@ -82,6 +90,13 @@ class RunRecord:
 
         result = self.result(protocol)
         return headline_scores(result) if result else {}
+
+    def table_scores(self, protocol: str | None) -> dict[str, float]:
+        """:meth:`scores` with the fields shown beside them in tables (the synergy's WMS as ``synergy.wms``)."""
+        from ..evaluation import table_scores
+
+        result = self.result(protocol)
+        return table_scores(result) if result else {}
 
     def final_reconstruction(self) -> float | None:
         values = [e["recon"] for e in self.log if isinstance(e.get("recon"), (int, float))]
@@ -183,6 +198,8 @@ figcaption{color:#555;font-size:.88em;margin-top:.3em}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.82em}
 details summary{cursor:pointer;color:#335}
 .muted{color:#888}.scroll{overflow-x:auto;max-width:100%}
+.warning{background:#fff4e0;border:1px solid #e0a030;border-radius:4px;padding:.5em 1em;margin:1em 0}
+.warning ul{margin:.3em 0}
 """
 
 
@@ -423,26 +440,28 @@ def comparison_page(
     """The HTML comparing ``records`` (figures: name -> PNG; traversals: setting -> PNG)."""
     labels = setting_labels(records)
     groups = group_by_setting(records)
-    metrics = list(dict.fromkeys(m for r in records for m in r.scores(protocol)))
+    metrics = list(dict.fromkeys(m for r in records for m in r.table_scores(protocol)))
+    headers = [COLUMN_LABELS.get(m, m) for m in metrics]
     parts = [
         f"<h1>Comparison of {len(records)} runs</h1>",
         f'<p class="meta">{len(groups)} settings; scores under protocol “{_e(protocol or "default")}”; '
         f"reconstruction: mean training reconstruction term over the last {RECON_WINDOW} logged steps "
         "(nats per image).</p>",
+        mismatch_warning_html(records, labels),
         "<h2>Settings: mean ± std over seeds</h2>",
     ]
     rows = []
-    table = score_table(records, protocol)
+    table = score_table(records, protocol, beside=True)
     for label, members in groups.items():
         recon = [value for r in members if (value := r.final_reconstruction()) is not None]
         row = [_e(label), str(len(members)), _mean_std_text(recon)]
         row += [_mean_std_text(table[label].get(metric, [])) for metric in metrics]
         rows.append(row)
-    parts.append(_table(["setting", "runs", "reconstruction", *metrics], rows, numeric=range(1, 3 + len(metrics))))
+    parts.append(_table(["setting", "runs", "reconstruction", *headers], rows, numeric=range(1, 3 + len(metrics))))
     parts.append("<h2>Runs</h2>")
     rows = []
     for record, label in zip(records, labels):
-        scores = record.scores(protocol)
+        scores = record.table_scores(protocol)
         recon = record.final_reconstruction()
         rows.append(
             [
@@ -455,7 +474,7 @@ def comparison_page(
             ]
             + [_number(scores[m]) if m in scores else '<span class="muted">—</span>' for m in metrics]
         )
-    header = ["run", "setting", "seed", "step", "state", "reconstruction", *metrics]
+    header = ["run", "setting", "seed", "step", "state", "reconstruction", *headers]
     parts.append(_table(header, rows, numeric=[2, 3, *range(5, len(header))]))
     captions = {
         "bars": "Each metric per setting: bar at the mean over seeds, error bar ±1 std (ddof=1), dots the seeds.",
@@ -487,13 +506,36 @@ def _mean_std_text(values: Sequence[float]) -> str:
     return f"{mean:.4g} ± {std:.2g}" if len(values) > 1 else f"{mean:.4g}"
 
 
-def score_table(records: Sequence[RunRecord], protocol: str | None) -> dict[str, dict[str, list[float]]]:
-    """setting -> metric -> the scores of its runs."""
+def mismatch_lines(records: Sequence[RunRecord], labels: Sequence[str] | None = None) -> list[str]:
+    """The warning (:func:`nsvae.experiments.comparison.warning_lines`) when ``records`` differ outside their
+    objectives' own tables, each value named by the settings that have it; empty when they do not."""
+    from ..experiments.comparison import differences, warning_lines
+
+    labels = setting_labels(records) if labels is None else labels
+    return warning_lines(differences([(label, r.config) for r, label in zip(records, labels)]), what="settings")
+
+
+def mismatch_warning_html(records: Sequence[RunRecord], labels: Sequence[str] | None = None) -> str:
+    """:func:`mismatch_lines` as the page's warning box ("" when the runs differ only in their objectives)."""
+    lines = mismatch_lines(records, labels)
+    if not lines:
+        return ""
+    items = "".join(f"<li><code>{_e(line)}</code></li>" for line in lines[1:])
+    head = lines[0].removeprefix("warning: ")
+    return f'<div class="warning" role="alert"><b>Warning:</b> {_e(head)}<ul>{items}</ul></div>'
+
+
+def score_table(
+    records: Sequence[RunRecord], protocol: str | None, beside: bool = False
+) -> dict[str, dict[str, list[float]]]:
+    """setting -> metric -> the scores of its runs (``beside``: also the fields tables show beside a score,
+    e.g. ``synergy.wms``)."""
     table: dict[str, dict[str, list[float]]] = {}
     for label, members in group_by_setting(records).items():
         table[label] = {}
         for record in members:
-            for metric, score in record.scores(protocol).items():
+            scores = record.table_scores(protocol) if beside else record.scores(protocol)
+            for metric, score in scores.items():
                 table[label].setdefault(metric, []).append(score)
     return table
 
@@ -549,12 +591,16 @@ def write_report(
     seed: int = 0,
     traversals: bool = True,
     progress: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """Write the report of the runs in ``paths`` (a single run: its page; several: the comparison).
 
     ``output`` defaults to ``report.html`` inside the run (or the one directory
     given). ``samples`` images are encoded for a run's mean-activation figure
-    (0 leaves it out). Returns the path written.
+    (0 leaves it out). ``warn`` receives the comparison's warning as text
+    (:func:`nsvae.experiments.comparison.warning_text`) when the runs differ
+    outside their objectives' own tables (the page shows it too). Returns the
+    path written.
     """
     from ..data.cache import atomic_write
 
@@ -591,6 +637,11 @@ def write_report(
             figures["mean_activation"] = mean_activation_png(record, samples, seed)
         page = run_page(record, figures)
     else:
+        mismatch = mismatch_lines(records) if warn else []
+        if mismatch:
+            from ..experiments.comparison import warning_text
+
+            warn(warning_text(mismatch))
         say(f"drawing the comparison figures of {len(records)} runs")
         figures = comparison_figures(records, protocol)
         pictures: dict[str, bytes | None] = {}
