@@ -35,13 +35,14 @@ def _changed_config() -> Config:
             "model.channels": 3,
             "optim.lr": 3.3e-5,
             "optim.eps": 1e-12,
+            "optim.eps_placement": "pytorch0.4",
             "common.likelihood": "gaussian",
             "log.every": 7,
             "log.tensorboard": False,
             "nonsyn.omega": 0.85,
             "beta_vae.capacity": True,
             "factor_vae.gamma": 40,
-            "beta_tcvae.estimator": "mws",
+            "beta_tcvae.estimator": "mss",
         },
     )
 
@@ -92,9 +93,13 @@ def test_presets_hold_the_original_settings():
     assert experiments.load_config("nonsyn-1.2m").run.steps == 1_198_080
     assert experiments.load_config("beta-vae").beta_vae.beta == 4.0
     assert experiments.load_config("factor-vae").factor_vae.gamma == 6.4
-    kim = experiments.load_config("factor-vae-kim-mnih").factor_vae
-    assert (kim.gamma, kim.d_layers, kim.d_width) == (40.0, 6, 1000)
-    assert experiments.load_config("beta-tcvae").beta_tcvae.beta == 6.0
+    kim = experiments.load_config("factor-vae-kim-mnih")
+    assert (kim.factor_vae.gamma, kim.factor_vae.d_layers, kim.factor_vae.d_width) == (40.0, 6, 1000)
+    assert (kim.factor_vae.d_slope, kim.run.steps) == (0.2, 300_000)
+    for name in ("factor-vae-kim-mnih", "quick-factor-vae-kim-mnih"):  # disentanglement_lib's network, as named
+        assert experiments.load_config(name).model.architecture == "dlib_conv"
+    tcvae = experiments.load_config("beta-tcvae").beta_tcvae
+    assert (tcvae.beta, tcvae.estimator) == (6.0, "mws")  # Chen et al.'s default estimator (no --mss)
     celeba = experiments.load_config("celeba-nonsyn")
     assert (celeba.data.dataset, celeba.model.architecture, celeba.model.channels) == ("celeba", "conv_rgb", 3)
     assert celeba.common.likelihood == "gaussian"
@@ -149,7 +154,7 @@ def test_unknown_keys_name_the_key_and_the_nearest(text, key, suggestion):
         ("[run]\nsteps = 1.5", "config key 'run.steps' must be an integer, got 1.5 (a number)"),
         ("[run]\ndeterministic = 1", "config key 'run.deterministic' must be true or false"),
         ('method = "factorvae"', "did you mean 'factor_vae'?"),
-        ('[model]\narchitecture = "conv_rbg"', "'model.architecture' must be one of conv, conv_rgb, mlp"),
+        ('[model]\narchitecture = "conv_rbg"', "'model.architecture' must be one of conv, conv_rgb, dlib_conv, mlp"),
         ("[nonsyn]\nomega = 1.5", "config key 'nonsyn.omega': omega must lie in (0, 1), got 1.5"),
         ('[run]\ndevice = "gpu"', "config key 'run.device': device must be auto, cpu, cuda or cuda:N"),
         ("[run]\nsteps = 0", "config key 'run.steps'"),

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from nsvae.objectives.beta_tcvae import decomposed_kl, log_importance_weights
+from nsvae.objectives.beta_tcvae import BetaTCVAEConfig, decomposed_kl, log_importance_weights
 from nsvae.objectives.beta_vae import BetaVAEConfig, capacity_at
 from nsvae.objectives.losses import kl_elementwise, kl_subset, kl_total, permute_dims, reconstruction
 
@@ -78,6 +78,48 @@ def test_decomposition_telescopes_to_the_sampled_kl(estimator):
     assert float(parts["mi"] + parts["tc"] + parts["dim_kl"]) == pytest.approx(float(sampled_kl), abs=1e-9)
 
 
+def _log_normal(x: float, mean: float, logvar: float) -> float:
+    return -0.5 * (math.log(2 * math.pi) + logvar + (x - mean) ** 2 / math.exp(logvar))
+
+
+def chen_mws_by_hand(z, mu, logvar, n):
+    """Chen et al.'s minibatch-weighted sampling written out with loops (their vae_quant.py without --mss).
+
+    log q(z_i) ~ log [1/(N B) sum_k q(z_i|x_k)],  log prod_j q(z_ij) ~ sum_j log [1/(N B) sum_k q(z_ij|x_k)].
+    """
+    b, d = len(z), len(z[0])
+    mi = tc = dim_kl = 0.0
+    for i in range(b):
+        log_qz_x = sum(_log_normal(z[i][j], mu[i][j], logvar[i][j]) for j in range(d))
+        log_pz = sum(_log_normal(z[i][j], 0.0, 0.0) for j in range(d))
+        joint = sum(math.exp(sum(_log_normal(z[i][j], mu[k][j], logvar[k][j]) for j in range(d))) for k in range(b))
+        log_qz = math.log(joint / (n * b))
+        log_prod = sum(
+            math.log(sum(math.exp(_log_normal(z[i][j], mu[k][j], logvar[k][j])) for k in range(b)) / (n * b))
+            for j in range(d)
+        )
+        mi += (log_qz_x - log_qz) / b
+        tc += (log_qz - log_prod) / b
+        dim_kl += (log_prod - log_pz) / b
+    return {"mi": mi, "tc": tc, "dim_kl": dim_kl}
+
+
+def test_default_estimator_is_chens_minibatch_weighted_sampling():
+    # Chen et al.'s code takes --mss only when asked (store_true): its default is MWS, and so is ours.
+    assert BetaTCVAEConfig().estimator == "mws"
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    logvar = torch.randn(5, 3, generator=g, dtype=torch.float64) * 0.5 - 0.5
+    z = mu + (0.5 * logvar).exp() * torch.randn(5, 3, generator=g, dtype=torch.float64)
+    parts = decomposed_kl(z, mu, logvar, dataset_size=737280)  # the default estimator
+    expected = chen_mws_by_hand(z.tolist(), mu.tolist(), logvar.tolist(), 737280)
+    for key in ("mi", "tc", "dim_kl"):
+        assert float(parts[key]) == pytest.approx(expected[key], rel=1e-10, abs=1e-10), key
+    # MSS is a different estimate on the same batch (the option, not the default).
+    mss = decomposed_kl(z, mu, logvar, dataset_size=737280, estimator="mss")
+    assert abs(float(mss["tc"]) - expected["tc"]) > 1e-3
+
+
 def independent_codes(batch: int, correlated: bool):
     g = torch.Generator().manual_seed(3)
     mu = torch.randn(batch, 2, generator=g, dtype=torch.float64)
@@ -90,11 +132,15 @@ def independent_codes(batch: int, correlated: bool):
 
 def test_total_correlation_vanishes_for_independent_latents_and_not_for_copies():
     # Posteriors around independent means, drawn from a large dataset: q(z) factorises, TC = 0.
+    # MSS estimates the value; MWS (the default) contains the constant (d - 1) log(N B) (here about 21),
+    # but still ranks the two batches the same way.
     z, mu, logvar = independent_codes(2048, correlated=False)
-    tc = float(decomposed_kl(z, mu, logvar, dataset_size=10**6)["tc"])
+    tc = float(decomposed_kl(z, mu, logvar, dataset_size=10**6, estimator="mss")["tc"])
     assert abs(tc) < 0.1
+    tc_mws = float(decomposed_kl(z, mu, logvar, dataset_size=10**6, estimator="mws")["tc"])
     z, mu, logvar = independent_codes(2048, correlated=True)
-    assert float(decomposed_kl(z, mu, logvar, dataset_size=10**6)["tc"]) > 1.0
+    assert float(decomposed_kl(z, mu, logvar, dataset_size=10**6, estimator="mss")["tc"]) > 1.0
+    assert float(decomposed_kl(z, mu, logvar, dataset_size=10**6, estimator="mws")["tc"]) > tc_mws + 1.0
 
 
 def test_capacity_schedule():

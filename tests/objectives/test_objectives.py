@@ -26,7 +26,13 @@ def small_model(seed=0, **kw):
 
 @pytest.mark.parametrize("method", list(objectives.METHODS))
 @pytest.mark.parametrize(
-    "net", [dict(architecture="conv"), dict(architecture="conv_rgb", channels=3), dict(architecture="mlp")]
+    "net",
+    [
+        dict(architecture="conv"),
+        dict(architecture="conv_rgb", channels=3),
+        dict(architecture="dlib_conv"),
+        dict(architecture="mlp"),
+    ],
 )
 def test_one_real_step_for_every_method_and_net(method, net):
     model = small_model(**net)
@@ -106,6 +112,34 @@ def test_synergy_source_options_run(source):
     assert [b + w for b, w in zip(rates["best_rate"], rates["worst_rate"])] == [1.0] * 6
 
 
+@pytest.mark.parametrize("source", ["re_encode", "second_batch"])
+def test_fresh_synergy_sources_take_the_gradient_after_the_elbo_step(source):
+    # second_batch is the original's --sample sample (the talk's "sample the values of mu and log var for
+    # the 2nd step"): encode x2 with the encoder as the ELBO step left it, select, penalise.
+    model = small_model()
+    objective = objectives.build("nonsyn", model, NonSynConfig(synergy_source=source))
+    seen = {}
+    step = objective.synergy_step
+
+    def capture(grads):
+        seen["model"] = copy.deepcopy(model)  # the parameters between the two steps
+        seen["grads"] = [g.clone() for g in grads]
+        step(grads)
+
+    objective.synergy_step = capture
+    x, x2 = batch(), batch(seed=2)
+    logs = objective.train_step(x, x2, torch.Generator().manual_seed(0))
+    halfway = seen["model"]
+    mu, logvar = halfway.encode(x2 if source == "second_batch" else x)
+    kl = kl_elementwise(mu, logvar)
+    best, worst = objectives.greedy_select(kl.detach().mean(0), 0.9)
+    assert (logs["best"], logs["worst"]) == (best, worst)
+    assert worst, "the test needs a non-empty worst set"
+    expected = torch.autograd.grad(5.0 * kl_subset(kl, worst), list(halfway.encoder.parameters()))
+    for g, e in zip(seen["grads"], expected):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-7)
+
+
 def test_discriminator_loss_gives_the_vae_no_gradient():
     model = small_model()
     objective = objectives.build("factor_vae", model)
@@ -141,6 +175,33 @@ def test_objective_state_round_trip():
     fresh.load_state_dict(state)
     assert fresh.iteration == 2
     assert torch.equal(fresh.best_counts, objective.best_counts)
+
+
+def test_selection_shares_divide_by_the_total_count_as_the_original():
+    # The original printed, per latent, count / sum(counts) of a collections.Counter of the chosen sets.
+    from collections import Counter
+
+    model = small_model()
+    objective = objectives.build("nonsyn", model, NonSynConfig(omega=0.6))
+    best_counter, worst_counter = Counter(), Counter()
+    for seed in range(4):
+        logs = objective.train_step(batch(seed=seed), generator=torch.Generator().manual_seed(seed))
+        best_counter.update(logs["best"])
+        worst_counter.update(logs["worst"])
+    rates = objective.selection_rates()
+    for key, counter in (("best_share", best_counter), ("worst_share", worst_counter)):
+        total = sum(counter.values())
+        assert rates[key] == pytest.approx([counter[j] / total for j in range(6)], abs=1e-15)
+    # Against hand-set counts: shares sum to one over latents; rates are per-step fractions.
+    objective.best_counts = torch.tensor([3, 1, 0, 0, 0, 0])
+    objective.worst_counts = torch.tensor([0, 2, 3, 3, 3, 3])
+    objective.iteration = 3
+    rates = objective.selection_rates()
+    assert rates["best_share"] == [0.75, 0.25, 0.0, 0.0, 0.0, 0.0]
+    assert rates["worst_share"] == pytest.approx([0.0, 2 / 14, 3 / 14, 3 / 14, 3 / 14, 3 / 14])
+    assert rates["best_rate"] == pytest.approx([1.0, 1 / 3, 0.0, 0.0, 0.0, 0.0])
+    objective.worst_counts = torch.zeros(6, dtype=torch.int64)  # an always-empty set: shares 0, no division by 0
+    assert objective.selection_rates()["worst_share"] == [0.0] * 6
 
 
 def test_convtranspose_init_option():

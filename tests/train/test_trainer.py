@@ -35,6 +35,7 @@ def test_one_run_per_method(tiny, tmp_path, method):
         assert {"best", "worst", "best_rate", "worst_rate", "syn"} <= set(lines[-1])
         rates = np.add(lines[-1]["best_rate"], lines[-1]["worst_rate"])
         assert np.allclose(rates, 1.0)  # every latent is in exactly one of the two sets each step
+        assert sum(lines[-1]["best_share"]) == pytest.approx(1.0)  # the original's count / total count
     if method == "factor_vae":
         assert {"tc", "d_loss"} <= set(lines[-1])
     assert [s for s, _ in run.checkpoints()] == [10, 12]  # every 5 steps, the final one, the last 2 kept
@@ -108,6 +109,34 @@ def test_extending_a_finished_run_equals_training_longer(tiny, tmp_path):
         resume(short, steps=5)
     extended = resume(short, steps=12)
     assert extended.config.run.steps == 12
+    pa, pb = _params(long), _params(extended)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_extending_a_run_with_the_pytorch04_adam_equals_training_longer(tiny, tmp_path):
+    changes = {"optim.eps_placement": "pytorch0.4"}
+    long = start(tiny("nonsyn", **changes), tmp_path / "long")
+    short = start(tiny("nonsyn", **changes, **{"run.steps": 7}), tmp_path / "short")
+    extended = resume(short, steps=12)
+    assert extended.config.optim.eps_placement == "pytorch0.4"
+    pa, pb = _params(long), _params(extended)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    modern = _params(start(tiny("nonsyn"), tmp_path / "modern"))
+    assert not all(torch.equal(pa[k], modern[k]) for k in pa)  # the option changes the numbers
+
+
+def test_a_run_from_before_eps_placement_and_the_mws_default_resumes_as_it_was(tiny, tmp_path):
+    # A run directory written before optim.eps_placement existed and while beta_tcvae.estimator defaulted
+    # to "mss": its config.toml has every key of its day (estimator = "mss" among them), none for eps_placement.
+    config = tiny("beta_tcvae", **{"beta_tcvae.estimator": "mss"})
+    long = start(config, tmp_path / "long")
+    old = start(apply_overrides(config, {"run.steps": 7}), tmp_path / "old")
+    path = old.path / "config.toml"
+    text = path.read_text(encoding="utf-8")
+    assert 'eps_placement = "modern"' in text and 'estimator = "mss"' in text
+    path.write_text(text.replace('eps_placement = "modern"\n', ""), encoding="utf-8")
+    extended = resume(old.path, steps=12)
+    assert (extended.config.optim.eps_placement, extended.config.beta_tcvae.estimator) == ("modern", "mss")
     pa, pb = _params(long), _params(extended)
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
 

@@ -7,7 +7,7 @@ A config file has one top-level key, ``method``, and one table per section::
     [run]     name, seed, steps, device, deterministic, threads, fast_layout
     [data]    dataset, source, batch_size, seed, origin, crop, crop_size, channels
     [model]   nsvae.models.NetConfig: architecture, z_dim, channels, fc_relus, convtranspose_init
-    [optim]   nsvae.objectives.OptimConfig: lr, beta1, beta2, eps
+    [optim]   nsvae.objectives.OptimConfig: lr, beta1, beta2, eps, eps_placement
     [common]  nsvae.objectives.CommonConfig: likelihood, proxy_omega, dataset_size
     [log]     every, traversal_every, traversal_values, checkpoint_every, keep_checkpoints, tensorboard, progress,
               console
@@ -43,6 +43,7 @@ from ..objectives import (
     NonSynConfig,
     OptimConfig,
 )
+from ..objectives.base import EPS_PLACEMENTS
 from ..objectives.beta_tcvae import ESTIMATORS
 from ..objectives.losses import LIKELIHOODS
 from ..objectives.nonsyn import SYNERGY_SOURCES, UPDATES
@@ -220,6 +221,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.architecture": ARCHITECTURES,
     "model.fc_relus": FC_RELUS,
     "model.convtranspose_init": CONVT_INITS,
+    "optim.eps_placement": EPS_PLACEMENTS,
     "common.likelihood": LIKELIHOODS,
     "data.origin": DSPRITES_ORIGINS,
     "nonsyn.synergy_source": SYNERGY_SOURCES,

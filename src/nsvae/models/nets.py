@@ -6,14 +6,33 @@ padding 1 (each halves the side); transposed convs 4x4, stride 2, padding 1
 numbers: the first ``d`` are ``mu``, the last ``d`` are ``logvar``, with no
 activation. The decoder gives **logits** (the sigmoid lives in the loss).
 
-- ``conv`` (dSprites): Conv 1→32→32→64→64 (ReLU) → Linear(1024→128)
-  [ReLU if ``encoder_fc_relu``] → Linear(128→2d); decoder Linear(d→128)
-  [ReLU if ``decoder_fc_relu``] → Linear(128→1024) [ReLU if
-  ``decoder_fc_relu``] → ConvT 64→64→32→32→C (ReLU between). The final
-  (HEAD) model has decoder-FC ReLUs and no encoder-FC ReLU; the paper-era
-  model (the README figures) has none (``fc_relus="paper"``).
+``NetConfig.architecture`` picks one of:
+
+- ``conv`` (dSprites, the Non-Syn repository's network): Conv 1→32→32→64→64
+  (ReLU) → Linear(1024→128) → Linear(128→2d); decoder Linear(d→128) [ReLU]
+  → Linear(128→1024) [ReLU] → ConvT 64→64→32→32→C (ReLU between). The two
+  bracketed ReLUs follow ``fc_relus``: ``"final"`` (the HEAD model: both
+  decoder-FC ReLUs, none after the encoder's FC) or ``"paper"`` (the
+  paper-era model of the README figures: no FC ReLU at all). There is no
+  setting with an encoder-FC ReLU (the original had one only between two
+  commits of 2018-10-21).
 - ``conv_rgb`` (CelebA, 3D Chairs): the same stack with a 256-wide FC
-  layer and ReLU after every FC layer.
+  layer and ReLU after every FC layer (``fc_relus`` does not apply).
+- ``dlib_conv``: disentanglement_lib's ``conv_encoder`` / ``deconv_decoder``
+  (``methods/shared/architectures.py``), the network of Locatello et al.'s
+  study and of disentanglement_lib's FactorVAE: Conv 4x4/2 C→32, 4x4/2
+  32→32, **2x2/2** 32→64, **2x2/2** 64→64 (ReLU; TensorFlow's "same"
+  padding, which is 1 for the 4x4 and 0 for the 2x2 layers here) →
+  Linear(1024→256) ReLU → Linear(256→2d) (its separate ``means`` and
+  ``log_var`` heads, as one layer); decoder Linear(d→256) ReLU →
+  Linear(256→1024) ReLU → ConvT 4x4/2 64→64→32→32→C (ReLU between).
+  It differs from Kim & Mnih's own table (4x4 kernels throughout, FC 128),
+  which the ``conv`` network follows but for a ReLU after the encoder's FC
+  layer (§3). ``fc_relus`` does not apply.
+  TensorFlow flattens channels-last, so its FC weights are ours with the
+  inputs in another order (the same family of functions). The weights
+  start from PyTorch's default initialisation, not TensorFlow's
+  Glorot-uniform kernels and zero biases.
 - ``mlp``: 4096→1200→1200 (ReLU) → 2d; decoder d→1200→1200→1200 (Tanh) → 4096.
 
 ``convtranspose_init="pytorch0.4"`` re-initialises every ConvTranspose
@@ -29,7 +48,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-ARCHITECTURES = ("conv", "conv_rgb", "mlp")
+ARCHITECTURES = ("conv", "conv_rgb", "dlib_conv", "mlp")
 FC_RELUS = ("final", "paper")
 CONVT_INITS = ("modern", "pytorch0.4")
 
@@ -41,7 +60,8 @@ class NetConfig:
     architecture: str = "conv"
     z_dim: int = 10
     channels: int = 1
-    #: ``conv`` only: "final" (decoder-FC ReLUs, the HEAD model) or "paper" (no FC ReLUs).
+    #: ``conv`` only: "final" (decoder-FC ReLUs, the HEAD model) or "paper" (no FC ReLUs); the other
+    #: architectures have fixed FC ReLUs and ignore it.
     fc_relus: str = "final"
     convtranspose_init: str = "modern"
 
@@ -58,10 +78,12 @@ class NetConfig:
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 
 
-def _conv_stack(channels: int) -> nn.Sequential:
+def _conv_stack(channels: int, small_kernels: bool = False) -> nn.Sequential:
+    """64x64 -> 64x4x4, flattened. ``small_kernels``: disentanglement_lib's 2x2/2 (padding 0) 3rd and 4th layers."""
     layers: list[nn.Module] = []
-    for c_in, c_out in ((channels, 32), (32, 32), (32, 64), (64, 64)):
-        layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.ReLU(inplace=True)]
+    for i, (c_in, c_out) in enumerate(((channels, 32), (32, 32), (32, 64), (64, 64))):
+        kernel, padding = (2, 0) if small_kernels and i >= 2 else (4, 1)
+        layers += [nn.Conv2d(c_in, c_out, kernel, 2, padding), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers, nn.Flatten())
 
 
@@ -86,9 +108,10 @@ def build_encoder(cfg: NetConfig) -> nn.Sequential:
     d = cfg.z_dim
     if cfg.architecture == "conv":
         return nn.Sequential(_conv_stack(cfg.channels), nn.Linear(1024, 128), nn.Linear(128, 2 * d))
-    if cfg.architecture == "conv_rgb":
+    if cfg.architecture in ("conv_rgb", "dlib_conv"):
+        small = cfg.architecture == "dlib_conv"
         return nn.Sequential(
-            _conv_stack(cfg.channels), nn.Linear(1024, 256), nn.ReLU(inplace=True), nn.Linear(256, 2 * d)
+            _conv_stack(cfg.channels, small), nn.Linear(1024, 256), nn.ReLU(inplace=True), nn.Linear(256, 2 * d)
         )
     pixels = cfg.channels * 64 * 64
     return nn.Sequential(
@@ -108,7 +131,7 @@ def build_decoder(cfg: NetConfig) -> nn.Sequential:
         return nn.Sequential(
             nn.Linear(d, 128), *_maybe_relu(relu), nn.Linear(128, 1024), *_maybe_relu(relu), _deconv_stack(cfg.channels)
         )
-    if cfg.architecture == "conv_rgb":
+    if cfg.architecture in ("conv_rgb", "dlib_conv"):
         return nn.Sequential(
             nn.Linear(d, 256),
             nn.ReLU(inplace=True),
@@ -199,7 +222,8 @@ class DiscriminatorConfig:
     """FactorVAE's discriminator: ``layers`` hidden layers of ``width`` units, LeakyReLU(``slope``).
 
     The original Non-Syn repository: 5 x 1000, slope 0.01 (PyTorch's default);
-    Kim & Mnih (2018): 6 x 1000 (and 1Konny's port: slope 0.2).
+    disentanglement_lib's ``fc_discriminator`` (after Kim & Mnih 2018, appendix A):
+    6 x 1000, slope 0.2 (TensorFlow's ``leaky_relu`` default); 1Konny's port: 5 x 1000, slope 0.2.
     """
 
     layers: int = 5

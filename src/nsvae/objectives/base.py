@@ -26,15 +26,24 @@ from ..models import VAE
 from .losses import kl_elementwise, kl_total, reconstruction
 from .selection import greedy_select
 
+#: Where Adam adds eps: "modern" (today's torch.optim.Adam: to the bias-corrected sqrt(v)) or "pytorch0.4"
+#: (PyTorch 0.4.1, the original's, and TensorFlow 1: to the raw sqrt(v), the bias correction in the step size).
+EPS_PLACEMENTS = ("modern", "pytorch0.4")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam for the VAE; the original: lr 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay."""
+    """Adam for the VAE; the original: lr 1e-4, betas (0.9, 0.999), eps 1e-8, no weight decay.
+
+    ``eps_placement`` applies to every Adam of the run (also FactorVAE's discriminator's).
+    """
 
     lr: float = 1e-4
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    #: "modern" (torch.optim.Adam) or "pytorch0.4" (the original's PyTorch 0.4.1 Adam, nsvae.objectives.adam).
+    eps_placement: str = "modern"
 
     def __post_init__(self):
         if not self.lr > 0:
@@ -42,18 +51,29 @@ class OptimConfig:
         for name in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        if self.eps_placement not in EPS_PLACEMENTS:
+            raise ValueError(f"eps_placement must be one of {EPS_PLACEMENTS}, got {self.eps_placement!r}")
 
-    def adam(self, params) -> torch.optim.Adam:
-        return make_adam(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps)
+    def adam(self, params) -> torch.optim.Optimizer:
+        return make_adam(
+            params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps, eps_placement=self.eps_placement
+        )
 
 
-def make_adam(params, **kwargs) -> torch.optim.Adam:
+def make_adam(params, eps_placement: str = "modern", **kwargs) -> torch.optim.Optimizer:
     """Adam with the fused kernel where this torch build has it for the parameters' device.
 
     The same algorithm as the default (for-each) Adam, a third of its time on this CPU
     (0.9 ms against 2.6 ms a step for the dSprites VAE; benchmarks/RESULTS.md).
+    ``eps_placement="pytorch0.4"``: PyTorch 0.4.1's Adam instead (:class:`nsvae.objectives.adam.Adam04`).
     """
     params = list(params)
+    if eps_placement == "pytorch0.4":
+        from .adam import Adam04
+
+        return Adam04(params, **kwargs)
+    if eps_placement != "modern":
+        raise ValueError(f"eps_placement must be one of {EPS_PLACEMENTS}, got {eps_placement!r}")
     try:
         return torch.optim.Adam(params, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):  # an older torch, or a device without the fused kernel

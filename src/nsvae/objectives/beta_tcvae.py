@@ -8,18 +8,23 @@
     dimKL  = mean_i [Σ_j log q(z_ij) − log p(z_i)]
 
 The aggregate densities are estimated from the minibatch of size ``B``
-drawn from a dataset of size ``N``:
+drawn from a dataset of size ``N`` (``estimator``):
 
-- ``mws`` (minibatch-weighted sampling): ``log q(z_i) ≈ logsumexp_k log
-  q(z_i|x_k) − log(N·B)``;
-- ``mss`` (minibatch-stratified sampling): the same sum with importance
-  weights ``1/N`` for ``k = i``, ``(N − M)/(N·M)`` for the next sample
-  (cyclically) and ``1/M`` for the others, ``M = B − 1``; each row sums to
-  one. This is the paper's estimator; the authors' released code fills
-  columns instead of the diagonal (its stride is ``B``, not ``B + 1``; see
-  rtqichen/beta-tcvae pull request #1), which this module does not copy.
+- ``mws``, the default: minibatch-weighted sampling, ``log q(z_i) ≈
+  logsumexp_k log q(z_i|x_k) − log(N·B)`` and the same for each
+  ``q(z_ij)``. This is what Chen et al.'s code (rtqichen/beta-tcvae,
+  ``vae_quant.py``) computes unless it is run with ``--mss``: the flag is
+  opt-in (``action='store_true'``), so MWS is their default estimator.
+- ``mss``: minibatch-stratified sampling, Chen et al.'s alternative (their
+  ``--mss``, "the improved minibatch estimator"): the same sum with
+  importance weights ``1/N`` for ``k = i``, ``(N − M)/(N·M)`` for the next
+  sample (cyclically) and ``1/M`` for the others, ``M = B − 1``; each row
+  sums to one. These are the weights as the paper defines them; the
+  released code writes the ``1/N`` and stratum weights into the first two
+  columns instead of the diagonal (its flat stride is ``B``, not ``B + 1``;
+  see rtqichen/beta-tcvae pull request #1), which this module does not copy.
 
-The defaults (α = γ = 1, β = 6, mss) follow the paper's dSprites runs.
+The other defaults (α = γ = 1, β = 6) follow the paper's dSprites runs.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import torch
 from .base import Objective
 from .losses import gaussian_log_density
 
-ESTIMATORS = ("mss", "mws")
+#: The first is the default: minibatch-weighted sampling, as Chen et al.'s code runs without ``--mss``.
+ESTIMATORS = ("mws", "mss")
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,8 @@ class BetaTCVAEConfig:
     beta: float = 6.0
     alpha: float = 1.0
     gamma: float = 1.0
-    estimator: str = "mss"
+    #: "mws" (Chen et al.'s code default) or "mss" (their ``--mss`` option).
+    estimator: str = "mws"
 
     def __post_init__(self):
         if self.estimator not in ESTIMATORS:
@@ -60,7 +67,7 @@ def log_importance_weights(batch: int, dataset_size: int, device=None) -> torch.
     return w.log().to(device=device, dtype=torch.float32)
 
 
-def decomposed_kl(z, mu, logvar, dataset_size: int, estimator: str = "mss") -> dict[str, torch.Tensor]:
+def decomposed_kl(z, mu, logvar, dataset_size: int, estimator: str = "mws") -> dict[str, torch.Tensor]:
     """``{"mi", "tc", "dim_kl"}`` batch estimates for samples ``z`` of ``N(mu, exp(logvar))``."""
     batch = z.shape[0]
     log_qz_given_x = gaussian_log_density(z, mu, logvar).sum(dim=1)  # (B,)

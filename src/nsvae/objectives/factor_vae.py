@@ -6,8 +6,9 @@ Discriminator loss: ``½ [CE(D(z), 0) + CE(D(z̃), 1)]`` where ``z̃`` is a
 second, independent batch encoded by the updated VAE with every latent
 permuted independently across the batch (samples of the product of the
 marginals), as the original. The discriminator has its own Adam (lr 1e-4,
-betas (0.5, 0.9)); it sees ``z`` detached, so no discriminator gradient
-reaches the VAE, and the VAE step never moves the discriminator.
+betas (0.5, 0.9); ``optim.eps_placement`` as the VAE's); it sees ``z``
+detached, so no discriminator gradient reaches the VAE, and the VAE step
+never moves the discriminator.
 """
 
 from __future__ import annotations
@@ -62,7 +63,10 @@ class FactorVAEObjective(Objective):
         device = next(model.parameters()).device
         self.discriminator = Discriminator(model.z_dim, config.discriminator()).to(device)
         self.d_optimizer = make_adam(
-            self.discriminator.parameters(), lr=config.d_lr, betas=(config.d_beta1, config.d_beta2)
+            self.discriminator.parameters(),
+            lr=config.d_lr,
+            betas=(config.d_beta1, config.d_beta2),
+            eps_placement=optim.eps_placement,
         )
 
     def extra_modules(self):

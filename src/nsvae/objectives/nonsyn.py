@@ -20,8 +20,10 @@ Named options (each a measured departure from the original):
 
 - ``synergy_source="re_encode"``: select and penalise on a fresh encoding
   of the same batch after the ELBO step (exact gradient at the new point);
-- ``synergy_source="second_batch"``: on a second random batch (the
-  original's ``--sample sample``);
+- ``synergy_source="second_batch"``: on a second random batch, encoded
+  after the ELBO step (the original's ``--sample sample``, which the talk
+  describes as "sample the values of mu and log var for the 2nd step"; the
+  code's default, ``no_sample``, is ``"same_forward"``);
 - ``selection="sorted"``: the sorted simplification of the greedy rule;
 - ``update="joint"``: one step on ``recon + KL + α·Syn``;
 - ``decoder_momentum_step=False``: the decoder sits out the synergy step.
@@ -153,11 +155,22 @@ class NonSynObjective(Objective):
         self.optimizer.step()
 
     def selection_rates(self) -> dict[str, list[float]]:
-        """Fraction of iterations so far in which each latent was in the best / worst set."""
+        """How often each latent has been in the best / worst set so far, normalised two ways.
+
+        - ``best_rate``, ``worst_rate``: the fraction of iterations (per latent, best + worst = 1);
+        - ``best_share``, ``worst_share``: the count over the total count of all latents' memberships
+          of that set (each sums to 1 over the latents, 0 while the set has always been empty). This
+          is the original's printed statistic: it divides each latent's count by the sum of the counts
+          (``original-implementation.md`` §1.8), which is the fraction of steps divided by the mean
+          size of the set.
+        """
         n = max(self.iteration, 1)
+        best, worst = self.best_counts.double(), self.worst_counts.double()
         return {
-            "best_rate": (self.best_counts.double() / n).tolist(),
-            "worst_rate": (self.worst_counts.double() / n).tolist(),
+            "best_rate": (best / n).tolist(),
+            "worst_rate": (worst / n).tolist(),
+            "best_share": (best / max(float(best.sum()), 1.0)).tolist(),
+            "worst_share": (worst / max(float(worst.sum()), 1.0)).tolist(),
         }
 
     def state_dict(self):

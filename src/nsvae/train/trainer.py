@@ -472,7 +472,7 @@ class _Logger:
         w.add_scalar("synergy_proxy", entry["synergy_proxy"], step)
         for j, v in enumerate(entry["kl_per_dim"]):
             w.add_scalar(f"kl_per_dim/z{j}", v, step)
-        for key in ("best_rate", "worst_rate"):
+        for key in ("best_rate", "worst_rate", "best_share", "worst_share"):
             for j, v in enumerate(entry.get(key, ())):
                 w.add_scalar(f"{key}/z{j}", v, step)
         skip = {"step", "epoch", "recon", "kl", "loss", "synergy_proxy", "elapsed_s"}
