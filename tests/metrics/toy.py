@@ -90,3 +90,36 @@ def posterior_xor(sigma=0.05):
         return z, np.full(z.shape, 2 * np.log(sigma))
 
     return represent_posterior
+
+
+class CodedGrid(GroundTruthData):
+    """A row-major factor grid whose observation is the **full** factor vector, hidden factors included.
+
+    Lets a test encoder read a hidden factor (a coin flip per image) that the metrics cannot see.
+    """
+
+    name = "coded_grid"
+
+    def __init__(self, sizes, names, exposed=None):
+        self._sizes, self._names = tuple(int(s) for s in sizes), tuple(names)
+        self._exposed = tuple(exposed) if exposed is not None else tuple(range(len(self._sizes)))
+
+    @property
+    def all_factor_names(self):
+        return self._names
+
+    @property
+    def all_factor_sizes(self):
+        return self._sizes
+
+    @property
+    def exposed_factors(self):
+        return self._exposed
+
+    @property
+    def observation_shape(self):
+        return (1, 1, len(self._sizes))
+
+    def observations_at(self, indices, rng=None):
+        full = np.stack(np.unravel_index(np.asarray(indices), self._sizes), axis=1)
+        return full.astype(np.float32).reshape(-1, 1, 1, len(self._sizes))

@@ -33,7 +33,8 @@ mean, variance-matched between log-spaced sigma levels), each level is
 convolved with its Gaussian in Fourier space (the kernel variance reduced by
 the Delta^2/3 that the two linear interpolations add), and log q is read at
 the samples by linear interpolation. The tests bound its entropy error
-against ``exact``; docs/metrics.md gives the figures.
+against ``exact``; docs/metrics.md gives the figures. The grid lives in
+:mod:`nsvae.metrics.mixture_grid`, shared with the synergy metric.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import fft as sfft
 
+from .mixture_grid import mixture_logpdf_grid
 from .protocols import resolve
 from .utils import CodeTable, MetricInputError, check_ground_truth, check_posterior, check_score, encode_table
 
@@ -64,65 +65,6 @@ def mixture_logpdf_exact(points: np.ndarray, mean: np.ndarray, logvar: np.ndarra
         m = ld.max(axis=1, keepdims=True)
         out[start : start + step] = m[:, 0] + np.log(np.exp(ld - m).sum(axis=1))
     return out - math.log(len(mu)) - 0.5 * _LOG_2PI
-
-
-def mixture_logpdf_grid(
-    points: np.ndarray,
-    mean: np.ndarray,
-    logvar: np.ndarray,
-    oversample: float = 5.0,
-    level_width: float = 0.1,
-    max_grid: int = 1 << 17,
-) -> tuple[np.ndarray, bool]:
-    """``(log density at points, grid_limited)`` of the 1-D Gaussian mixture, evaluated on a grid.
-
-    ``grid_limited`` is True when ``max_grid`` forced a spacing coarser than
-    sigma_min / oversample (the narrowest components are then widened to the
-    grid's resolution).
-    """
-    x = np.asarray(points, dtype=np.float64)
-    mu = np.asarray(mean, dtype=np.float64)
-    log_s = 0.5 * np.asarray(logvar, dtype=np.float64)
-    s = np.exp(log_s)
-    s_min, s_max = float(s.min()), float(s.max())
-    lo = min(float(mu.min()) - 8.0 * s_max, float(x.min()) - 8.0 * s_min)
-    hi = max(float(mu.max()) + 8.0 * s_max, float(x.max()) + 8.0 * s_min)
-    delta = s_min / oversample
-    limited = False
-    if (hi - lo) / delta > max_grid - 2:
-        delta = (hi - lo) / (max_grid - 2)
-        limited = True
-    size = sfft.next_fast_len(int(math.ceil((hi - lo) / delta)) + 2, real=True)
-    # sigma levels (log-spaced); each component's weight split between its two levels so the variance matches
-    l0 = float(log_s.min())
-    n_levels = int(math.floor((float(log_s.max()) - l0) / level_width)) + 2
-    levels = np.exp(l0 + level_width * np.arange(n_levels))
-    fl = np.clip((log_s - l0) / level_width, 0.0, n_levels - 1.000001)
-    il = np.floor(fl).astype(np.int64)
-    va, vb = levels[il] ** 2, levels[np.minimum(il + 1, n_levels - 1)] ** 2
-    wl = np.where(vb > va, (s * s - va) / np.where(vb > va, vb - va, 1.0), 0.0)
-    wl = np.clip(wl, 0.0, 1.0)
-    # positions: linear (cloud-in-cell) split between two grid points
-    fx = (mu - lo) / delta
-    ix = np.floor(fx).astype(np.int64)
-    wx = fx - ix
-    weights = np.zeros(n_levels * size)
-    w0 = 1.0 / len(mu)
-    for dl, wlev in ((0, 1.0 - wl), (1, wl)):
-        lev = np.minimum(il + dl, n_levels - 1)
-        for dx, wpos in ((0, 1.0 - wx), (1, wx)):
-            weights += np.bincount(lev * size + ix + dx, weights=w0 * wlev * wpos, minlength=n_levels * size)
-    weights = weights.reshape(n_levels, size)
-    used = np.flatnonzero(weights.any(axis=1))
-    freq = np.fft.rfftfreq(size, d=delta)
-    spec = sfft.rfft(weights[used], axis=1)
-    var_eff = np.maximum(levels[used] ** 2 - delta * delta / 3.0, delta * delta / 12.0)
-    transfer = np.exp(-2.0 * (math.pi**2) * var_eff[:, None] * (freq[None, :] ** 2))
-    density = sfft.irfft((spec * transfer).sum(axis=0), n=size) / delta
-    grid = lo + delta * np.arange(size)
-    q = np.interp(x, grid, density)
-    tiny = np.finfo(np.float64).tiny
-    return np.log(np.maximum(q, tiny)), limited
 
 
 def _entropy(samples, mean, logvar, density: str) -> tuple[float, bool]:

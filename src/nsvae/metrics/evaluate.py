@@ -59,7 +59,7 @@ METRICS: dict[str, tuple[Any, bool, bool]] = {
 }
 #: The metrics ``evaluate`` runs by default (all of them).
 DEFAULT_METRICS = tuple(METRICS)
-# synergy: its joint term is exact against every posterior (joint_reference="auto").
+# synergy: every information term is exact against every posterior (reference="auto" resolves to "table").
 _TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy"}
 
 

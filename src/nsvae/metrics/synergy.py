@@ -1,39 +1,58 @@
 """Synergy of a representation about each ground-truth factor (the project's own metric).
 
-For a factor v_k and the latents z = (z_1..z_d) of the encoder's posterior:
+For a factor v and the latents z = (z_1..z_d) of the encoder's posterior:
 
-- S_max(z; v_k) = I(z; v_k) - I_max, with I_max = sum_v p(v) max_j I(z_j; v_k = v)
+- S_max(z; v) = I(z; v) - I_max, with I_max = sum_y p(y) max_j I(z_j; v = y)
   (Williams & Beer 2010; the synergy measure of the Non-Syn VAE);
-- WMS(z; v_k) = I(z; v_k) - sum_j I(z_j; v_k) (negative under redundancy);
+- WMS(z; v) = I(z; v) - sum_j I(z_j; v) (negative under redundancy);
 
-both divided by H(v_k), so 1 means "everything the code knows about v_k is
-only in combinations of latents" and 0 "no synergy".
+both divided by H(v), so 1 means "everything the code knows about v is only
+in combinations of latents" and 0 "no synergy". S_max counts a factor split
+into a coarse and a fine part (posX = 8 * coarse + fine, each in its own
+latent) as synergy: log 4 / log 32 = 0.4 of H there, where WMS gives 0.
 
-**Single-latent terms** I(z_j; v_k) and the specific information
-I(z_j; v_k = v) come from :mod:`nsvae.info` on the joint table of v_k and
-the 20-bin histogram of one posterior sample z_j ~ q(z_j|x) per point
-(``num_train`` random points; ``codes="mean"`` bins the means instead),
-Miller–Madow corrected (:func:`single_latent_terms`).
+**One estimator for every term.** Every information term is computed on one
+random variable, z ~ q(z|x) with x uniform over a population, through the
+posterior of v given the latents S in question (one latent, or all of them):
+q(v | z_S) = sum_{m: v_m = v} q(z_S | x_m) / sum_m q(z_S | x_m), and
+I(z_S; v) = H(v) - E[-log q(v | z_S)]. Two populations:
 
-**Joint term** I(z; v_k) cannot be tabulated (20^d cells). It is
-H(v_k) minus the cross-entropy of a classifier q~(v | z) on samples
-z_i ~ q(z|x_i), mixed with the prior, q~ = (1 - 1e-3) q + 1e-3 p(v), so
-that it is never 0. Any classifier's cross-entropy is >= H(v|z), so this is
-a lower bound of I(z; v_k); it is raised to the best single-latent term
-when that is larger (data processing: I(z; v) >= I(z_j; v)). So S_max and
-WMS here are conservative: sampling noise aside, they do not report
-synergy that is not there. Two classifiers:
+- ``reference="table"`` (the default whenever the posteriors of **every**
+  image are known: a :class:`CodeTable` with logvar, as
+  :func:`nsvae.metrics.evaluate` builds for finite noise-free datasets): the
+  population is the whole dataset and q(v | z_S) is the model's exact class
+  posterior. Single-latent terms and specific informations are integrals
+  over a fine grid (:mod:`nsvae.metrics.mixture_grid`, error < 1e-3 nats, no
+  sampling noise); the joint term averages -log q(v | z) over
+  ``num_samples`` sampled points (Monte Carlo noise only), with
+  q~ = (1 - 1e-3) q + 1e-3 p(v) against log 0 (costs at most 0.001 nats).
+- ``reference="pool"`` (datasets that draw noise, or a plain
+  ``represent_posterior`` function): the population is ``num_samples``
+  random points, and each point is scored leave-one-out against the other
+  points' posteriors: a cross-validated classifier, whose cross-entropy
+  bounds I from below. A finite pool is sparse where a factor is
+  carried by one latent among several others (no other point shares every
+  class), and a kernel classifier on it overfits; so the pool estimate of
+  I(z_S; v) is the best, by leave-one-out cross-entropy, of a small family of
+  classifiers built from the same posteriors: the mixture with the prior,
+  (1 - lam) q(v | z_S) + lam p(v) for lam in :data:`PRIOR_WEIGHTS` (lam = 1
+  is the constant classifier, I = 0), and, for the joint term, the latent
+  subsets S along a backward elimination from all latents (every single
+  latent included). Since every member uses only z, each is a lower bound of
+  I(z; v); the joint is never below a single-latent term by construction.
 
-- with the posteriors of **every** image (a :class:`CodeTable` with
-  logvar, as :func:`nsvae.metrics.evaluate` builds for finite noise-free
-  datasets), the exact class posterior of the model's joint
-  (:func:`joint_information_full_table`): tight;
-- otherwise the leave-one-out mixture of the ``num_samples`` pool
-  posteriors, widths scaled by the best of 1, 2, 4, 8, 16 per factor
-  (:func:`joint_information_lower_bound`): consistent as the reference set
-  grows, but loose for factors with many classes.
+The result records the reference actually used (``protocol["reference"]``)
+and, per factor, every single-latent term and the latents of the joint term.
+Estimates are not clipped: S_max a little below 0 is sampling noise, and
+averages over runs stay unbiased.
 
-H(v_k) and p(v) of the normalisation are the plug-in values of the pool points.
+The properties the tests prove, on both references (tests/metrics/
+test_synergy_truth.py): a perfect code (one factor per latent) gives
+|S_max|, |WMS| <= 0.01 and I(z; v) >= 0.98 H(v) for factors of 3 to 40
+classes; an outlier point moves nothing by more than 0.01; a one-time pad
+(v = z1 xor z2, z1 a fair coin) gives S_max, WMS >= 0.9; a factor copied into
+two latents gives S_max ~ 0 and WMS ~ -1; a factor split into coarse and fine
+latents gives S_max = log 4 / log 32 and WMS ~ 0.
 
 **Training-time proxy**: the Non-Syn VAE's penalty on held-out points: the
 mean KL(q(z_j|x) || N(0, 1)) per latent over the pool, the exact greedy scan
@@ -47,8 +66,8 @@ import math
 
 import numpy as np
 
-from .. import info
 from ..objectives.selection import greedy_select  # numpy only: keeps the metrics torch-free
+from .mixture_grid import class_densities_on_grid, specific_information_on_grid
 from .protocols import resolve
 from .utils import (
     CodePool,
@@ -57,119 +76,208 @@ from .utils import (
     check_ground_truth,
     check_posterior,
     check_score,
-    contingency,
-    discrete_entropy,
-    histogram_discretize,
     make_pool,
 )
 
 REFERENCE = (
     "S_max: Williams & Beer 2010 (arXiv:1004.2515); WMS: Griffith & Koch 2014; "
-    "Non-Syn VAE: Barrientos & Sootla 2018; estimators: docs/metrics.md"
+    "Non-Syn VAE: Barrientos & Sootla 2018; estimator: docs/metrics.md"
 )
 _PRIOR_MIX = 1e-3
-#: Which codes the single-latent terms see: posterior samples z ~ q(z|x) (the joint term's variable) or means.
-CODE_KINDS = ("sampled", "mean")
-BIAS_CORRECTIONS = ("miller-madow", "none")
-#: The joint term's reference posteriors: the whole dataset when tabulated ("auto"), always ("table"), or the pool.
-JOINT_REFERENCES = ("auto", "table", "pool")
-_LOG_2PI = math.log(2.0 * math.pi)
+#: The population whose posteriors define q(v | z): the whole dataset when tabulated ("auto"), always, or a pool.
+REFERENCES = ("auto", "table", "pool")
+#: Prior weights lam of the pool classifiers (1 - lam) q(v | z_S) + lam p(v); 1 is the constant classifier.
+PRIOR_WEIGHTS = (1e-3, 1e-2, 0.05, 0.2, 0.5, 1.0)
 
 
-def single_latent_terms(
-    codes_binned: np.ndarray, factor: np.ndarray, bias_correction: str = "miller-madow"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(I(z_j; v) per j, specific information I(z_j; v = .) (d, |V|), p(v))`` in nats via nsvae.info.
+# -- the pool: leave-one-out posteriors of v given a subset of latents -------------------------------------
 
-    With ``bias_correction="miller-madow"`` each specific information
-    I(z_j; v = y) loses (B_y - 1) / (2 n_y) - (B - 1) / (2 n), where B_y bins
-    are occupied among the n_y points of class y and B among all n points;
-    averaged over p(y) this is exactly the Miller–Madow correction of the
-    mutual information, (B_zv - B_z - B_v + 1) / (2n), so the corrected terms
-    stay consistent: sum_y p(y) I(z_j; v = y) = I(z_j; v). It removes most
-    of the plug-in bias of about (20 - 1)(|V| - 1) / (2n) nats per latent,
-    which for 40 orientations and n = 10,000 is 0.04 nats per latent, 0.4
-    over ten uninformative latents (measured: 0.37 -> 0.08; sparsely filled
-    tail bins keep the rest).
+
+def _class_index(factors: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per factor, the class of each row as 0..|V|-1 and the plug-in p(v) of those classes."""
+    inverse, priors = [], []
+    for i in range(factors.shape[1]):
+        _, inv, counts = np.unique(factors[:, i], return_inverse=True, return_counts=True)
+        inverse.append(inv.reshape(-1))
+        priors.append(counts / counts.sum())
+    return inverse, priors
+
+
+#: Log-kernel pieces held in memory at once (float32 elements, ~512 MB); larger pools recompute them per chunk.
+_PIECES_BUDGET = 1 << 27
+
+
+class PoolKernel:
+    """Leave-one-out posteriors of v given a subset of latents, over one pool of n points.
+
+    Point i (sample ``z[i]`` of posterior ``(mean[i], logvar[i])``) is scored
+    against the posteriors of the other n - 1 points restricted to the
+    latents of a subset S (a boolean mask over the d latents). The per-latent
+    log-kernels log N(z_ij; mu_mj, sigma_mj^2) are computed once (float32)
+    when they fit in memory, else per chunk of rows.
     """
-    if bias_correction not in BIAS_CORRECTIONS:
-        raise MetricInputError(f"synergy: bias_correction must be one of {BIAS_CORRECTIONS}, got {bias_correction!r}")
-    d = codes_binned.shape[1]
-    mis, specs = np.empty(d), []
-    p_v = None
-    for j in range(d):
-        table = contingency(codes_binned[:, j], factor)
-        spec = info.specific_information(table, 0, base="e")
-        if bias_correction == "miller-madow":
-            n = len(factor)
-            n_y = table.sum(axis=0) * n
-            occupied_y = (table > 0).sum(axis=0)
-            occupied = int((table.sum(axis=1) > 0).sum())
-            spec = spec - ((occupied_y - 1) / (2.0 * n_y) - (occupied - 1) / (2.0 * n))
-        p_v = table.sum(axis=0)
-        specs.append(spec)
-        mis[j] = float(np.sum(p_v * spec))
-    return mis, np.array(specs), p_v
+
+    def __init__(self, z: np.ndarray, mean: np.ndarray, logvar: np.ndarray, chunk: int = 256):
+        self.z, self.mean, self.logvar = z, mean, logvar
+        self.n, self.d = mean.shape
+        self.chunk = chunk
+        self._a = np.exp(-logvar)
+        self._cached = None
+        if self.d * self.n * self.n <= _PIECES_BUDGET:
+            self._cached = np.concatenate([self._pieces(s, self.n) for s in range(0, self.n, chunk)], axis=1)
+
+    def _pieces(self, start: int, stop: int) -> np.ndarray:
+        zc = self.z[start:stop]
+        # log N up to the constant -0.5 log 2 pi, which cancels in every ratio
+        out = (zc.T[:, :, None] - self.mean.T[:, None, :]) ** 2
+        out *= self._a.T[:, None, :]
+        out += self.logvar.T[:, None, :]
+        out *= -0.5
+        return out.astype(np.float32)
+
+    def own_posteriors(self, classes: list[np.ndarray], subsets: list[np.ndarray]) -> np.ndarray:
+        """q(v_i | z_{i,S}) for each subset S (a boolean mask) and factor: ``(len(subsets), len(classes), n)``."""
+        return self._evaluate(classes, [(np.asarray(m, dtype=bool), None) for m in subsets])
+
+    def own_posteriors_without(self, classes: list[np.ndarray], base: np.ndarray, drop: list[int]) -> np.ndarray:
+        """q(v_i | z_{i,S}) for S = ``base`` less one latent j, for each j in ``drop``."""
+        return self._evaluate(classes, [(np.asarray(base, dtype=bool), j) for j in drop])
+
+    def _evaluate(self, classes: list[np.ndarray], sets: list[tuple[np.ndarray, int | None]]) -> np.ndarray:
+        n = self.n
+        out = np.empty((len(sets), len(classes), n))
+        onehots = []
+        for inv in classes:
+            oh = np.zeros((n, int(inv.max()) + 1), dtype=np.float32)
+            oh[np.arange(n), inv] = 1.0
+            onehots.append(oh)
+        for start in range(0, n, self.chunk):
+            stop = min(n, start + self.chunk)
+            pieces = self._cached[:, start:stop] if self._cached is not None else self._pieces(start, stop)
+            rows = np.arange(stop - start)
+            sums: dict[bytes, np.ndarray] = {}  # the log-kernel of each distinct base set, summed once per chunk
+            for s_idx, (mask, dropped) in enumerate(sets):
+                key = mask.tobytes()
+                if key not in sums:
+                    sums[key] = pieces[mask].sum(axis=0)
+                logk = sums[key] - pieces[dropped] if dropped is not None else sums[key].copy()
+                logk[rows, start + rows] = -np.inf  # leave one out
+                logk -= logk.max(axis=1, keepdims=True)
+                np.exp(logk, out=logk)
+                norm = logk.sum(axis=1, dtype=np.float64)
+                for k, (inv, oh) in enumerate(zip(classes, onehots)):
+                    own = (logk @ oh)[rows, inv[start:stop]]
+                    out[s_idx, k, start:stop] = own / norm
+        return np.clip(out, 0.0, 1.0)
 
 
-#: Posterior widths are scaled by these factors; the bound keeps the best (any q(v|z) gives a valid bound).
-BANDWIDTHS = (1.0, 2.0, 4.0, 8.0, 16.0)
+def _best_prior_weight(own: np.ndarray, p_own: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(log q~(v_i | z) per point, lam)`` for the prior weight with the smallest cross-entropy."""
+    best, best_ce, best_lam = None, math.inf, 1.0
+    for lam in PRIOR_WEIGHTS:
+        logq = np.log((1.0 - lam) * own + lam * p_own)
+        ce = -float(logq.mean())
+        if ce < best_ce - 1e-15:
+            best, best_ce, best_lam = logq, ce, lam
+    return best, best_lam
 
 
-def joint_information_lower_bound(
-    z: np.ndarray,
-    mean: np.ndarray,
-    logvar: np.ndarray,
-    factors: np.ndarray,
-    chunk: int = 512,
-    bandwidths=BANDWIDTHS,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(I^(z; v_k), H(v_k), chosen bandwidth)`` per factor in nats, by the leave-one-out posterior-mixture classifier.
+def pool_information(
+    z: np.ndarray, mean: np.ndarray, logvar: np.ndarray, factors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray], list[dict]]:
+    """The pool estimator: ``(I(z; v_k), H(v_k), specific informations (d, |V_k|), p(v_k), joint details)``.
 
-    ``z`` (n, d) are samples of the posteriors ``(mean, logvar)`` (n, d) of the
-    same n points, whose classes are ``factors`` (n, K). Row i is scored
-    against the mixture of the other n - 1 posteriors, their standard
-    deviations scaled by each of ``bandwidths`` (with few reference points in
-    a large factor space the unscaled mixture is overconfident); the smallest
-    cross-entropy per factor is kept (a choice among 5 classifiers on n
-    points: its optimism is negligible next to the sampling noise).
+    Single-latent terms: the best prior weight per latent and factor.
+    Joint term: the best over the single latents, all latents, and the
+    backward elimination from all latents (drop, at each step, the latent
+    whose removal gives the smallest cross-entropy, down to two latents).
+    Every cross-entropy is leave-one-out over the n points.
     """
     n, d = mean.shape
-    a = np.exp(-logvar)  # 1 / sigma^2
-    ma = mean * a
-    quad_m = -0.5 * (mean * ma).sum(axis=1)
-    log_norm = -0.5 * logvar.sum(axis=1)  # per reference m; the bandwidth adds a constant common to every m
-    k = factors.shape[1]
-    onehots, priors, h_v = [], [], np.empty(k)
+    classes, priors = _class_index(factors)
+    k = len(classes)
+    p_own = [priors[i][classes[i]] for i in range(k)]
+    h_v = np.array([float(-(p * np.log(p)).sum()) for p in priors])
+    # a latent whose posterior is the same for every point cancels from every q(v | z_S): leave it out
+    varies = ~((np.ptp(mean, axis=0) == 0) & (np.ptp(logvar, axis=0) == 0))
+    eye = np.eye(d, dtype=bool)
+    kernel = PoolKernel(z, mean, logvar)
+    singles = kernel.own_posteriors(classes, list(eye))
+    if varies.sum() > 1:
+        full = kernel.own_posteriors(classes, [varies])[0]
+        first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
+    specs, details = [], []
+    joint = np.empty(k)
     for i in range(k):
-        values, inv = np.unique(factors[:, i], return_inverse=True)
-        oh = np.zeros((n, len(values)))
-        oh[np.arange(n), inv] = 1.0
-        onehots.append((oh, inv.reshape(-1)))
-        pv = oh.mean(axis=0)
-        priors.append(pv)
-        h_v[i] = float(-(pv * np.log(pv)).sum())
-    bw = np.asarray(bandwidths, dtype=np.float64)
-    ce = np.zeros((len(bw), k))
-    for start in range(0, n, chunk):
-        zi = z[start : start + chunk]
-        rows = np.arange(len(zi))
-        # -0.5 sum_j (z_ij - mu_mj)^2 / sigma_mj^2
-        quad = -0.5 * (zi * zi) @ a.T + zi @ ma.T + quad_m[None, :]
-        for b_idx, t in enumerate(bw):
-            logk = quad / (t * t) + log_norm[None, :]
-            logk[rows, start + rows] = -np.inf  # leave one out
-            logk -= logk.max(axis=1, keepdims=True)
-            w = np.exp(logk)
-            total = w.sum(axis=1)
-            for i in range(k):
-                oh, inv = onehots[i]
-                own = (w @ oh)[rows, inv[start : start + chunk]] / total
-                p = (1.0 - _PRIOR_MIX) * own + _PRIOR_MIX * priors[i][inv[start : start + chunk]]
-                ce[b_idx, i] -= np.log(p).sum()
-    ce /= n
-    best = ce.argmin(axis=0)
-    return np.maximum(h_v - ce[best, np.arange(k)], 0.0), h_v, bw[best]
+        best = _BestSubset(p_own[i])
+        spec = np.empty((d, len(priors[i])))
+        counts = np.bincount(classes[i], minlength=len(priors[i]))
+        for j in range(d):
+            logq = best.consider(singles[j, i], eye[j])[1]
+            spec[j] = np.bincount(classes[i], weights=logq - np.log(p_own[i]), minlength=len(counts)) / counts
+        current = varies.copy()
+        step_scores = None
+        if current.sum() > 1:
+            best.consider(full[i], current)
+            step_scores = first_step[:, i]
+        while current.sum() > 2:
+            members = np.flatnonzero(current).tolist()
+            if step_scores is None:
+                step_scores = kernel.own_posteriors_without([classes[i]], current, members)[:, 0]
+            ces = [best.consider(own, _without(current, j))[0] for own, j in zip(step_scores, members)]
+            current = _without(current, members[int(np.argmin(ces))])
+            step_scores = None
+        joint[i] = h_v[i] - best.ce
+        specs.append(spec)
+        details.append({"joint_latents": best.latents})
+    return joint, h_v, specs, priors, details
+
+
+def _without(mask: np.ndarray, j: int) -> np.ndarray:
+    out = mask.copy()
+    out[j] = False
+    return out
+
+
+class _BestSubset:
+    """The classifier of smallest leave-one-out cross-entropy seen so far, and its latents."""
+
+    def __init__(self, p_own: np.ndarray):
+        self.p_own = p_own
+        self.ce, self.latents = math.inf, None
+
+    def consider(self, own: np.ndarray, mask: np.ndarray) -> tuple[float, np.ndarray]:
+        logq, _ = _best_prior_weight(own, self.p_own)
+        ce = -float(logq.mean())
+        if ce < self.ce - 1e-9:  # a tie keeps the earlier (smaller) set
+            self.ce, self.latents = ce, np.flatnonzero(mask).tolist()
+        return ce, logq
+
+
+# -- the table: the model's exact class posterior over the whole dataset ---------------------------------
+
+
+def table_single_latent_information(
+    table_mean: np.ndarray, table_logvar: np.ndarray, table_classes: list[np.ndarray], num_classes: list[int]
+) -> tuple[list[np.ndarray], list[np.ndarray], bool]:
+    """Per factor, ``(specific information I(z_j; v = y) (d, |V|), p(y))`` over the whole table, on the grid.
+
+    Exact integrals of the model's joint of (z_j, v) (x uniform over the
+    table rows, z_j ~ q(z_j|x)) up to the grid's resolution; returns also
+    whether a grid hit its size limit.
+    """
+    n, d = table_mean.shape
+    specs = [np.empty((d, size)) for size in num_classes]
+    p_vs: list[np.ndarray] = [np.zeros(size) for size in num_classes]
+    limited = False
+    for j in range(d):
+        for i, (cls, size) in enumerate(zip(table_classes, num_classes)):
+            grid, dens, lim = class_densities_on_grid(table_mean[:, j], table_logvar[:, j], cls, size)
+            limited |= lim
+            specs[i][j], _ = specific_information_on_grid(dens, float(grid[1] - grid[0]))
+    for i, (cls, size) in enumerate(zip(table_classes, num_classes)):
+        p_vs[i] = np.bincount(cls, minlength=size) / len(cls)
+    return specs, p_vs, limited
 
 
 def joint_information_full_table(
@@ -242,7 +350,7 @@ def joint_information_full_table(
             own = sums[rows, fc[:, i]] / total
             ce[i] -= np.log((1.0 - _PRIOR_MIX) * own + _PRIOR_MIX * priors[i][fc[:, i]]).sum()
     ce /= len(z)
-    return np.maximum(h_v - ce, 0.0), h_v
+    return h_v - ce, h_v
 
 
 def _table_grid(data, n_table: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
@@ -279,80 +387,85 @@ def synergy_from_posteriors(
     mean: np.ndarray,
     logvar: np.ndarray,
     rng: np.random.Generator,
-    num_bins: int = 20,
-    num_samples: int | None = None,
+    num_samples: int | None = 2000,
     names=None,
-    codes: str = "sampled",
-    bias_correction: str = "miller-madow",
     reference: dict | None = None,
 ) -> dict:
     """The synergy core on explicit posteriors of random points and their factor classes.
 
-    ``codes="sampled"`` (default) bins one posterior sample z ~ q(z|x) per
-    point for the single-latent terms, the same random variable as the
-    joint term; ``"mean"`` bins the posterior means, as the discrete MIG
-    does (latents whose means vary far less than their posterior noise
-    then look informative, which inflates the single terms).
-
-    ``reference``: the whole dataset's posteriors (``mean``, ``logvar``, and
-    ``factors`` or ``grid``) for :func:`joint_information_full_table`,
-    scoring the first ``num_samples`` points; without it the joint term is
-    the leave-one-out mixture of the ``num_samples`` points themselves.
+    ``factors`` (n, K), ``mean``/``logvar`` (n, d): the posteriors of n random
+    points; the first ``num_samples`` of them are scored (one sample
+    z ~ q(z|x) each). ``reference``: the whole dataset's posteriors
+    (``mean``, ``logvar``, ``factors`` (N, K), optionally ``grid``) make the
+    population the dataset (the table estimator); without it the population
+    is the scored points themselves, each scored leave-one-out (the pool
+    estimator). See the module docstring.
     """
     mu, lv = check_posterior(mean, logvar, len(factors))
     factors = np.asarray(factors)
     if mu.shape[1] < 2:
         raise MetricInputError("synergy among latents needs at least 2 latent dimensions")
-    if codes not in CODE_KINDS:
-        raise MetricInputError(f"synergy: codes must be one of {CODE_KINDS}, got {codes!r}")
     names = list(names) if names is not None else [f"factor_{i}" for i in range(factors.shape[1])]
-    z_all = mu + np.exp(0.5 * lv) * rng.standard_normal(mu.shape)
-    binned = histogram_discretize(z_all if codes == "sampled" else mu, num_bins)
-    m = len(mu) if num_samples is None else min(num_samples, len(mu))
+    m = len(mu) if num_samples is None else min(int(num_samples), len(mu))
+    if m < 2:
+        raise MetricInputError(f"synergy needs at least 2 scored points, got {m}")
+    z = mu[:m] + np.exp(0.5 * lv[:m]) * rng.standard_normal(mu[:m].shape)
+    k = factors.shape[1]
+    grid_limited = False
     if reference is None:
-        joint, _, bandwidth = joint_information_lower_bound(z_all[:m], mu[:m], lv[:m], factors[:m])
-        estimator = "pool mixture (leave-one-out)"
+        joint, h_v, specs, p_vs, details = pool_information(z, mu[:m], lv[:m], factors[:m])
+        estimator = "pool"
     else:
-        joint, _ = joint_information_full_table(
-            z_all[:m],
-            factors[:m],
-            reference["mean"],
-            reference["logvar"],
-            reference.get("factors"),
-            reference.get("grid"),
+        ref_mean, ref_logvar = check_posterior(reference["mean"], reference["logvar"], None, "the reference table")
+        ref_factors = np.asarray(reference["factors"])
+        if ref_factors.shape != (len(ref_mean), k):
+            raise MetricInputError(
+                f"synergy: the reference factors must be ({len(ref_mean)}, {k}), got {ref_factors.shape}"
+            )
+        sizes = [int(max(ref_factors[:, i].max(), factors[:m, i].max())) + 1 for i in range(k)]
+        joint, h_v = joint_information_full_table(
+            z, factors[:m], ref_mean, ref_logvar, ref_factors, reference.get("grid")
         )
-        bandwidth = np.ones(factors.shape[1])
-        estimator = "whole-dataset posterior"
-    h_plugin = discrete_entropy(factors)
+        specs, p_vs, grid_limited = table_single_latent_information(
+            ref_mean, ref_logvar, [ref_factors[:, i] for i in range(k)], sizes
+        )
+        details = [{"joint_latents": list(range(mu.shape[1]))} for _ in range(k)]
+        estimator = "table"
     per_factor, s_vals, w_vals = {}, [], []
     for i, name in enumerate(names):
-        mis, specs, p_v = single_latent_terms(binned, factors[:, i], bias_correction)
-        i_max = float(np.sum(p_v * np.nan_to_num(specs, nan=0.0).max(axis=0)))
-        h = float(h_plugin[i])
-        if h <= 0:
-            per_factor[name] = {"skipped": "the factor takes one value in the sample"}
+        h = float(h_v[i])
+        if h <= 1e-12:
+            per_factor[name] = {"skipped": "the factor takes one value in the population"}
             continue
-        # data processing: I(z; v) >= I(z_j; v) >= I(bin(z_j); v), so the best single term is also a lower bound
-        i_joint = max(float(joint[i]), float(mis.max()))
-        s = max(0.0, i_joint - i_max) / h
-        w = (i_joint - float(mis.sum())) / h
+        spec, p_v = specs[i], p_vs[i]
+        singles = spec @ p_v  # I(z_j; v) = sum_y p(y) I(z_j; v = y)
+        i_max = float(p_v @ spec.max(axis=0))
+        i_joint = float(joint[i])
+        s = (i_joint - i_max) / h
+        w = (i_joint - float(singles.sum())) / h
         per_factor[name] = {
             "s_max": s,
             "wms": w,
             "i_joint": i_joint,
-            "i_joint_mixture": float(joint[i]),
             "i_max": i_max,
-            "sum_single": float(mis.sum()),
-            "max_single": float(mis.max()),
+            "sum_single": float(singles.sum()),
+            "max_single": float(singles.max()),
+            "single": singles.tolist(),
             "entropy": h,
-            "joint_bandwidth": float(bandwidth[i]),
-            "joint_estimator": estimator,
+            "joint_latents": details[i]["joint_latents"],
+            "estimator": estimator,
         }
         s_vals.append(s)
         w_vals.append(w)
     if not s_vals:
         raise MetricInputError("synergy: every factor takes a single value in the sample")
-    return {"s_max": float(np.mean(s_vals)), "wms": float(np.mean(w_vals)), "per_factor": per_factor}
+    return {
+        "s_max": float(np.mean(s_vals)),
+        "wms": float(np.mean(w_vals)),
+        "per_factor": per_factor,
+        "estimator": estimator,
+        "grid_limited": bool(grid_limited),
+    }
 
 
 def synergy(
@@ -373,6 +486,11 @@ def synergy(
     """
     check_ground_truth(data, "synergy")
     p = resolve("synergy", protocol, overrides)
+    if p["reference"] not in REFERENCES:
+        raise MetricInputError(f"synergy: reference must be one of {REFERENCES}, got {p['reference']!r}")
+    for key in ("num_train", "num_samples"):
+        if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < 2:
+            raise MetricInputError(f"synergy: {key} must be an integer >= 2, got {p[key]!r}")
     need = max(p["num_train"], p["num_samples"])
     if pool is None or pool.logvar is None:
         if isinstance(represent_posterior, CodeTable):
@@ -383,39 +501,26 @@ def synergy(
         raise MetricInputError("synergy needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
     if pool.num_train < need:
         raise MetricInputError(f"synergy needs {need} pool points, the pool has {pool.num_train}")
-    if p["num_reference"] != p["num_samples"]:
-        raise MetricInputError("synergy: num_reference must equal num_samples (leave-one-out on one set)")
-    if p["joint_reference"] not in JOINT_REFERENCES:
-        raise MetricInputError(
-            f"synergy: joint_reference must be one of {JOINT_REFERENCES}, got {p['joint_reference']!r}"
-        )
-    factors, mean = pool.factors[: p["num_train"]], pool.codes[: p["num_train"]]
-    logvar = pool.logvar[: p["num_train"]]
-    reference, num_joint = None, p["num_samples"]
     table = represent_posterior if isinstance(represent_posterior, CodeTable) else None
-    if p["joint_reference"] == "table" and (table is None or table.logvar is None):
+    has_table = table is not None and table.logvar is not None
+    if p["reference"] == "table" and not has_table:
         raise MetricInputError(
-            "synergy: joint_reference='table' needs the posteriors of every image (a CodeTable with logvar); "
-            "use evaluate(), which encodes finite noise-free datasets once, or joint_reference='pool'"
+            "synergy: reference='table' needs the posteriors of every image (a CodeTable with logvar); "
+            "use evaluate(), which encodes finite noise-free datasets once, or reference='pool'"
         )
-    if p["joint_reference"] != "pool" and table is not None and table.logvar is not None:
-        grid = _table_grid(data, len(table.codes))
-        reference = {"mean": table.codes, "logvar": table.logvar, "grid": grid}
-        if grid is None:
-            reference["factors"] = data.factors_of(np.arange(len(table.codes)))
-        num_joint = p["num_joint"]
+    reference = None
+    if p["reference"] != "pool" and has_table:
+        reference = {
+            "mean": table.codes,
+            "logvar": table.logvar,
+            "factors": data.factors_of(np.arange(len(table.codes))),
+            "grid": _table_grid(data, len(table.codes)),
+        }
+    n = p["num_samples"]
     core = synergy_from_posteriors(
-        factors,
-        mean,
-        logvar,
-        rng,
-        p["num_bins"],
-        num_joint,
-        data.factor_names,
-        codes=p["codes"],
-        bias_correction=p["bias_correction"],
-        reference=reference,
+        pool.factors[:n], pool.codes[:n], pool.logvar[:n], rng, n, data.factor_names, reference=reference
     )
+    mean, logvar = pool.codes[: p["num_train"]], pool.logvar[: p["num_train"]]
     result = {
         "metric": "synergy",
         "score": core["s_max"],
@@ -423,8 +528,9 @@ def synergy(
         "wms": core["wms"],
         "per_factor": core["per_factor"],
         "proxy": synergy_proxy(mean, logvar, p["omega"]),
+        "grid_limited": core["grid_limited"],
         "units": "fractions of H(v_k); raw terms in nats",
         "reference": REFERENCE,
-        "protocol": p,
+        "protocol": dict(p, reference=core["estimator"]),
     }
     return check_score(result, "synergy")
