@@ -26,7 +26,7 @@ Every other key must agree: ``run.steps``; the whole ``[data]`` table
 ``batch_size``, ``origin``, the crop and channels); the whole ``[model]``
 table (``architecture``, ``z_dim``, ``channels``, ``fc_relus``,
 ``convtranspose_init``); the whole ``[optim]`` table (the VAE's Adam: ``lr``,
-``beta1``, ``beta2``, ``eps``); ``common.likelihood``; and
+``beta1``, ``beta2``, ``eps``, ``eps_placement``); ``common.likelihood``; and
 ``common.proxy_omega`` (it trains nothing, but the synergy proxy drawn over
 training for every run is computed with it).
 """
