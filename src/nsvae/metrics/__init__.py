@@ -3,7 +3,7 @@
 Every metric is ``metric(data, represent, rng, *, protocol="default", **overrides) -> dict``
 where ``data`` is a :class:`nsvae.data.GroundTruthData`, ``represent(obs) -> (n, d)``
 any function (an encoder's mean, the identity, a constant) and ``rng`` a
-``numpy.random.Generator``. Chen's MIG and the synergy score take
+``numpy.random.Generator``. Chen's MIG, the synergy score and UniBound take
 ``represent_posterior(obs) -> (mean, logvar)`` instead. Every result carries
 ``protocol`` (the exact parameters used; :mod:`.protocols`). See docs/metrics.md.
 
@@ -22,6 +22,7 @@ from .evaluate import DEFAULT_METRICS, METRICS, evaluate
 from .factor_vae import factor_vae_score, majority_vote_accuracy
 from .mig import mig, mig_from_mi
 from .modularity import modularity, modularity_explicitness
+from .pid_bounds import pid_bounds, unibound, unibound_from_posteriors
 from .protocols import PROTOCOLS, resolve
 from .sap import sap, top_two_gap
 from .synergy import synergy, synergy_from_posteriors, synergy_proxy
@@ -63,11 +64,14 @@ __all__ = [
     "mig_from_mi",
     "modularity",
     "modularity_explicitness",
+    "pid_bounds",
     "resolve",
     "sap",
     "synergy",
     "synergy_from_posteriors",
     "synergy_proxy",
     "top_two_gap",
+    "unibound",
+    "unibound_from_posteriors",
     "unsupervised",
 ]

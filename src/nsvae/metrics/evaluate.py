@@ -39,6 +39,7 @@ from .dci import dci
 from .factor_vae import factor_vae_score
 from .mig import mig
 from .modularity import modularity_explicitness
+from .pid_bounds import unibound
 from .sap import sap
 from .synergy import synergy
 from .unsupervised import unsupervised
@@ -56,11 +57,12 @@ METRICS: dict[str, tuple[Any, bool, bool]] = {
     "active_units": (active_units, False, True),
     "chen_mig": (chen_mig, True, False),
     "synergy": (synergy, True, True),
+    "unibound": (unibound, True, True),
 }
 #: The metrics ``evaluate`` runs by default (all of them).
 DEFAULT_METRICS = tuple(METRICS)
-# synergy: every information term is exact against every posterior (reference="auto" resolves to "table").
-_TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy"}
+# synergy, unibound: every information term is exact against every posterior (reference="auto" resolves to "table").
+_TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy", "unibound"}
 
 
 def pool_sizes(metrics: Sequence[str], protocol: str, overrides: dict[str, dict]) -> tuple[int, int]:

@@ -1,0 +1,280 @@
+"""UniBound and the PID bounds (Tokui & Sato 2022): exact cores, the estimator, known codes, the entanglement protocol.
+
+Codes are fixed functions of the factors with posterior std 0.01-0.05, so
+their information terms are known: a perfect code has unique information
+H(y) and no redundancy or synergy; a copied factor no unique information and
+redundancy H; a one-time pad synergy H. The protocol's three kinds (a few
+steps on a small grid) must move UniBound down and the matching PID bound
+and the synergy metric's S_max the way their definitions say.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from nsvae import info, metrics
+from nsvae.metrics import entanglement as ent
+from nsvae.metrics.pid_bounds import (
+    pid_bounds,
+    pool_pid_information,
+    table_subset_information,
+    unibound_from_information,
+)
+from nsvae.metrics.synergy import _table_grid, joint_information_full_table, pool_information
+from nsvae.metrics.utils import MetricInputError, encode_table
+
+from .toy import CodedGrid
+
+# -- the bounds: a pure function ------------------------------------------------------------------------------
+
+
+def test_bounds_exact_values_and_equal_widths():
+    b = pid_bounds(1.0, 0.4, 1.5)  # I(y; z_l) = 1, I(y; z_\l) = 0.4, I(y; z) = 1.5
+    assert b["unique"] == pytest.approx((0.6, 1.0))
+    assert b["redundancy"] == pytest.approx((0.0, 0.4))
+    assert b["synergy"] == pytest.approx((0.1, 0.5))
+    # one free parameter: R at its lower bound puts U at its upper and S at its lower
+    widths = {atom: hi - lo for atom, (lo, hi) in b.items()}
+    assert widths["unique"] == pytest.approx(widths["redundancy"]) == pytest.approx(widths["synergy"])
+
+
+def test_bounds_hold_every_pid_of_random_distributions(rng):
+    """Any decomposition with the PID identities lies in the bounds: Williams & Beer's I_min PID on random pmfs."""
+    for _ in range(30):
+        p = rng.dirichlet(np.ones(3 * 2 * 4)).reshape(3, 2, 4)
+        i1 = info.mutual_information(p, predictors=[0], base="e")
+        i2 = info.mutual_information(p, predictors=[1], base="e")
+        i = info.mutual_information(p, base="e")
+        wb = info.pid(p, base="e")
+        b, swapped = pid_bounds(i1, i2, i), pid_bounds(i2, i1, i)
+        atoms = [(b["unique"], wb.unique[0]), (swapped["unique"], wb.unique[1])]
+        atoms += [(b["redundancy"], wb.redundancy), (b["synergy"], wb.synergy)]
+        for (lo, hi), value in atoms:
+            assert lo - 1e-9 <= value <= hi + 1e-9
+        assert b["unique"][1] - b["unique"][0] > 1e-3  # the bounds are not trivially tight here
+
+
+def test_unibound_core_picks_the_best_latent_and_skips_constant_factors():
+    h = np.array([math.log(4), math.log(2), 0.0])
+    i_single = np.array([[math.log(4), 0.1, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    i_rest = np.array([[0.1, math.log(4), math.log(4)], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    i_joint = np.array([math.log(4), math.log(2), 0.0])  # factor 1: pure synergy between every latent and the rest
+    out = unibound_from_information(i_single, i_rest, i_joint, h)
+    f0, f1, f2 = out["per_factor"]
+    assert f2 is None  # H = 0: skipped
+    assert f0["latent"] == 0 and f0["unibound"] == pytest.approx(1 - 0.1 / math.log(4))
+    assert f1["unibound"] == 0.0 and f1["max_synergy_lower"] == pytest.approx(1.0)
+    assert out["unibound"] == pytest.approx((f0["unibound"] + 0.0) / 2)
+    assert out["synergy_lower"] == pytest.approx(0.5)
+    assert f0["per_latent"]["unique_lower"] == pytest.approx([1 - 0.1 / math.log(4), 0.0, 0.0])
+    with pytest.raises(MetricInputError, match="shapes"):
+        unibound_from_information(i_single, i_rest[:, :2], i_joint, h)
+
+
+# -- the estimator --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blurred_table():
+    """A small table whose posteriors overlap (every term strictly between 0 and H), and 200 scored samples."""
+    data = CodedGrid((2, 3, 4, 5), ("h", "a", "b", "c"), exposed=(1, 2, 3))
+    factors = data.factors_of(np.arange(len(data)))
+    rng = np.random.default_rng(0)
+    full = np.stack(np.unravel_index(np.arange(len(data)), (2, 3, 4, 5)), axis=1)
+    mean = np.stack(
+        [full[:, 0] + 0.3 * full[:, 1], 0.7 * full[:, 2], 0.5 * full[:, 3] - 0.4 * full[:, 1], rng.normal(size=120)], 1
+    )
+    logvar = rng.uniform(-2.0, 0.0, mean.shape)
+    idx = rng.integers(0, len(data), 200)
+    z = mean[idx] + np.exp(logvar[idx] / 2) * rng.standard_normal((200, 4))
+    return data, factors, mean, logvar, idx, z
+
+
+def test_table_terms_equal_sums_of_every_gaussian(blurred_table):
+    """Every subset's term against the class posterior summed by hand with scipy; the joint equals synergy's."""
+    data, factors, mean, logvar, idx, z = blurred_table
+    drop = [[], [0], [1], [2], [3], [0, 2]]
+    grid = _table_grid(data, len(data))
+    terms, h = table_subset_information(z, factors[idx], mean, logvar, drop, factors, grid)
+    onehot, _ = table_subset_information(z, factors[idx], mean, logvar, drop, factors, None, chunk=7)
+    assert onehot == pytest.approx(terms, abs=1e-7)
+    joint, _ = joint_information_full_table(z, factors[idx], mean, logvar, factors, grid)
+    assert terms[0] == pytest.approx(joint, abs=1e-7)
+    for s, dropped in enumerate(drop):
+        keep = [j for j in range(4) if j not in dropped]
+        dens = np.prod([norm.pdf(z[:, j, None], mean[None, :, j], np.exp(logvar[None, :, j] / 2)) for j in keep], 0)
+        for i in range(3):
+            p_v = np.bincount(factors[:, i]) / len(factors)
+            own = (dens * (factors[None, :, i] == factors[idx, i][:, None])).sum(1) / dens.sum(1)
+            expected = -(p_v * np.log(p_v)).sum() + np.log((1 - 1e-3) * own + 1e-3 * p_v[factors[idx, i]]).mean()
+            assert terms[s, i] == pytest.approx(expected, abs=1e-7), (dropped, i)
+    assert 0.01 < terms.min() and terms.max() < 0.9 * h.min()  # informative, not saturated: a test that can fail
+
+
+def test_pool_joint_is_the_synergy_metrics_and_rest_terms_are_its_family(blurred_table):
+    _, factors, mean, logvar, idx, z = blurred_table
+    i_single, i_rest, joint, h, details = pool_pid_information(z, mean[idx], logvar[idx], factors[idx])
+    ref_joint, ref_h, _, _, ref_details = pool_information(z, mean[idx], logvar[idx], factors[idx])
+    assert joint == pytest.approx(ref_joint, abs=1e-12) and h == pytest.approx(ref_h)
+    assert [d["joint_latents"] for d in details] == [d["joint_latents"] for d in ref_details]
+    for k in range(3):
+        for ell in range(4):
+            others = [j for j in range(4) if j != ell]
+            assert i_rest[k, ell] >= i_single[k, others].max() - 1e-12  # the single latents are in the family
+            assert i_rest[k, ell] <= joint[k] + 1e-12  # the joint's family is larger
+
+
+# -- codes of known decomposition ------------------------------------------------------------------------------
+
+SIZES = (3, 6, 10, 8, 8)
+NAMES = ("shape", "scale", "orientation", "posX", "posY")
+OPTS = {"table": {"num_samples": 500}, "pool": {"num_train": 1200}}
+
+
+def coder(columns, sigma=0.01, prior_latents=1):
+    def represent_posterior(obs):
+        f = np.asarray(obs).reshape(len(obs), -1).astype(np.int64)
+        informative = np.stack([fn(f) for fn in columns], axis=1)
+        mean = np.concatenate([informative, np.zeros((len(f), prior_latents))], axis=1)
+        logvar = np.zeros_like(mean)
+        logvar[:, : len(columns)] = 2 * math.log(sigma)
+        return mean, logvar
+
+    return represent_posterior
+
+
+def score(data, represent_posterior, reference, seed=0):
+    source = (
+        encode_table(data, represent_posterior=represent_posterior) if reference == "table" else represent_posterior
+    )
+    result = metrics.unibound(data, source, np.random.default_rng(seed), reference=reference, **OPTS[reference])
+    assert result["protocol"]["reference"] == reference
+    return result
+
+
+@pytest.mark.parametrize("reference", ["table", "pool"])
+def test_perfect_code_copied_factor_and_one_time_pad(reference):
+    """Factors (coin hidden, bit, shape, scale, orientation, posX): bit = z0 xor z1 with the coin in z0; orientation
+    also copied into a second latent; the rest one latent each. Expected, / H: unique [1, 1] for shape, scale, posX;
+    orientation: unique [0, 0], redundancy [1, 1]; bit: unique 0, synergy [1, 1] at z0 or z1."""
+    sizes = (2, 2) + SIZES[:4]
+    data = CodedGrid(sizes, ("coin", "bit") + NAMES[:4], exposed=(1, 2, 3, 4, 5))
+    columns = [lambda f: ent.level(f[:, 0], 2), lambda f: ent.level(f[:, 0] ^ f[:, 1], 2)]
+    columns += [lambda f, i=i: ent.level(f[:, i], sizes[i]) for i in range(2, 6)]
+    columns += [lambda f: ent.level(f[:, 4], sizes[4])]  # orientation's copy
+    result = score(data, coder(columns), reference)
+    pf = result["per_factor"]
+    for name in ("shape", "scale", "posX"):
+        v = pf[name]
+        assert v["unique"][0] >= 0.98 and v["unique"][1] >= 0.98, name
+        assert v["redundancy"][1] <= 0.01 and v["synergy"][1] <= 0.01, name
+        assert v["unibound"] >= 0.98
+    orient = pf["orientation"]
+    assert orient["unibound"] <= 0.01 and orient["unique"][1] <= 0.02
+    assert orient["redundancy"][0] >= 0.97 and orient["max_redundancy_lower"] >= 0.97
+    assert orient["latent"] in (4, 6)  # one of the two copies
+    bit = pf["bit"]
+    assert bit["unibound"] <= 0.01 and bit["max_synergy_lower"] >= 0.97
+    for latent in (0, 1):  # the pad's latents: all synergy with the rest
+        assert bit["per_latent"]["synergy_lower"][latent] >= 0.97
+        assert bit["per_latent"]["synergy_upper"][latent] <= 1.0 + 1e-9
+    assert result["score"] == pytest.approx(3 / 5, abs=0.02)
+    assert result["synergy_lower"] == pytest.approx(1 / 5, abs=0.02)
+    assert result["redundancy_lower"] == pytest.approx(1 / 5, abs=0.02)
+
+
+def test_table_needs_a_table_and_a_pool_needs_posteriors():
+    data = CodedGrid((3, 4), ("a", "b"))
+    rep = coder([lambda f: ent.level(f[:, 0], 3), lambda f: ent.level(f[:, 1], 4)])
+    with pytest.raises(MetricInputError, match="CodeTable with logvar"):
+        metrics.unibound(data, rep, np.random.default_rng(0), reference="table")
+    with pytest.raises(MetricInputError, match="num_samples"):
+        metrics.unibound(data, rep, np.random.default_rng(0), num_samples=1)
+
+
+# -- the entanglement protocol: directions and exact values ------------------------------------------------------
+
+SMALL = (3, 6, 8)
+KEY = 8
+
+
+@pytest.fixture(scope="module")
+def small_grid():
+    return ent.EntanglementGrid(SMALL, ("shape", "scale", "posX"), KEY)
+
+
+def protocol_scores(data, kind, strength):
+    table = encode_table(data, represent_posterior=ent.entangled_code(kind, strength, SMALL, KEY))
+    u = metrics.unibound(data, table, np.random.default_rng(0), num_samples=4000, num_train=4000)
+    s = metrics.synergy(data, table, np.random.default_rng(0), num_samples=1000, num_train=1000)
+    return u, s
+
+
+def gaussian_channel_information(size, alpha, noise_var):
+    """I(y; alpha level(y) + N(0, noise_var)) in nats, y uniform on ``size`` classes (a 1-D integral)."""
+    means = alpha * ent.level(np.arange(size), size)
+    sd = math.sqrt(noise_var)
+    x = np.linspace(means.min() - 10 * sd, means.max() + 10 * sd, 200001)
+    mix = norm.pdf(x[:, None], means[None, :], sd).mean(axis=1)
+    h_z = -np.trapezoid(mix * np.log(np.maximum(mix, 1e-300)), x)
+    return h_z - 0.5 * math.log(2 * math.pi * math.e * noise_var)
+
+
+def test_redundancy_attack_lowers_unibound_to_the_copy_s_gaussian_channel(small_grid):
+    """The copies z_d+j = alpha (U mu)_j + N(0, 1 + alpha^2 sigma^2): given the other latents, the rest knows y_l
+    through alpha level(y_l) + N(0, 1 + alpha^2 sigma^2) (U has unit columns), so U_l's lower bound is H minus that."""
+    previous = None
+    for alpha in (0.0, 1.0, 2.0):
+        u, s = protocol_scores(small_grid, "redundancy", alpha)
+        for name, size in zip(("shape", "scale", "posX"), SMALL):
+            expected = 1 - gaussian_channel_information(size, alpha, 1 + (alpha * ent.SIGMA) ** 2) / math.log(size)
+            assert u["per_factor"][name]["unibound"] == pytest.approx(expected, abs=0.03), (alpha, name)
+        assert abs(s["s_max"]) <= 0.01  # the originals keep every specific information: no synergy
+        if previous is not None:
+            assert u["score"] < previous[0]["score"] - 0.05
+            assert u["redundancy_lower"] > previous[0]["redundancy_lower"] + 0.05
+            assert s["wms"] < previous[1]["wms"] - 0.05  # the copies add their information to the sum
+        previous = (u, s)
+    assert previous[0]["synergy_lower"] <= 0.01
+
+
+def test_synergy_attack_moves_unibound_and_synergy_exactly(small_grid):
+    """Latent l = level((y_l + k_l(u)) mod |V_l|) and the key u in one more latent: U_l = log|V_l| - H(k_l),
+    S = H(k_l), exactly; the synergy metric's S_max (and WMS) equal S / H too."""
+    previous = None
+    for beta in (0.0, 0.5, 1.0):
+        u, s = protocol_scores(small_grid, "synergy", beta)
+        shares = [ent.pad_key_entropy(size, beta, KEY) / math.log(size) for size in SMALL]
+        for name, share in zip(("shape", "scale", "posX"), shares):
+            pf = u["per_factor"][name]
+            assert pf["unibound"] == pytest.approx(1 - share, abs=0.02), (beta, name)
+            assert pf["max_synergy_lower"] == pytest.approx(share, abs=0.02), (beta, name)
+            assert s["per_factor"][name]["s_max"] == pytest.approx(share, abs=0.02), (beta, name)
+        assert u["redundancy_lower"] <= 0.01
+        if previous is not None:
+            assert u["score"] < previous[0]["score"] - 0.1
+            assert s["s_max"] > previous[1]["s_max"] + 0.1
+            assert u["synergy_lower"] > previous[0]["synergy_lower"] + 0.1
+        previous = (u, s)
+    assert previous[0]["score"] <= 0.05  # a full pad (up to the key's rounding) leaves no unique information
+
+
+def test_rotation_lowers_unibound_and_makes_pairs_share(small_grid):
+    """(scale, posX) rotated by theta: each rotated latent mixes both factors, so each factor is shared by the pair;
+    shape untouched. On a discrete grid the information is not monotone in theta (angles whose tangent is a small
+    ratio make projections collide: 3 pi / 16 gives less redundancy and more synergy than pi / 8), so only the
+    steps 0, pi / 16, pi / 8 and the symmetric pi / 4 are held."""
+    thetas = (0.0, math.pi / 16, math.pi / 8, math.pi / 4)
+    scores = [protocol_scores(small_grid, "rotation", theta) for theta in thetas]
+    uni = [u["score"] for u, _ in scores]
+    assert uni[0] >= 0.98 and uni[0] - 0.3 > uni[1] > uni[2] + 0.05
+    assert uni[3] <= 1 / 3 + 0.02  # shape's 1 and two factors with no unique information
+    for u, _ in scores:
+        assert u["per_factor"]["shape"]["unibound"] >= 0.98
+    at_45 = scores[3][0]["per_factor"]
+    for name in ("scale", "posX"):
+        assert at_45[name]["unibound"] <= 0.02 and at_45[name]["max_redundancy_lower"] >= 0.2
+    s_max = [s["s_max"] for _, s in scores]
+    assert abs(s_max[0]) <= 0.01 and s_max[3] > s_max[0] + 0.1
