@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsvae.data.base import GroundTruthData, ImageData
+from nsvae.data.base import ImageData
+from nsvae.data.factor_grid import FactorGrid
 
 
-class ToyData(GroundTruthData):
-    """Observations are the factor classes as a float32 ``(n, 1, 1, K)`` image."""
+class ToyData(FactorGrid):
+    """Every factor exposed; observations are the factor classes as a float32 ``(n, 1, 1, K)`` image."""
 
     name = "toy"
 
     def __init__(self, sizes=(2, 3, 4, 5), names=None):
-        self._sizes = tuple(int(s) for s in sizes)
-        self._names = tuple(names) if names else tuple(f"f{i}" for i in range(len(self._sizes)))
-
-    @property
-    def all_factor_names(self):
-        return self._names
-
-    @property
-    def all_factor_sizes(self):
-        return self._sizes
-
-    @property
-    def observation_shape(self):
-        return (1, 1, len(self._sizes))
-
-    def observations_at(self, indices, rng=None):
-        return self.factors_of(indices).astype(np.float32).reshape(-1, 1, 1, len(self._sizes))
+        super().__init__(sizes, names)
 
 
 class NoFactors(ImageData):
@@ -92,34 +77,6 @@ def posterior_xor(sigma=0.05):
     return represent_posterior
 
 
-class CodedGrid(GroundTruthData):
-    """A row-major factor grid whose observation is the **full** factor vector, hidden factors included.
-
-    Lets a test encoder read a hidden factor (a coin flip per image) that the metrics cannot see.
-    """
-
-    name = "coded_grid"
-
-    def __init__(self, sizes, names, exposed=None):
-        self._sizes, self._names = tuple(int(s) for s in sizes), tuple(names)
-        self._exposed = tuple(exposed) if exposed is not None else tuple(range(len(self._sizes)))
-
-    @property
-    def all_factor_names(self):
-        return self._names
-
-    @property
-    def all_factor_sizes(self):
-        return self._sizes
-
-    @property
-    def exposed_factors(self):
-        return self._exposed
-
-    @property
-    def observation_shape(self):
-        return (1, 1, len(self._sizes))
-
-    def observations_at(self, indices, rng=None):
-        full = np.stack(np.unravel_index(np.asarray(indices), self._sizes), axis=1)
-        return full.astype(np.float32).reshape(-1, 1, 1, len(self._sizes))
+#: A row-major factor grid whose observation is the full factor vector, hidden factors included: lets a test
+#: encoder read a hidden factor (a coin flip per image) that the metrics cannot see.
+CodedGrid = FactorGrid

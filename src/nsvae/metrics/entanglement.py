@@ -47,7 +47,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..data.base import GroundTruthData
+from ..data.factor_grid import FactorGrid
 from .evaluate import DEFAULT_METRICS, evaluate
 
 SIZES = (3, 6, 8, 8, 8)
@@ -90,7 +90,7 @@ FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-class EntanglementGrid(GroundTruthData):
+class EntanglementGrid(FactorGrid):
     """A row-major factor grid with a hidden key; the observation is the full factor vector, key included.
 
     Exposed: ``sizes`` (dSprites' five factors, coarser by default); hidden:
@@ -99,33 +99,12 @@ class EntanglementGrid(GroundTruthData):
     """
 
     name = "entanglement_grid"
-    all_nominal_factors = ("shape",)
 
     def __init__(self, sizes: Sequence[int] = SIZES, names: Sequence[str] = NAMES, key_levels: int = KEY_LEVELS):
         if len(sizes) != len(names):
             raise ValueError(f"{len(sizes)} factor sizes but {len(names)} names")
-        self._sizes = tuple(int(s) for s in sizes) + (int(key_levels),)
-        self._names = tuple(names) + ("key",)
-
-    @property
-    def all_factor_names(self):
-        return self._names
-
-    @property
-    def all_factor_sizes(self):
-        return self._sizes
-
-    @property
-    def exposed_factors(self):
-        return tuple(range(len(self._sizes) - 1))
-
-    @property
-    def observation_shape(self):
-        return (1, 1, len(self._sizes))
-
-    def observations_at(self, indices, rng=None):
-        full = np.stack(np.unravel_index(np.asarray(indices), self._sizes), axis=1)
-        return full.astype(np.float32).reshape(-1, 1, 1, len(self._sizes))
+        sizes = tuple(int(s) for s in sizes) + (int(key_levels),)
+        super().__init__(sizes, tuple(names) + ("key",), exposed=range(len(sizes) - 1), nominal=("shape",))
 
     def describe(self) -> dict:
         return {"name": self.name, "factor_sizes": list(self._sizes[:-1]), "key_levels": self._sizes[-1]}

@@ -63,14 +63,13 @@ import numpy as np
 from .protocols import resolve
 from .synergy import (
     _PRIOR_MIX,
-    REFERENCES,
     PoolKernel,
     _BestSubset,
     _class_index,
-    _table_grid,
+    posterior_population,
     table_single_latent_information,
 )
-from .utils import CodePool, CodeTable, MetricInputError, check_ground_truth, check_posterior, check_score, make_pool
+from .utils import CodePool, MetricInputError, check_ground_truth, check_posterior, check_score
 
 REFERENCE = (
     "Tokui & Sato 2022, Disentanglement Analysis with Partial Information Decomposition (ICLR; arXiv:2108.13753); "
@@ -423,37 +422,10 @@ def unibound(
     """
     check_ground_truth(data, "unibound")
     p = resolve("unibound", protocol, overrides)
-    if p["reference"] not in REFERENCES:
-        raise MetricInputError(f"unibound: reference must be one of {REFERENCES}, got {p['reference']!r}")
-    for key in ("num_train", "num_samples"):
-        if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < 2:
-            raise MetricInputError(f"unibound: {key} must be an integer >= 2, got {p[key]!r}")
-    table = represent_posterior if isinstance(represent_posterior, CodeTable) else None
-    has_table = table is not None and table.logvar is not None
-    if p["reference"] == "table" and not has_table:
-        raise MetricInputError(
-            "unibound: reference='table' needs the posteriors of every image (a CodeTable with logvar); "
-            "use evaluate(), which encodes finite noise-free datasets once, or reference='pool'"
-        )
-    use_table = p["reference"] != "pool" and has_table
-    need = p["num_samples"] if use_table else p["num_train"]
-    if pool is None or pool.logvar is None:
-        if table is not None:
-            pool = make_pool(data, represent_posterior, rng, need)
-        else:
-            pool = make_pool(data, None, rng, need, represent_posterior=represent_posterior)
-    if pool.logvar is None:
-        raise MetricInputError("unibound needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
-    if pool.num_train < need:
-        raise MetricInputError(f"unibound needs {need} pool points, the pool has {pool.num_train}")
-    reference = None
-    if use_table:
-        reference = {
-            "mean": table.codes,
-            "logvar": table.logvar,
-            "factors": data.factors_of(np.arange(len(table.codes))),
-            "grid": _table_grid(data, len(table.codes)),
-        }
+    pool, reference = posterior_population(
+        "unibound", data, represent_posterior, rng, p, pool, p["num_samples"], p["num_train"]
+    )
+    need = p["num_samples"] if reference is not None else p["num_train"]
     core = unibound_from_posteriors(
         pool.factors[:need], pool.codes[:need], pool.logvar[:need], rng, need, data.factor_names, reference
     )

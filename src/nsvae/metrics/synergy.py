@@ -468,6 +468,51 @@ def synergy_from_posteriors(
     }
 
 
+def posterior_population(
+    metric: str, data, represent_posterior, rng, p: dict, pool: CodePool | None, need_table: int, need_pool: int
+) -> tuple[CodePool, dict | None]:
+    """``(pool of posteriors, whole-table reference or None)`` for a metric built on this module's estimator.
+
+    Checks the protocol's ``reference``, ``num_train`` and ``num_samples``;
+    the reference is the whole table when ``reference`` allows it and
+    ``represent_posterior`` is a :class:`CodeTable` with logvar. The pool
+    (given, or drawn with ``rng``) must hold ``need_table`` points with a
+    table reference and ``need_pool`` without.
+    """
+    if p["reference"] not in REFERENCES:
+        raise MetricInputError(f"{metric}: reference must be one of {REFERENCES}, got {p['reference']!r}")
+    for key in ("num_train", "num_samples"):
+        if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < 2:
+            raise MetricInputError(f"{metric}: {key} must be an integer >= 2, got {p[key]!r}")
+    table = represent_posterior if isinstance(represent_posterior, CodeTable) else None
+    has_table = table is not None and table.logvar is not None
+    if p["reference"] == "table" and not has_table:
+        raise MetricInputError(
+            f"{metric}: reference='table' needs the posteriors of every image (a CodeTable with logvar); "
+            "use evaluate(), which encodes finite noise-free datasets once, or reference='pool'"
+        )
+    use_table = p["reference"] != "pool" and has_table
+    need = need_table if use_table else need_pool
+    if pool is None or pool.logvar is None:
+        if table is not None:
+            pool = make_pool(data, represent_posterior, rng, need)
+        else:
+            pool = make_pool(data, None, rng, need, represent_posterior=represent_posterior)
+    if pool.logvar is None:
+        raise MetricInputError(f"{metric} needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
+    if pool.num_train < need:
+        raise MetricInputError(f"{metric} needs {need} pool points, the pool has {pool.num_train}")
+    if not use_table:
+        return pool, None
+    reference = {
+        "mean": table.codes,
+        "logvar": table.logvar,
+        "factors": data.factors_of(np.arange(len(table.codes))),
+        "grid": _table_grid(data, len(table.codes)),
+    }
+    return pool, reference
+
+
 def synergy(
     data,
     represent_posterior,
@@ -486,36 +531,8 @@ def synergy(
     """
     check_ground_truth(data, "synergy")
     p = resolve("synergy", protocol, overrides)
-    if p["reference"] not in REFERENCES:
-        raise MetricInputError(f"synergy: reference must be one of {REFERENCES}, got {p['reference']!r}")
-    for key in ("num_train", "num_samples"):
-        if not isinstance(p[key], (int, np.integer)) or isinstance(p[key], bool) or p[key] < 2:
-            raise MetricInputError(f"synergy: {key} must be an integer >= 2, got {p[key]!r}")
     need = max(p["num_train"], p["num_samples"])
-    if pool is None or pool.logvar is None:
-        if isinstance(represent_posterior, CodeTable):
-            pool = make_pool(data, represent_posterior, rng, need)
-        else:
-            pool = make_pool(data, None, rng, need, represent_posterior=represent_posterior)
-    if pool.logvar is None:
-        raise MetricInputError("synergy needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
-    if pool.num_train < need:
-        raise MetricInputError(f"synergy needs {need} pool points, the pool has {pool.num_train}")
-    table = represent_posterior if isinstance(represent_posterior, CodeTable) else None
-    has_table = table is not None and table.logvar is not None
-    if p["reference"] == "table" and not has_table:
-        raise MetricInputError(
-            "synergy: reference='table' needs the posteriors of every image (a CodeTable with logvar); "
-            "use evaluate(), which encodes finite noise-free datasets once, or reference='pool'"
-        )
-    reference = None
-    if p["reference"] != "pool" and has_table:
-        reference = {
-            "mean": table.codes,
-            "logvar": table.logvar,
-            "factors": data.factors_of(np.arange(len(table.codes))),
-            "grid": _table_grid(data, len(table.codes)),
-        }
+    pool, reference = posterior_population("synergy", data, represent_posterior, rng, p, pool, need, need)
     n = p["num_samples"]
     core = synergy_from_posteriors(
         pool.factors[:n], pool.codes[:n], pool.logvar[:n], rng, n, data.factor_names, reference=reference
