@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 
 from nsvae import metrics
+from nsvae.metrics.entanglement import level
 from nsvae.metrics.synergy import synergy_from_posteriors
 from nsvae.metrics.utils import encode_table
 
-from .toy import CodedGrid
+from .toy import CodedGrid, posterior_coder
 
 SIZES = (3, 6, 40, 32, 32)
 NAMES = ("shape", "scale", "orientation", "posX", "posY")
@@ -33,23 +34,8 @@ PRIOR_LATENTS = 5
 OPTS = {"table": {"num_train": 1000, "num_samples": 1000}, "pool": {"num_train": 2000, "num_samples": 2000}}
 
 
-def level(c, size):
-    """Class index -> [-2, 2], monotonically."""
-    return -2.0 + 4.0 * np.asarray(c, dtype=np.float64) / max(size - 1, 1)
-
-
 def coder(columns):
-    """represent_posterior from functions of the full factor matrix, plus latents at the prior."""
-
-    def represent_posterior(obs):
-        f = np.asarray(obs).reshape(len(obs), -1).astype(np.int64)
-        informative = np.stack([fn(f) for fn in columns], axis=1)
-        mean = np.concatenate([informative, np.zeros((len(f), PRIOR_LATENTS))], axis=1)
-        logvar = np.zeros_like(mean)
-        logvar[:, : len(columns)] = 2 * math.log(SIGMA)
-        return mean, logvar
-
-    return represent_posterior
+    return posterior_coder(columns, SIGMA, PRIOR_LATENTS)
 
 
 def perfect_columns(sizes=SIZES, axes=range(5)):

@@ -25,7 +25,7 @@ from nsvae.metrics.pid_bounds import (
 from nsvae.metrics.synergy import _table_grid, joint_information_full_table, pool_information
 from nsvae.metrics.utils import MetricInputError, encode_table
 
-from .toy import CodedGrid
+from .toy import CodedGrid, posterior_coder
 
 # -- the bounds: a pure function ------------------------------------------------------------------------------
 
@@ -133,18 +133,6 @@ NAMES = ("shape", "scale", "orientation", "posX", "posY")
 OPTS = {"table": {"num_samples": 500}, "pool": {"num_train": 1200}}
 
 
-def coder(columns, sigma=0.01, prior_latents=1):
-    def represent_posterior(obs):
-        f = np.asarray(obs).reshape(len(obs), -1).astype(np.int64)
-        informative = np.stack([fn(f) for fn in columns], axis=1)
-        mean = np.concatenate([informative, np.zeros((len(f), prior_latents))], axis=1)
-        logvar = np.zeros_like(mean)
-        logvar[:, : len(columns)] = 2 * math.log(sigma)
-        return mean, logvar
-
-    return represent_posterior
-
-
 def score(data, represent_posterior, reference, seed=0):
     source = (
         encode_table(data, represent_posterior=represent_posterior) if reference == "table" else represent_posterior
@@ -164,7 +152,7 @@ def test_perfect_code_copied_factor_and_one_time_pad(reference):
     columns = [lambda f: ent.level(f[:, 0], 2), lambda f: ent.level(f[:, 0] ^ f[:, 1], 2)]
     columns += [lambda f, i=i: ent.level(f[:, i], sizes[i]) for i in range(2, 6)]
     columns += [lambda f: ent.level(f[:, 4], sizes[4])]  # orientation's copy
-    result = score(data, coder(columns), reference)
+    result = score(data, posterior_coder(columns), reference)
     pf = result["per_factor"]
     for name in ("shape", "scale", "posX"):
         v = pf[name]
@@ -187,7 +175,7 @@ def test_perfect_code_copied_factor_and_one_time_pad(reference):
 
 def test_table_needs_a_table_and_a_pool_needs_posteriors():
     data = CodedGrid((3, 4), ("a", "b"))
-    rep = coder([lambda f: ent.level(f[:, 0], 3), lambda f: ent.level(f[:, 1], 4)])
+    rep = posterior_coder([lambda f: ent.level(f[:, 0], 3), lambda f: ent.level(f[:, 1], 4)])
     with pytest.raises(MetricInputError, match="CodeTable with logvar"):
         metrics.unibound(data, rep, np.random.default_rng(0), reference="table")
     with pytest.raises(MetricInputError, match="num_samples"):

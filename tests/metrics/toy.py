@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nsvae.data.base import ImageData
@@ -80,3 +82,18 @@ def posterior_xor(sigma=0.05):
 #: A row-major factor grid whose observation is the full factor vector, hidden factors included: lets a test
 #: encoder read a hidden factor (a coin flip per image) that the metrics cannot see.
 CodedGrid = FactorGrid
+
+
+def posterior_coder(columns, sigma=0.01, prior_latents=1):
+    """represent_posterior of a code built from functions of the full factor matrix (std ``sigma``), followed by
+    ``prior_latents`` latents at the prior N(0, 1) that carry nothing."""
+
+    def represent_posterior(obs):
+        f = np.asarray(obs).reshape(len(obs), -1).astype(np.int64)
+        informative = np.stack([fn(f) for fn in columns], axis=1)
+        mean = np.concatenate([informative, np.zeros((len(f), prior_latents))], axis=1)
+        logvar = np.zeros_like(mean)
+        logvar[:, : len(columns)] = 2 * math.log(sigma)
+        return mean, logvar
+
+    return represent_posterior
