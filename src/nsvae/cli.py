@@ -18,6 +18,7 @@ from .commands import info as info_command
 from .commands import plot as plot_command
 from .commands import report as report_command
 from .commands import results as results_command
+from .commands import study as study_command
 from .commands import sweep as sweep_command
 from .commands import train as train_command
 from .errors import EXIT_USER_ERROR, UserError
@@ -31,6 +32,7 @@ SUBCOMMANDS = (
     report_command,
     sweep_command,
     results_command,
+    study_command,
 )
 
 

@@ -55,7 +55,7 @@ __all__ = [
 #: The config tables that hold one method's objective (named as the method; the plain VAE has none).
 OBJECTIVE_SECTIONS: tuple[str, ...] = tuple(s for s in SECTIONS if s in METHODS)
 #: Tables compared runs may differ in: the objectives' own and the bookkeeping ``[log]``.
-FREE_SECTIONS: tuple[str, ...] = (*OBJECTIVE_SECTIONS, "log")
+FREE_SECTIONS: tuple[str, ...] = (*OBJECTIVE_SECTIONS, "log", "eval")
 #: Single keys outside those tables that compared runs may differ in (see the module's docstring).
 FREE_KEYS: tuple[str, ...] = (
     "method",

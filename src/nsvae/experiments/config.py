@@ -11,6 +11,7 @@ A config file has one top-level key, ``method``, and one table per section::
     [common]  nsvae.objectives.CommonConfig: likelihood, proxy_omega, dataset_size
     [log]     every, traversal_every, traversal_values, checkpoint_every, keep_checkpoints, tensorboard, progress,
               console
+    [eval]    every, seed, pool, votes   (learning curves: the run scores itself during training)
     [nonsyn] [beta_vae] [factor_vae] [beta_tcvae]   each method's own hyper-parameters
 
 Every key has a default (the original implementation's settings, see
@@ -53,6 +54,7 @@ from . import toml_io
 __all__ = [
     "Config",
     "DataConfig",
+    "EvalConfig",
     "LogConfig",
     "RunConfig",
     "apply_overrides",
@@ -176,6 +178,28 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Learning curves: the run scores itself during training (``nsvae.train.learning_curve``)."""
+
+    #: Evaluate every this many steps and at the last step (0: never). Needs a dataset with ground-truth factors.
+    every: int = 0
+    #: Seed of the evaluation set (pool points, vote batches): equal seeds score the same images in every run.
+    seed: int = 0
+    #: Random training points of the metrics that read a pool (and half as many test points).
+    pool: int = 10_000
+    #: FactorVAE score votes (each of 64 images) to train and as many to score the classifier.
+    votes: int = 500
+
+    def __post_init__(self):
+        if self.every < 0:
+            raise ValueError(f"every must be >= 0 (0: never), got {self.every}")
+        if self.pool < 100 or self.votes < 1:
+            raise ValueError(f"pool must be >= 100 and votes >= 1, got {self.pool} and {self.votes}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run. ``method`` picks the objective; its table holds the method's hyper-parameters."""
 
@@ -186,6 +210,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     common: CommonConfig = field(default_factory=CommonConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     nonsyn: NonSynConfig = field(default_factory=NonSynConfig)
     beta_vae: BetaVAEConfig = field(default_factory=BetaVAEConfig)
     factor_vae: FactorVAEConfig = field(default_factory=FactorVAEConfig)
@@ -363,7 +388,7 @@ SEED_KEYS = ("run.seed", "data.seed")
 #: Config keys that do not change what a run computes (or are derived): ignored when grouping runs into settings
 #: (sweep results, comparison reports) and when checking that an existing run matches a sweep file.
 INCIDENTAL_KEYS = ("run.name", "run.device", "run.threads", "common.dataset_size")
-INCIDENTAL_SECTIONS = ("log",)
+INCIDENTAL_SECTIONS = ("log", "eval")
 
 
 def is_incidental(key: str) -> bool:

@@ -556,13 +556,16 @@ def run_sweep(
     device: str | None = None,
     only: Sequence[str] | None = None,
     echo: Callable[[str], None] | None = print,
+    on_run_end: Callable[[Task, dict[str, Any]], None] | None = None,
 ) -> SweepOutcome:
     """Run (or continue) the sweep ``source`` in ``out`` (default ``runs/<sweep name>``); see the module doc.
 
     ``workers``: local processes at once (torch threads per run: cores // workers,
     at least 1); ``ray``: ``"auto"``, ``"local"`` or a cluster address, instead of
     local processes; ``device`` overrides every run's ``run.device``;
-    ``only``: run just these run names.
+    ``only``: run just these run names; ``on_run_end(task, record)`` is called in
+    this process as each run ends, after ``sweep.json`` records it (a study
+    exports the run's files there).
     """
     sweep = load_sweep(source)
     sweep_dir = sweep_dir_for(sweep, source, out)
@@ -662,6 +665,8 @@ def run_sweep(
             done = f"[{finished_count[0]}/{total}] {record.get('state')} {task.name}{detail}"
             say(f"{done} in {_duration(seconds)}")
         write_state(sweep_dir, state)
+        if kind == "done" and on_run_end is not None:
+            on_run_end(task, {**record, "seconds": seconds})
 
     signum = None
     if tasks:

@@ -45,10 +45,21 @@ import numpy as np
 
 from .mixture_grid import mixture_logpdf_grid
 from .protocols import resolve
-from .utils import CodeTable, MetricInputError, check_ground_truth, check_posterior, check_score, encode_table
+from .utils import (
+    CodePool,
+    CodeTable,
+    MetricInputError,
+    check_ground_truth,
+    check_posterior,
+    check_score,
+    encode_table,
+    make_pool,
+)
 
 REFERENCE = "Chen et al. 2018, Isolating Sources of Disentanglement in VAEs (NeurIPS), reference estimator"
 _LOG_2PI = math.log(2.0 * math.pi)
+#: Whose posteriors make the mixtures: every image of the dataset (the reference), or a random pool of them.
+POPULATIONS = ("dataset", "pool")
 
 
 def mixture_logpdf_exact(points: np.ndarray, mean: np.ndarray, logvar: np.ndarray, chunk_elems: int = 1 << 22):
@@ -140,30 +151,58 @@ def chen_mig_from_posteriors(
     }
 
 
-def chen_mig(data, represent_posterior, rng: np.random.Generator, *, protocol="default", **overrides) -> dict:
-    """Chen et al.'s MIG on sampled codes of the whole dataset.
+def chen_mig(
+    data,
+    represent_posterior,
+    rng: np.random.Generator,
+    *,
+    protocol="default",
+    pool: CodePool | None = None,
+    **overrides,
+) -> dict:
+    """Chen et al.'s MIG on sampled codes of the whole dataset (or of a random sample of it).
 
     ``represent_posterior(obs) -> (mean, logvar)``, or a :class:`CodeTable`
     encoded with a posterior (what :func:`nsvae.metrics.evaluate` passes).
-    Returns ``score``, ``per_factor`` gaps, ``mutual_information`` (d x K'
-    nats, K' the used factors), ``factors_used`` and ``protocol``.
+    With the protocol parameter ``population = "pool"`` the mixture runs
+    over the first ``num_samples`` points of a random pool (``pool``, with
+    its posterior, or one drawn here) instead of every image: the cheap
+    estimate of the learning curves, which the final evaluation replaces by
+    the whole dataset. Returns ``score``, ``per_factor`` gaps,
+    ``mutual_information`` (d x K' nats, K' the used factors),
+    ``factors_used`` and ``protocol``.
     """
     check_ground_truth(data, "chen_mig")
     p = resolve("chen_mig", protocol, overrides)
-    if not hasattr(data, "factors_of") or not hasattr(data, "observations_at"):
-        raise MetricInputError("chen_mig needs a finite dataset that lists every image (factors_of, observations_at)")
-    table = represent_posterior
-    if not isinstance(table, CodeTable):
-        table = encode_table(data, represent_posterior=represent_posterior)
-    if table.logvar is None:
-        raise MetricInputError("chen_mig needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
+    if p["population"] not in POPULATIONS:
+        raise MetricInputError(f"chen_mig: population must be one of {', '.join(POPULATIONS)}, got {p['population']!r}")
     excluded = resolve_excluded(data, p["exclude_factors"])
     used = [i for i, name in enumerate(data.factor_names) if name not in excluded]
     if not used:
         raise MetricInputError("chen_mig: every factor is excluded")
-    factors = data.factors_of(np.arange(len(data)))[:, used]
     sizes = [data.factor_sizes[i] for i in used]
-    core = chen_mig_from_posteriors(table.codes, table.logvar, factors, sizes, rng, p["num_samples"], p["density"])
+    if p["population"] == "pool":
+        n = int(p["num_samples"])
+        if pool is None:
+            pool = make_pool(data, None, rng, n, represent_posterior=represent_posterior)
+        elif pool.logvar is None:
+            raise MetricInputError("chen_mig needs posteriors: the shared pool holds no logvar")
+        factors, mean = pool.train(n)
+        logvar = pool.logvar[:n]
+        core = chen_mig_from_posteriors(mean, logvar, factors[:, used], sizes, rng, n, p["density"])
+    else:
+        if not hasattr(data, "factors_of") or not hasattr(data, "observations_at"):
+            raise MetricInputError(
+                "chen_mig needs a finite dataset that lists every image (factors_of, observations_at), "
+                'or the protocol parameter population = "pool"'
+            )
+        table = represent_posterior
+        if not isinstance(table, CodeTable):
+            table = encode_table(data, represent_posterior=represent_posterior)
+        if table.logvar is None:
+            raise MetricInputError("chen_mig needs posteriors: pass represent_posterior(obs) -> (mean, logvar)")
+        factors = data.factors_of(np.arange(len(data)))[:, used]
+        core = chen_mig_from_posteriors(table.codes, table.logvar, factors, sizes, rng, p["num_samples"], p["density"])
     names = [data.factor_names[i] for i in used]
     result = {
         "metric": "chen_mig",

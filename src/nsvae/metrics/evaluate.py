@@ -40,6 +40,7 @@ from .factor_vae import factor_vae_score
 from .mig import mig
 from .modularity import modularity_explicitness
 from .pid_bounds import unibound
+from .protocols import resolve
 from .sap import sap
 from .synergy import synergy
 from .unsupervised import unsupervised
@@ -65,16 +66,23 @@ DEFAULT_METRICS = tuple(METRICS)
 _TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy", "unibound"}
 
 
+def uses_pool(name: str, protocol: str, overrides: dict[str, dict]) -> bool:
+    """Whether metric ``name`` reads the shared pool: the pool metrics, and Chen's MIG with population "pool"."""
+    if METRICS[name][2]:
+        return True
+    return name == "chen_mig" and resolve(name, protocol, overrides.get(name)).get("population") == "pool"
+
+
 def pool_sizes(metrics: Sequence[str], protocol: str, overrides: dict[str, dict]) -> tuple[int, int]:
     """The train/test points the shared pool needs: the largest any chosen pool metric asks for."""
-    from .protocols import resolve
-
     train = test = 0
     for name in metrics:
-        if not METRICS[name][2]:
+        if not uses_pool(name, protocol, overrides):
             continue
         p = resolve(name, protocol, overrides.get(name))
         train = max(train, int(p.get("num_train", 0)), int(p.get("num_variance_estimate", 0)))
+        if name == "chen_mig":
+            train = max(train, int(p["num_samples"]))
         test = max(test, int(p.get("num_test", 0)))
     return train, test
 
@@ -176,7 +184,7 @@ def evaluate(
     elif represent_posterior is not None and not mean_is_code:
         mean_is_code = _same_as_mean(represent, None, data, represent_posterior)
     t0 = time.perf_counter()
-    pool_metrics = [m for m in metrics if METRICS[m][2]]
+    pool_metrics = [m for m in metrics if uses_pool(m, protocol, overrides)]
     pool_train, pool_test = pool_sizes(metrics, protocol, overrides)
     pool = post_pool = None
     if any(METRICS[m][1] for m in pool_metrics):
@@ -200,12 +208,12 @@ def evaluate(
 
         bar = tqdm(total=len(metrics), desc="metrics", unit="metric", leave=False)
     for name in metrics:
-        fn, needs_post, uses_pool = METRICS[name]
+        fn, needs_post, _ = METRICS[name]
         if bar is not None:
             bar.set_postfix_str(name)
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = dict(overrides.get(name, {}))
-        if uses_pool:
+        if name in pool_metrics:
             kwargs["pool"] = post_pool if needs_post else pool
         if name == "dci":
             kwargs.setdefault("n_jobs", n_jobs)

@@ -42,6 +42,7 @@ from ..errors import UserError
 from ..experiments import apply_overrides, load_config
 from ..experiments.config import Config, to_dict
 from .allocator import keep_freed_memory
+from .learning_curve import CurveRecorder
 from .run import CHECKPOINT_FORMAT, Run
 
 __all__ = ["TrainingDiverged", "fit", "resolve_device", "resume", "start"]
@@ -230,6 +231,7 @@ def resume(
         if changes:
             run.write_config(config)
         run.truncate_log(done)
+        CurveRecorder(run, config, dataset).truncate(done)
         run.set_status("running", step=done)
         return fit(run, config, dataset, state=state, progress=show, callback=callback)
 
@@ -286,6 +288,7 @@ def fit(
                 step, elapsed = _restore(state, model, objective, loader, loader2, noise, device)
             fixed_image = traversal_image(dataset)
             logger = _Logger(run, config, progress, start_step=step)
+            curve = CurveRecorder(run, config, dataset, writer=logger.writer)
             try:
                 last_saved = step
                 t0, window_t, window_steps = time.perf_counter(), time.perf_counter(), 0
@@ -308,6 +311,10 @@ def fit(
                         logger.record(step, logs, rate, elapsed + now - t0, loader)
                     if cfg_log.traversal_every and step % cfg_log.traversal_every == 0:
                         logger.traversal(step, model, fixed_image)
+                    if curve.due(step):
+                        point = curve.record(step, model, device)
+                        logger.curve_point(point)
+                        window_t += point["seconds"]  # steps_per_s measures training alone
                     if callback is not None:
                         callback(step, logs)
                     if step % cfg_log.checkpoint_every == 0 or step == config.run.steps or stop.signum:
@@ -481,6 +488,12 @@ class _Logger:
                 w.add_scalar(
                     f"{self.config.method}/{key}" if key != "steps_per_s" else "speed/steps_per_s", value, step
                 )
+
+    def curve_point(self, entry: dict[str, Any]) -> None:
+        if self.config.log.console:
+            shown = ("factor_vae_score", "mig", "chen_mig", "synergy", "synergy.wms")
+            parts = [f"{k} {entry['scores'][k]:.3f}" for k in shown if k in entry["scores"]]
+            self.bar.write(f"eval step {entry['step']}: " + ", ".join(parts) + f" ({entry['seconds']:.0f} s)")
 
     def traversal(self, step: int, model, image: torch.Tensor) -> None:
         from PIL import Image

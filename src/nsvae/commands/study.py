@@ -1,0 +1,102 @@
+"""``nsvae study``: run what is left of a study and keep each finished run's small files under studies/NAME/."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+from ..errors import UserError
+
+DESCRIPTION = """\
+Run a study: a sweep file whose runs draw learning curves (eval.every) and end
+with a full evaluation (see docs/sweeps.md, 'Studies'). STUDY is a sweep .toml
+file or a sweep preset (the study presets are named study-*).
+
+Every finished run leaves small files in STUDIES_DIR/NAME/runs/RUN/ (its config,
+learning curve, final evaluation with the code commit, the machine and the
+times, and a traversal picture), and the study's tables STUDIES_DIR/NAME/
+results.csv (one row per method, seed and evaluated step) and final.csv (one row
+per method and seed) are rewritten. A run with those files is never trained
+again; the others train in --work-dir (default runs/NAME): a run whose
+directory is still there is resumed, one whose directory is gone starts over.
+With --commit each finished run's files are committed with git as it ends.
+Ctrl-C or SIGTERM stops the running runs after their current step with a
+checkpoint; the same command continues. Exit status: 0 every run finished,
+1 some run failed, 2 a usage or study-file error, 130/143 interrupted."""
+
+EPILOG = """\
+examples:
+  nsvae study study-cpu --dry-run
+  nice nsvae study study-cpu --workers 2 --commit       (two runs at once, one thread each)
+  nsvae plot study studies/study-cpu --out docs/figures/study-cpu.png"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "study",
+        help="run what is left of a study; each finished run's small files go to studies/NAME/",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("study", metavar="STUDY", help="a study (sweep) .toml file or preset")
+    p.add_argument("--studies-dir", default="studies", metavar="DIR", help="where studies keep files (default studies)")
+    p.add_argument("--work-dir", metavar="DIR", help="where the runs train (default runs/NAME)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="runs at once, each with cores // N torch threads (default 2: on this project's 2-core machine two "
+        "one-thread runs train 1.18x faster in all than one two-thread run; benchmarks/RESULTS.md)",
+    )
+    p.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N for every run (overrides run.device)")
+    p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the study")
+    p.add_argument("--commit", action="store_true", help="git-commit each finished run's files as it ends")
+    p.add_argument("--dry-run", action="store_true", help="list the runs, which are done and which are left, then exit")
+    p.set_defaults(run=run_study_command)
+
+
+def run_study_command(args: argparse.Namespace) -> int:
+    from ..experiments import study, sweep
+
+    if args.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.device is not None:
+        from ..experiments.config import _DEVICE
+
+        if not _DEVICE.match(args.device):
+            raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
+    if args.dry_run:
+        spec = sweep.load_sweep(args.study)
+        study.check_study(spec)
+        study_dir = study.study_dir_for(spec, args.studies_dir)
+        done, left = study.plan_study(spec, study_dir)
+        print(f"{spec.name}: {len(spec.runs)} runs, {len(done)} done in {study_dir}, {len(left)} left")
+        width = max(len(r.name) for r in spec.runs)
+        for run in spec.runs:
+            cfg = run.config
+            what = "done" if run.name in done else "left"
+            print(
+                f"  {run.name:<{width}}  {what}  {cfg.method}, {cfg.run.steps:,} steps, "
+                f"lr {cfg.optim.lr:g}, batch {cfg.data.batch_size}, curve every {cfg.eval.every:,}"
+            )
+        return 0
+    outcome = study.run_study(
+        args.study,
+        studies_root=args.studies_dir,
+        work_dir=args.work_dir,
+        workers=args.workers,
+        device=args.device,
+        commit=args.commit,
+        only=args.only,
+    )
+    if outcome is None:
+        print("nsvae study: every run is done")
+        return 0
+    if outcome.failed:
+        print(f"nsvae study: failed: {', '.join(outcome.failed)} (errors in {outcome.sweep_dir}/sweep.json)")
+    if outcome.signum is not None:
+        print(f"nsvae study: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
+        return 128 + outcome.signum
+    return 1 if outcome.failed else 0

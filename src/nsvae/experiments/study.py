@@ -1,0 +1,358 @@
+"""Studies: a sweep whose every finished run leaves small files under ``studies/<name>/``, to be committed.
+
+A study is a sweep file (``nsvae sweep`` format; the shipped ones are the
+sweep presets named ``study-*``) whose runs evaluate themselves during
+training (``eval.every``, :mod:`nsvae.train.learning_curve`). It progresses in
+pieces, over days, on machines that may not keep files from one piece to the
+next, so the only state that matters is what the repository holds::
+
+    studies/<name>/study.toml            the study file as run
+    studies/<name>/results.csv           one row per (method, seed, step) of every learning curve
+    studies/<name>/final.csv             one row per (method, seed): the final evaluation (full protocols)
+    studies/<name>/runs/<run>/config.toml   the run's resolved config
+    studies/<name>/runs/<run>/curve.csv     its learning curve (curve protocol) with the training losses
+    studies/<name>/runs/<run>/final.json    the final evaluation, the code commit, the machine, the times
+    studies/<name>/runs/<run>/traversal.png the final model's latent traversal
+
+A run with ``final.json`` is done and is never trained again. The others are
+handed to the sweep machinery in a working directory (``runs/<name>`` by
+default), which resumes a run whose directory is still there and restarts
+one whose directory is gone. ``commit=True`` commits each finished run's
+files (and the two tables) with git as the run ends, so work is never lost in
+bulk. In the tables, ``method`` is the run's setting (its name without the
+seed), and the metric columns are named as ``nsvae results`` names them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from .sweep import PlannedRun, Sweep, load_sweep
+
+STUDIES_DIR = "studies"
+SPEC_FILE = "study.toml"
+RESULTS_CSV = "results.csv"
+FINAL_CSV = "final.csv"
+RUNS = "runs"
+DONE_FILE = "final.json"
+#: The first columns of both tables; the metric columns follow.
+KEY_COLUMNS = ("method", "seed", "step")
+#: Training losses read from the run's log.jsonl at each evaluated step.
+TRAIN_COLUMNS = ("train.recon", "train.kl")
+
+
+def study_dir_for(sweep: Sweep, studies_root: str | os.PathLike = STUDIES_DIR) -> Path:
+    return Path(studies_root) / sweep.name
+
+
+def finished_runs(study_dir: Path) -> set[str]:
+    """The runs whose files are in the study (``runs/<run>/final.json``)."""
+    runs = study_dir / RUNS
+    if not runs.is_dir():
+        return set()
+    return {p.name for p in runs.iterdir() if (p / DONE_FILE).is_file()}
+
+
+def check_study(sweep: Sweep) -> None:
+    """Refuse a study whose runs would not draw learning curves (``eval.every`` = 0) or would not be evaluated."""
+    missing = [r.name for r in sweep.runs if r.config.eval.every <= 0]
+    if missing:
+        raise UserError(
+            f"study {sweep.name}: run {missing[0]} has eval.every = 0 (no learning curve); "
+            'set "eval.every" in the study file\'s [set] table'
+        )
+    if not sweep.evaluation.enabled:
+        raise UserError(f"study {sweep.name}: [evaluation] is disabled; a study needs the final evaluation")
+
+
+# -- one run's files ----------------------------------------------------------------------------------
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def code_version(where: Path) -> dict[str, Any]:
+    """The git commit of the code (and whether the checkout had local changes), and the package version."""
+    from .. import __version__
+
+    here = Path(__file__).resolve().parent
+    commit = _git("rev-parse", "HEAD", cwd=here)
+    dirty = None
+    if commit is not None:
+        status = _git("status", "--porcelain", "--untracked-files=no", "--", "src", cwd=here)
+        dirty = bool(status) if status is not None else None
+    return {"nsvae": __version__, "commit": commit, "src_modified": dirty}
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "host": platform.node(),
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cores": cores,
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ..data.cache import atomic_write
+
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def _score_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The metric columns in first-seen order, then the training losses."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key in row:
+            if key not in KEY_COLUMNS and key not in TRAIN_COLUMNS:
+                seen.setdefault(key, None)
+    return [*seen, *(c for c in TRAIN_COLUMNS if any(c in r for r in rows))]
+
+
+def curve_rows(run, method: str, seed: int) -> list[dict[str, Any]]:
+    """A run's learning curve as table rows: method, seed, step, the curve scores, the training losses there."""
+    from ..train.learning_curve import read_curve
+
+    losses = {int(e["step"]): e for e in run.log() if "recon" in e}
+    rows = []
+    for entry in read_curve(run.path):
+        step = int(entry["step"])
+        row: dict[str, Any] = {"method": method, "seed": seed, "step": step, **entry["scores"]}
+        logged = losses.get(step)
+        if logged is not None:
+            row["train.recon"], row["train.kl"] = logged["recon"], logged["kl"]
+        rows.append(row)
+    return rows
+
+
+def export_run(run_dir: Path, study_dir: Path, planned: PlannedRun, seconds: float | None = None) -> Path:
+    """Write a finished, evaluated run's small files into ``study_dir/runs/<run>/``; ``final.json`` last."""
+    from ..evaluation import read_eval, table_scores
+    from ..train.run import Run
+
+    run = Run(run_dir)
+    status = run.status()
+    if status.get("state") != "finished":
+        raise UserError(f"{run_dir} is not finished ({status.get('state')}); it cannot enter the study")
+    evaluation = read_eval(run_dir)
+    if not evaluation or not evaluation.get("results"):
+        raise UserError(f"{run_dir} has no final evaluation (eval.json)")
+    out = study_dir / RUNS / planned.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DONE_FILE).unlink(missing_ok=True)  # written last: its presence means the rest is complete
+    from .config import dumps
+
+    _write_text(out / "config.toml", dumps(run.config))
+    rows = curve_rows(run, planned.setting, planned.seed)
+    _write_text(out / "curve.csv", _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows))
+    _write_traversal(run, out / "traversal.png")
+    protocol, result = next(iter(evaluation["results"].items()))
+    curve = [json.loads(line) for line in (run.path / "eval_curve.jsonl").read_text().splitlines() if line.strip()]
+    record = {
+        "run": planned.name,
+        "method": planned.setting,
+        "seed": planned.seed,
+        "step": evaluation["step"],
+        "protocol": protocol,
+        "scores": table_scores(result),
+        "evaluation": result,
+        "code": code_version(study_dir),
+        "machine": machine(),
+        "threads": run.config.run.threads or None,
+        "started": status.get("started"),
+        "finished": status.get("finished"),
+        "seconds": {
+            "train_and_curve": _checkpoint_elapsed(run),
+            "curve_evaluations": round(sum(float(e.get("seconds", 0.0)) for e in curve), 1),
+            "final_evaluation": round(sum(float(v) for v in result.get("seconds", {}).values()), 1),
+            "sweep_task": None if seconds is None else round(float(seconds), 1),
+        },
+    }
+    _write_text(out / DONE_FILE, json.dumps(record, indent=1, sort_keys=False) + "\n")
+    return out
+
+
+def _checkpoint_elapsed(run) -> float | None:
+    try:
+        state = run.read_checkpoint()
+    except Exception:  # noqa: BLE001 - the time is informative only
+        return None
+    return round(float(state.get("elapsed_s", 0.0)), 1)
+
+
+def _write_traversal(run, path: Path) -> None:
+    from PIL import Image
+
+    from ..viz.traversals import run_traversal
+
+    picture = Image.fromarray(run_traversal(run))
+    from ..data.cache import atomic_write
+
+    atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
+
+
+# -- the study's tables -------------------------------------------------------------------------------
+
+
+def write_tables(study_dir: Path) -> tuple[Path, Path]:
+    """``results.csv`` (every curve point) and ``final.csv`` (every final evaluation) from the runs' files."""
+    curve_rows_all: list[dict[str, Any]] = []
+    final_rows: list[dict[str, Any]] = []
+    for name in sorted(finished_runs(study_dir)):
+        folder = study_dir / RUNS / name
+        with open(folder / "curve.csv", encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                curve_rows_all.append({k: _number(v) for k, v in row.items()})
+        record = json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))
+        final_rows.append(
+            {"method": record["method"], "seed": record["seed"], "step": record["step"], **record["scores"]}
+        )
+    key = lambda r: (str(r["method"]), int(r["seed"]), int(r["step"]))  # noqa: E731
+    curve_rows_all.sort(key=key)
+    final_rows.sort(key=key)
+    results = study_dir / RESULTS_CSV
+    final = study_dir / FINAL_CSV
+    _write_text(results, _csv_text([*KEY_COLUMNS, *_score_columns(curve_rows_all)], curve_rows_all))
+    _write_text(final, _csv_text([*KEY_COLUMNS, *_score_columns(final_rows)], final_rows))
+    return results, final
+
+
+def _number(text: str) -> Any:
+    if text == "":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """A study table (``results.csv`` or ``final.csv``) as rows of numbers."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def commit_files(study_dir: Path, message: str, echo: Callable[[str], None]) -> bool:
+    """``git add`` and ``git commit`` the study directory alone (other staged changes stay staged)."""
+    top = _git("rev-parse", "--show-toplevel", cwd=study_dir)
+    if top is None:
+        raise UserError(f"--commit: {study_dir} is not inside a git repository")
+    rel = os.path.relpath(study_dir.resolve(), top)
+    for attempt in range(5):  # another git command (a person's commit) may hold the index lock for a moment
+        added = subprocess.run(["git", "add", "--", rel], cwd=top, capture_output=True, text=True)
+        done = added.returncode == 0 and (
+            subprocess.run(["git", "commit", "-q", "-m", message, "--", rel], cwd=top, capture_output=True, text=True)
+        )
+        if done and done.returncode == 0:
+            return True
+        if done and "nothing" in (done.stdout + done.stderr):
+            return True
+        time.sleep(2 + 3 * attempt)
+    echo(f"nsvae study: could not commit {rel} (git busy or failing); the files are there, commit them by hand")
+    return False
+
+
+# -- the driver ---------------------------------------------------------------------------------------
+
+
+def plan_study(sweep: Sweep, study_dir: Path) -> tuple[list[str], list[str]]:
+    """``(done, left)``: the run names already in the study and those still to run, in file order."""
+    done = finished_runs(study_dir)
+    names = [r.name for r in sweep.runs]
+    return [n for n in names if n in done], [n for n in names if n not in done]
+
+
+def run_study(
+    source: str | os.PathLike,
+    *,
+    studies_root: str | os.PathLike = STUDIES_DIR,
+    work_dir: str | os.PathLike | None = None,
+    workers: int = 1,
+    device: str | None = None,
+    commit: bool = False,
+    only: Sequence[str] | None = None,
+    echo: Callable[[str], None] = print,
+):
+    """Run what is left of study ``source``; returns the sweep's outcome (or None when nothing was left)."""
+    from .executors import run_sweep
+
+    sweep = load_sweep(source)
+    check_study(sweep)
+    study_dir = study_dir_for(sweep, studies_root)
+    done, left = plan_study(sweep, study_dir)
+    if only:
+        unknown = [n for n in only if n not in {r.name for r in sweep.runs}]
+        if unknown:
+            raise UserError(f"the study has no run named {unknown[0]!r}; see the names with --dry-run")
+        left = [n for n in left if n in only]
+    study_dir.mkdir(parents=True, exist_ok=True)
+    spec = study_dir / SPEC_FILE
+    if spec.is_file() and spec.read_text(encoding="utf-8") != sweep.text:
+        raise UserError(
+            f"{spec} holds a different study file than {source}; a study's runs must share one spec "
+            "(name the changed study differently)"
+        )
+    if not spec.is_file():
+        _write_text(spec, sweep.text)
+    work = Path(work_dir) if work_dir is not None else Path("runs") / sweep.name
+    # Runs that finished in the working directory but never reached the study (a kill between the two) go in now.
+    if left and work.is_dir():
+        from .executors import RUNS_DIR, plan_sweep
+
+        actions = plan_sweep(sweep, work)
+        for name in [n for n in left if actions.get(n) == "done"]:
+            export_run(work / RUNS_DIR / name, study_dir, sweep.run(name))
+            left.remove(name)
+            done.append(name)
+            if commit:
+                commit_files(study_dir, f"study {sweep.name}: run {name}", echo)
+    echo(f"nsvae study: {sweep.name}: {len(done)} of {len(sweep.runs)} runs done; {len(left)} to run in {work}")
+    write_tables(study_dir)
+    if not left:
+        return None
+
+    def on_run_end(task, record: dict[str, Any]) -> None:
+        if record.get("state") != "finished":
+            return
+        planned = sweep.run(task.name)
+        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"))
+        write_tables(study_dir)
+        n_done = len(finished_runs(study_dir))
+        echo(f"nsvae study: {task.name} -> {study_dir / RUNS / task.name} ({n_done}/{len(sweep.runs)} done)")
+        if commit:
+            commit_files(study_dir, f"study {sweep.name}: run {task.name} ({n_done}/{len(sweep.runs)})", echo)
+
+    return run_sweep(source, work, workers=workers, device=device, only=left, echo=echo, on_run_end=on_run_end)
