@@ -1,0 +1,165 @@
+"""Studies: finished runs leave their small files under studies/<name>/; nothing done is trained twice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nsvae.cli import main
+from nsvae.errors import UserError
+from nsvae.experiments import study
+from nsvae.experiments.sweep import loads_sweep
+
+SPEC = """
+name = "tiny-study"
+seeds = [0, 1]
+
+[base]
+config = "quick-vae"
+
+[set]
+"run.steps" = 12
+"run.device" = "cpu"
+"run.threads" = 1
+"model.z_dim" = 4
+"data.batch_size" = 8
+"log.every" = 6
+"log.traversal_every" = 0
+"log.checkpoint_every" = 6
+"log.tensorboard" = false
+"log.console" = false
+"log.progress" = false
+"eval.every" = 6
+"eval.pool" = 300
+"eval.votes" = 5
+
+[evaluation]
+metrics = ["mig", "active_units"]
+overrides = { mig = { num_train = 300 }, active_units = { num_train = 300 } }
+"""
+
+
+@pytest.fixture
+def spec(tmp_path, dsprites) -> Path:
+    path = tmp_path / "tiny-study.toml"
+    path.write_text(SPEC, encoding="utf-8")
+    return path
+
+
+def _run(spec: Path, tmp_path: Path, *extra: str) -> int:
+    return main(
+        ["study", str(spec), "--studies-dir", str(tmp_path / "studies"), "--work-dir", str(tmp_path / "work"), *extra]
+    )
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_study_leaves_each_runs_files_and_the_tables(spec, tmp_path):
+    assert _run(spec, tmp_path, "--workers", "1") == 0
+    root = tmp_path / "studies" / "tiny-study"
+    for name in ("vae-seed0", "vae-seed1"):
+        folder = root / "runs" / name
+        assert {p.name for p in folder.iterdir()} == {"config.toml", "curve.csv", "final.json", "traversal.png"}
+        record = json.loads((folder / "final.json").read_text())
+        assert record["method"] == "vae" and record["step"] == 12
+        assert set(record["scores"]) == {"mig", "active_units"}
+        assert record["machine"]["cores"] >= 1 and "commit" in record["code"]
+        assert record["seconds"]["curve_evaluations"] > 0
+    assert (root / "study.toml").read_text() == SPEC
+    with open(root / "results.csv", encoding="utf-8") as handle:
+        header = handle.readline().strip().split(",")
+    assert header[:3] == ["method", "seed", "step"]
+    assert {"factor_vae_score", "mig", "chen_mig", "sap", "synergy", "synergy.wms", "synergy.proxy"} <= set(header)
+    rows = _rows(root / "results.csv")
+    assert [(r["method"], r["seed"], r["step"]) for r in rows] == [
+        ("vae", "0", "6"),
+        ("vae", "0", "12"),
+        ("vae", "1", "6"),
+        ("vae", "1", "12"),
+    ]
+    assert all(r["train.recon"] for r in rows)
+    final = _rows(root / "final.csv")
+    assert [(r["method"], r["seed"], r["step"]) for r in final] == [("vae", "0", "12"), ("vae", "1", "12")]
+
+
+def test_done_runs_are_skipped_lost_files_exported_again_lost_runs_retrained(spec, tmp_path, capsys):
+    assert _run(spec, tmp_path, "--workers", "1") == 0
+    root = tmp_path / "studies" / "tiny-study"
+    checkpoint = next((tmp_path / "work" / "runs" / "vae-seed0" / "checkpoints").iterdir())
+    mtime = checkpoint.stat().st_mtime_ns
+    capsys.readouterr()
+    assert _run(spec, tmp_path) == 0
+    assert "every run is done" in capsys.readouterr().out
+    # The study's files of a run are lost but its directory is there: exported again, not retrained.
+    shutil.rmtree(root / "runs" / "vae-seed0")
+    assert _run(spec, tmp_path) == 0
+    assert (root / "runs" / "vae-seed0" / "final.json").is_file()
+    assert checkpoint.stat().st_mtime_ns == mtime
+    # Both lost (a fresh machine): the run starts over, and only that run.
+    seed1 = (root / "runs" / "vae-seed1" / "final.json").stat().st_mtime_ns
+    shutil.rmtree(root / "runs" / "vae-seed0")
+    shutil.rmtree(tmp_path / "work")
+    assert _run(spec, tmp_path, "--workers", "1") == 0
+    assert (root / "runs" / "vae-seed0" / "final.json").is_file()
+    assert (root / "runs" / "vae-seed1" / "final.json").stat().st_mtime_ns == seed1
+    assert not (tmp_path / "work" / "runs" / "vae-seed1").exists()
+
+
+def test_a_study_without_curves_or_with_a_changed_spec_is_refused(spec, tmp_path):
+    no_curve = loads_sweep(SPEC.replace('"eval.every" = 6', '"eval.every" = 0'))
+    with pytest.raises(UserError, match="eval.every"):
+        study.check_study(no_curve)
+    (tmp_path / "studies" / "tiny-study").mkdir(parents=True)
+    (tmp_path / "studies" / "tiny-study" / "study.toml").write_text("name = 'other'\n")
+    assert _run(spec, tmp_path) == 2
+
+
+def test_dry_run_lists_done_and_left(spec, tmp_path, capsys):
+    assert _run(spec, tmp_path, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 0 done" in out and "vae-seed0  left" in out
+    assert not (tmp_path / "studies").exists()
+
+
+def test_commit_commits_the_study_files_alone(spec, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    (repo / "other.txt").write_text("staged, not part of the study\n")
+    git("add", "other.txt")
+    code = main(
+        [
+            "study",
+            str(spec),
+            "--studies-dir",
+            str(repo / "studies"),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--workers",
+            "1",
+            "--only",
+            "vae-seed0",
+            "--commit",
+        ]
+    )
+    assert code == 0
+    log = git("log", "--format=%s")
+    assert log.strip() == "study tiny-study: run vae-seed0 (1/2)"
+    files = git("show", "--name-only", "--format=", "HEAD").split()
+    assert "other.txt" not in files
+    assert "studies/tiny-study/runs/vae-seed0/final.json" in files and "studies/tiny-study/results.csv" in files
+    assert "other.txt" in git("diff", "--cached", "--name-only")
