@@ -80,7 +80,26 @@ def test_warning_lines_are_a_headline_and_one_line_per_key():
 
 
 def _comparing_presets() -> list[str]:
-    return [n for n in sweep_preset_names() if len({r.config.method for r in load_sweep(n).runs}) > 1]
+    """The presets that put methods side by side (a tuning study varies the optimiser on purpose: tested below)."""
+    return [
+        n
+        for n in sweep_preset_names()
+        if len({r.config.method for r in load_sweep(n).runs}) > 1 and not n.endswith("-tuning")
+    ]
+
+
+def test_the_tuning_study_compares_methods_only_at_one_learning_rate_on_the_papers_network():
+    runs = load_sweep("study-tuning").runs
+    rates = sorted({r.config.optim.lr for r in runs})
+    assert rates == [1e-4, 3e-4, 1e-3]
+    for lr in rates:
+        group = [(r.name, r.config) for r in runs if r.config.optim.lr == lr]
+        assert {c.method for _, c in group} == {"vae", "beta_vae"}
+        assert differences(group) == []
+    for run in runs:
+        model = run.config.model
+        assert (model.fc_relus, model.convtranspose_init, model.architecture) == ("paper", "pytorch0.4", "conv")
+        assert run.config.eval.every > 0 and run.config.data.batch_size == 64
 
 
 def test_the_presets_that_compare_methods_are_the_known_three_at_least():
