@@ -39,6 +39,12 @@ runs differing only in their seeds form one setting (as in nsvae report):
                    final reconstruction error, one point per run (PNG)
   proxy            the synergy proxy over training per setting: mean over seeds
                    and min-max band (PNG)
+Study figures take one study directory (studies/NAME, written by nsvae study):
+  study-curves     the learning curves: one panel per metric (--metrics, default
+                   every curve column), one colour per method, mean over seeds
+                   and min-max band, from studies/NAME/results.csv (PNG)
+  study-traversals per method, the traversal of its best and its worst seed by
+                   the final --metric (default factor_vae_score), side by side (PNG)
 Images: image 0 of the dataset, then random ones (--seed); KLs are measured on
 1024 random images. Checkpoints: the latest, or --step N."""
 
@@ -52,10 +58,24 @@ examples:
   nsvae plot traversal-gif runs/demo -o traversal.gif --values 9 --duration 150
   nsvae plot training-gif runs/demo -o training.gif
   nsvae plot bars sweeps/quick-comparison -o bars.png
-  nsvae plot scatter runs/nonsyn runs/vae -o scatter.png --metric mig"""
+  nsvae plot scatter runs/nonsyn runs/vae -o scatter.png --metric mig
+  nsvae plot study-curves studies/study-cpu -o curves.png --metrics factor_vae_score mig synergy
+  nsvae plot study-traversals studies/study-cpu -o traversals.png --metric mig"""
 
-FIGURES = ("curves", "mean-activation", "traversal", "traversal-gif", "training-gif", "bars", "scatter", "proxy")
+FIGURES = (
+    "curves",
+    "mean-activation",
+    "traversal",
+    "traversal-gif",
+    "training-gif",
+    "bars",
+    "scatter",
+    "proxy",
+    "study-curves",
+    "study-traversals",
+)
 COMPARISONS = ("bars", "scatter", "proxy")
+STUDY_FIGURES = ("study-curves", "study-traversals")
 GIFS = ("traversal-gif", "training-gif")
 
 
@@ -85,7 +105,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of the images drawn (default 0)")
     p.add_argument("--dpi", type=int, default=150, help="resolution of matplotlib figures (default 150)")
     c = p.add_argument_group("comparisons (bars, scatter, proxy)")
-    c.add_argument("--metric", help="scatter: the score against reconstruction error (e.g. mig, factor_vae_score)")
+    c.add_argument(
+        "--metric",
+        help="scatter: the score against reconstruction error (e.g. mig, factor_vae_score); "
+        "study-traversals: the final score that picks the best and worst seed (default factor_vae_score)",
+    )
+    c.add_argument("--metrics", nargs="+", metavar="M", help="study-curves: the columns drawn (default: all)")
     c.add_argument("--protocol", help="bars, scatter: evaluation protocol compared (default: 'default' where present)")
     t = p.add_argument_group("traversals (traversal, traversal-gif, training-gif)")
     t.add_argument(
@@ -129,12 +154,16 @@ def _check_options(args: argparse.Namespace, output: Path) -> None:
         raise UserError(f"-o must name a {suffix} file for {args.figure}, got {output}")
     if args.samples < 0:
         raise UserError("--samples must be >= 0")
+    if args.figure in STUDY_FIGURES and len(args.runs) != 1:
+        raise UserError(f"{args.figure} draws one study: give one study directory (studies/NAME)")
     if args.figure not in COMPARISONS and len(args.runs) != 1:
         raise UserError(f"{args.figure} draws one run: give one run directory (bars, scatter and proxy compare runs)")
+    if args.metrics is not None and args.figure != "study-curves":
+        raise UserError("--metrics applies to the study-curves figure only")
     if args.figure in COMPARISONS and args.step is not None:
         raise UserError(f"{args.figure} compares runs at their latest logged step and evaluation: leave out --step")
-    if args.metric is not None and args.figure != "scatter":
-        raise UserError("--metric applies to the scatter figure only")
+    if args.metric is not None and args.figure not in ("scatter", "study-traversals"):
+        raise UserError("--metric applies to the scatter and study-traversals figures only")
     if args.protocol is not None and args.figure not in ("bars", "scatter"):
         raise UserError("--protocol applies to the bars and scatter figures only")
     traversal = args.figure in ("traversal",) + GIFS
@@ -233,11 +262,49 @@ def _comparison(args: argparse.Namespace, output: Path) -> None:
     _save_figure(fig, output, args.dpi)
 
 
+def _study_figure(args: argparse.Namespace, output: Path) -> None:
+    import json
+
+    from ..experiments import study
+    from ..viz import study as study_viz
+
+    folder = Path(args.runs[0])
+    results = folder / study.RESULTS_CSV
+    if not results.is_file():
+        raise UserError(f"{folder} is not a study directory (it has no {study.RESULTS_CSV}); run nsvae study first")
+    if args.figure == "study-curves":
+        rows = study.read_table(results)
+        from ..experiments.study_analysis import metric_columns
+
+        columns = metric_columns(rows)
+        metrics = args.metrics or columns
+        unknown = [m for m in metrics if m not in columns]
+        if unknown:
+            raise UserError(f"the study has no column {unknown[0]!r}; columns: {', '.join(columns) or 'none yet'}")
+        fig = study_viz.learning_curves(rows, metrics, title=f"{folder.name}: learning curves (curve protocol)")
+    else:
+        final = study.read_table(folder / study.FINAL_CSV)
+        metric = args.metric or "factor_vae_score"
+        if not any(metric in r for r in final):
+            raise UserError(f"no final {metric!r} score in {folder / study.FINAL_CSV}; choose another --metric")
+        names = {}
+        for name in study.finished_runs(folder):
+            record = json.loads((folder / study.RUNS / name / study.DONE_FILE).read_text(encoding="utf-8"))
+            names[(str(record["method"]), int(record["seed"]))] = name
+        fig = study_viz.best_and_worst(folder, final, metric, names)
+    _save_figure(fig, output, args.dpi)
+
+
 def run_plot(args: argparse.Namespace) -> int:
     from ..train import load_run
 
     output = Path(args.output)
     _check_options(args, output)
+    if args.figure in STUDY_FIGURES:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        _study_figure(args, output)
+        print(f"{args.figure}: wrote {output}")
+        return 0
     if args.figure in COMPARISONS:
         output.parent.mkdir(parents=True, exist_ok=True)
         _comparison(args, output)

@@ -54,6 +54,17 @@ def register(sub) -> None:
     p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the study")
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's files as it ends")
     p.add_argument("--dry-run", action="store_true", help="list the runs, which are done and which are left, then exit")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the final table (mean ± sd (n) over seeds, Markdown) and the paired differences of --versus "
+        "against every other method with 95%% bootstrap intervals over seeds; trains nothing",
+    )
+    p.add_argument(
+        "--versus",
+        metavar="METHOD",
+        help="--summary: the method compared with the others (default: the Non-Syn VAE's, else the first)",
+    )
     p.set_defaults(run=run_study_command)
 
 
@@ -67,6 +78,8 @@ def run_study_command(args: argparse.Namespace) -> int:
 
         if not _DEVICE.match(args.device):
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
+    if args.summary:
+        return _summary(args)
     if args.dry_run:
         spec = sweep.load_sweep(args.study)
         study.check_study(spec)
@@ -100,3 +113,29 @@ def run_study_command(args: argparse.Namespace) -> int:
         print(f"nsvae study: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
         return 128 + outcome.signum
     return 1 if outcome.failed else 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from ..experiments import study, study_analysis, sweep
+
+    spec = sweep.load_sweep(args.study)
+    folder = study.study_dir_for(spec, args.studies_dir)
+    final_path = folder / study.FINAL_CSV
+    rows = study.read_table(final_path) if final_path.is_file() else []
+    if not rows:
+        raise UserError(f"{spec.name} has no finished run yet ({final_path}); run nsvae study {args.study} first")
+    methods = study_analysis.methods(rows)
+    versus = args.versus
+    if versus is None:
+        nonsyn = [r.setting for r in spec.runs if r.config.method == "nonsyn" and r.setting in methods]
+        versus = nonsyn[0] if nonsyn else methods[0]
+    if versus not in methods:
+        raise UserError(f"--versus {versus!r} has no finished run; methods: {', '.join(methods)}")
+    metrics = study_analysis.metric_columns(rows)
+    done, left = study.plan_study(spec, folder)
+    print(f"{spec.name}: {len(done)} of {len(spec.runs)} runs done, {len(left)} left ({final_path})\n")
+    print(study_analysis.format_final_table(study_analysis.final_table(rows, metrics), metrics))
+    diffs = study_analysis.paired_differences(rows, versus, metrics=metrics)
+    if diffs:
+        print(study_analysis.format_differences(diffs))
+    return 0

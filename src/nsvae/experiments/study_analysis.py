@@ -1,0 +1,150 @@
+"""The numbers of a study: the final table over seeds and paired differences with bootstrap intervals.
+
+Everything here reads the study's tables (``final.csv`` and ``results.csv``,
+:mod:`nsvae.experiments.study`) as plain rows, so it can be checked by hand:
+
+- :func:`final_table`: per method and metric, mean, sample standard deviation
+  (ddof = 1) and n over seeds;
+- :func:`paired_differences`: method A minus method B on the seeds both have
+  (the same seed means the same initial weights, batches and noise streams),
+  the mean difference and a percentile bootstrap interval over seeds
+  (resampling the seeds with replacement, ``n_boot`` times, a fixed seed);
+- :func:`verdict`: "supported" when the interval lies wholly on the side the
+  claim predicts, "not supported" when it lies wholly on the other side, and
+  "undecided at this budget" when it contains zero.
+
+With 3 to 5 seeds a bootstrap interval is wide and rough (it cannot be wider
+than the range of the differences); the table states n beside every interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+KEYS = ("method", "seed", "step")
+
+
+def metric_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The numeric columns other than method, seed and step, in first-seen order."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key not in KEYS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                seen.setdefault(key, None)
+    return list(seen)
+
+
+def methods(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(r["method"]) for r in rows))
+
+
+def final_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``{method: {metric: (mean, sd, n)}}`` over the method's seeds (sd NaN for one seed)."""
+    metrics = list(metrics or metric_columns(rows))
+    out: dict[str, dict[str, Any]] = {}
+    for method in methods(rows):
+        mine = [r for r in rows if r["method"] == method]
+        entry = {}
+        for metric in metrics:
+            values = np.array([float(r[metric]) for r in mine if _number(r.get(metric))])
+            if values.size:
+                sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+                entry[metric] = (float(values.mean()), sd, int(values.size))
+        out[method] = entry
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def bootstrap_interval(
+    values: Sequence[float], n_boot: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampled with replacement)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no values")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
+
+
+def paired_differences(
+    rows: Sequence[Mapping[str, Any]],
+    method: str,
+    baselines: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """``method`` minus each baseline per metric, on their shared seeds: one dict per (baseline, metric) with
+    ``mean``, ``low``, ``high`` (95% bootstrap), ``n`` and the per-seed ``differences``."""
+    metrics = list(metrics or metric_columns(rows))
+    baselines = [b for b in (baselines or methods(rows)) if b != method]
+    by_key = {(str(r["method"]), int(r["seed"])): r for r in rows}
+    out = []
+    for baseline in baselines:
+        seeds = sorted(s for (m, s) in by_key if m == method and (baseline, s) in by_key)
+        for metric in metrics:
+            diffs = [
+                float(by_key[(method, s)][metric]) - float(by_key[(baseline, s)][metric])
+                for s in seeds
+                if _number(by_key[(method, s)].get(metric)) and _number(by_key[(baseline, s)].get(metric))
+            ]
+            if not diffs:
+                continue
+            low, high = bootstrap_interval(diffs, n_boot=n_boot, seed=seed)
+            out.append(
+                {
+                    "method": method,
+                    "baseline": baseline,
+                    "metric": metric,
+                    "mean": float(np.mean(diffs)),
+                    "low": low,
+                    "high": high,
+                    "n": len(diffs),
+                    "differences": diffs,
+                }
+            )
+    return out
+
+
+def verdict(low: float, high: float, higher_is_claimed: bool) -> str:
+    """The wording of a finding from a difference's interval (see the module docstring)."""
+    if low > 0:
+        return "supported" if higher_is_claimed else "not supported"
+    if high < 0:
+        return "not supported" if higher_is_claimed else "supported"
+    return "undecided at this budget"
+
+
+def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], digits: int = 3) -> str:
+    """A markdown table: one row per method, ``mean ± sd (n)`` per metric."""
+    lines = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for method, entry in table.items():
+        cells = []
+        for metric in metrics:
+            if metric not in entry:
+                cells.append("")
+                continue
+            mean, sd, n = entry[metric]
+            spread = "" if not np.isfinite(sd) else f" ± {sd:.{digits}f}"
+            cells.append(f"{mean:.{digits}f}{spread} ({n})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
+    """A markdown table of paired differences: method − baseline, mean [95% bootstrap interval], n."""
+    lines = ["| difference | metric | mean | 95% bootstrap interval | n |", "|---|---|---|---|---|"]
+    for d in diffs:
+        lines.append(
+            f"| {d['method']} − {d['baseline']} | {d['metric']} | {d['mean']:+.{digits}f} | "
+            f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {d['n']} |"
+        )
+    return "\n".join(lines) + "\n"

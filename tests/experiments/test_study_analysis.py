@@ -1,0 +1,127 @@
+"""A study's numbers: the final table, paired differences with bootstrap intervals, the verdicts, the figures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from nsvae.cli import main
+from nsvae.experiments import study_analysis as sa
+
+ROWS = [
+    {"method": "nonsyn", "seed": 0, "step": 100, "mig": 0.30, "synergy": 0.5},
+    {"method": "nonsyn", "seed": 1, "step": 100, "mig": 0.20, "synergy": 0.4},
+    {"method": "nonsyn", "seed": 2, "step": 100, "mig": 0.40, "synergy": 0.6},
+    {"method": "vae", "seed": 0, "step": 100, "mig": 0.10, "synergy": 0.5},
+    {"method": "vae", "seed": 1, "step": 100, "mig": 0.05, "synergy": 0.5},
+    {"method": "vae", "seed": 3, "step": 100, "mig": 0.90, "synergy": 0.5},
+]
+
+
+def test_final_table_mean_sd_and_n():
+    table = sa.final_table(ROWS)
+    mean, sd, n = table["nonsyn"]["mig"]
+    assert (mean, n) == (pytest.approx(0.3), 3)
+    assert sd == pytest.approx(0.1)  # ddof = 1
+    assert table["vae"]["synergy"] == (pytest.approx(0.5), pytest.approx(0.0), 3)
+    one = sa.final_table(ROWS[:1])
+    assert math.isnan(one["nonsyn"]["mig"][1])
+    text = sa.format_final_table(table, ["mig"])
+    assert "| nonsyn | 0.300 ± 0.100 (3) |" in text
+
+
+def test_paired_differences_use_the_shared_seeds_only():
+    diffs = {d["metric"]: d for d in sa.paired_differences(ROWS, "nonsyn", ["vae"])}
+    mig = diffs["mig"]
+    assert mig["n"] == 2  # seeds 0 and 1: vae has no seed 2, nonsyn no seed 3
+    assert mig["differences"] == pytest.approx([0.20, 0.15])
+    assert mig["mean"] == pytest.approx(0.175)
+    assert mig["low"] >= 0.15 - 1e-12 and mig["high"] <= 0.20 + 1e-12  # the mean of resampled pairs lies between
+    assert diffs["synergy"]["differences"] == pytest.approx([0.0, -0.1])
+
+
+def test_bootstrap_interval_matches_a_literal_resampling():
+    values = [0.1, -0.2, 0.4, 0.05]
+    rng = np.random.default_rng(5)
+    draws = np.array(values)[rng.integers(0, 4, size=(2000, 4))].mean(axis=1)
+    assert sa.bootstrap_interval(values, n_boot=2000, seed=5) == (
+        pytest.approx(np.quantile(draws, 0.025)),
+        pytest.approx(np.quantile(draws, 0.975)),
+    )
+    assert sa.bootstrap_interval([0.3, 0.3, 0.3]) == (pytest.approx(0.3), pytest.approx(0.3))
+
+
+@pytest.mark.parametrize(
+    "low, high, higher, expected",
+    [
+        (0.1, 0.3, True, "supported"),
+        (0.1, 0.3, False, "not supported"),
+        (-0.3, -0.1, True, "not supported"),
+        (-0.3, -0.1, False, "supported"),
+        (-0.1, 0.2, True, "undecided at this budget"),
+        (0.0, 0.2, True, "undecided at this budget"),
+    ],
+)
+def test_verdicts(low, high, higher, expected):
+    assert sa.verdict(low, high, higher) == expected
+
+
+def _fake_study(root):
+    """A study directory as nsvae study writes it: two methods x two seeds, curves at two steps."""
+    from PIL import Image
+
+    from nsvae.experiments import study
+
+    folder = root / "studies" / "fake"
+    curve, final = [], []
+    for method in ("nonsyn", "vae"):
+        for seed in (0, 1):
+            name = f"{method}-seed{seed}"
+            run = folder / "runs" / name
+            run.mkdir(parents=True)
+            score = 0.5 + 0.1 * seed + (0.2 if method == "nonsyn" else 0.0)
+            rows = [
+                {"method": method, "seed": seed, "step": 10, "mig": score / 2, "synergy": 0.3},
+                {"method": method, "seed": seed, "step": 20, "mig": score, "synergy": 0.2},
+            ]
+            curve += rows
+            (run / "curve.csv").write_text(study._csv_text(["method", "seed", "step", "mig", "synergy"], rows))
+            record = {"method": method, "seed": seed, "step": 20, "scores": {"factor_vae_score": score, "mig": score}}
+            (run / "final.json").write_text(json.dumps(record))
+            shade = int(255 * score)
+            Image.fromarray(np.full((20, 30), shade, dtype=np.uint8)).save(run / "traversal.png")
+            final.append(record)
+    study.write_tables(folder)
+    return folder
+
+
+def test_the_study_figures_and_summary(tmp_path, capsys):
+    folder = _fake_study(tmp_path)
+    out = tmp_path / "curves.png"
+    assert main(["plot", "study-curves", str(folder), "-o", str(out), "--metrics", "mig", "synergy"]) == 0
+    assert out.stat().st_size > 1000
+    assert main(["plot", "study-traversals", str(folder), "-o", str(tmp_path / "t.png")]) == 0
+    assert main(["plot", "study-curves", str(folder), "-o", str(out), "--metrics", "nope"]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err
+    assert main(["plot", "study-traversals", str(tmp_path), "-o", str(tmp_path / "t.png")]) == 2
+    from nsvae.viz.study import extremes
+
+    rows = [{"method": "vae", "seed": s, "mig": v} for s, v in ((0, 0.2), (1, 0.9), (2, 0.1))]
+    assert extremes(rows, "mig") == {"vae": (1, 2)}
+
+
+def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
+    folder = _fake_study(tmp_path)
+    spec = tmp_path / "fake.toml"
+    spec.write_text(
+        'name = "fake"\nseeds = [0, 1]\n[set]\n"eval.every" = 10\n"run.steps" = 20\n'
+        '[[runs]]\nname = "nonsyn"\nconfig = "quick-nonsyn"\n[[runs]]\nname = "vae"\nconfig = "quick-vae"\n'
+    )
+    assert main(["study", str(spec), "--studies-dir", str(folder.parent), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "4 of 4 runs done" in out
+    assert "| nonsyn | 0.750 ± 0.071 (2) |" in out
+    assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 2 |" in out
