@@ -163,3 +163,16 @@ def test_commit_commits_the_study_files_alone(spec, tmp_path):
     assert "other.txt" not in files
     assert "studies/tiny-study/runs/vae-seed0/final.json" in files and "studies/tiny-study/results.csv" in files
     assert "other.txt" in git("diff", "--cached", "--name-only")
+
+
+def test_every_methods_first_three_seeds_run_before_the_later_seeds():
+    entries = '\n[[runs]]\nname = "a"\n\n[[runs]]\nname = "b"\n'
+    text = SPEC.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3, 4]") + entries
+    sweep = loads_sweep(text)
+    names = [r.name for r in sweep.runs]
+    batches = study.seed_batches(sweep, names)
+    assert batches == [
+        ["a-seed0", "a-seed1", "a-seed2", "b-seed0", "b-seed1", "b-seed2"],
+        ["a-seed3", "a-seed4", "b-seed3", "b-seed4"],
+    ]
+    assert study.seed_batches(sweep, ["b-seed4", "a-seed1"]) == [["a-seed1"], ["b-seed4"]]

@@ -19,7 +19,8 @@ handed to the sweep machinery in a working directory (``runs/<name>`` by
 default), which resumes a run whose directory is still there and restarts
 one whose directory is gone. ``commit=True`` commits each finished run's
 files (and the two tables) with git as the run ends, so work is never lost in
-bulk. In the tables, ``method`` is the run's setting (its name without the
+bulk. The runs of every method's three lowest seeds go first, the later seeds after
+(:func:`seed_batches`). In the tables, ``method`` is the run's setting (its name without the
 seed), and the metric columns are named as ``nsvae results`` names them.
 """
 
@@ -355,4 +356,26 @@ def run_study(
         if commit:
             commit_files(study_dir, f"study {sweep.name}: run {task.name} ({n_done}/{len(sweep.runs)})", echo)
 
-    return run_sweep(source, work, workers=workers, device=device, only=left, echo=echo, on_run_end=on_run_end)
+    outcome = None
+    for batch in seed_batches(sweep, left):
+        outcome = run_sweep(source, work, workers=workers, device=device, only=batch, echo=echo, on_run_end=on_run_end)
+        if outcome.signum is not None:
+            break
+    return outcome
+
+
+#: A study runs every method's first seeds before any method's later ones, so that an unfinished study
+#: holds complete comparisons (the same seeds of every method) as early as possible.
+FIRST_SEEDS = 3
+
+
+def seed_batches(sweep: Sweep, names: Sequence[str]) -> list[list[str]]:
+    """``names`` split into the runs of the study's :data:`FIRST_SEEDS` lowest seeds, then the rest."""
+    seeds = sorted({r.seed for r in sweep.runs})
+    first = set(seeds[:FIRST_SEEDS])
+    wanted = set(names)
+    batches = [
+        [r.name for r in sweep.runs if r.name in wanted and r.seed in first],
+        [r.name for r in sweep.runs if r.name in wanted and r.seed not in first],
+    ]
+    return [b for b in batches if b]
