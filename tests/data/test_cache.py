@@ -108,3 +108,16 @@ def test_write_json_atomic(tmp_path):
     cache.write_json_atomic(path, {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in path.parent.iterdir()] == ["meta.json"]
+
+
+def test_taking_the_entry_lock_removes_the_entrys_leftovers(tmp_path):
+    """The preparation itself holds the entry's lock when it cleans up: its own leftovers must go (issue 16, 8)."""
+    entry = tmp_path / "ds" / "key"
+    for name in (".key.building-abc", ".key.old-123", ".other.building-x"):
+        (entry.parent / name).mkdir(parents=True)
+        (entry.parent / name / "images.npy").write_bytes(b"x")
+    with cache.entry_lock(entry):
+        left = sorted(p.name for p in entry.parent.iterdir() if not p.name.endswith(".lock"))
+    assert left == [".other.building-x"]
+    assert cache.remove_stale_temporaries(entry.parent) == 1
+    assert not [p for p in entry.parent.iterdir() if not p.name.endswith(".lock")]

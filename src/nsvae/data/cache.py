@@ -11,22 +11,24 @@ and renamed into place only when complete, so a crash or Ctrl-C never leaves
 a half-written entry where a reader would find it. Preparations of the same
 entry by two processes are serialised with an exclusive ``flock`` on a lock
 file beside the entry; the second process waits and then finds the entry
-ready instead of building it again.
+ready instead of building it again. The waiting process says which process
+it waits for; the lock dies with its holder (see :mod:`nsvae.locks`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..locks import FileLock
 
 #: Environment variable that overrides the cache root.
 CACHE_ENV = "NSVAE_CACHE_DIR"
@@ -112,15 +114,37 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def entry_lock(entry: Path) -> Iterator[None]:
-    """Hold an exclusive lock for building ``entry`` (blocks while another process holds it)."""
+    """Hold the exclusive lock for building ``entry`` (waits while another process holds it, and says who).
+
+    The lock is a :class:`nsvae.locks.FileLock`: freed by the kernel when its
+    holder dies and never inherited by the holder's worker processes, so a
+    killed preparation never leaves it taken. Taking it also removes the
+    leftovers of killed builds of this entry (hidden ``.building-*`` and
+    ``.old-*`` directories): nobody else can be building it then.
+    """
     ensure_writable_dir(entry.parent)
-    lock_path = entry.parent / f".{entry.name}.lock"
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    lock = FileLock(entry.parent / f".{entry.name}.lock")
+    first = not lock.held_here()
+
+    def waiting(holder: str) -> None:
+        print(f"nsvae: waiting for {entry}: it is being prepared by {holder}", file=sys.stderr, flush=True)
+
+    with lock.hold(on_wait=waiting):
+        if first:
+            _remove_leftovers(entry)
+        yield
+
+
+def _remove_leftovers(entry: Path) -> int:
+    """Delete this entry's hidden build and replacement leftovers (call with its lock held)."""
+    removed = 0
+    for pattern in (f".{entry.name}.building-*", f".{entry.name}.old-*"):
+        for leftover in entry.parent.glob(pattern):
+            if leftover.is_symlink() or not leftover.is_dir():
+                continue
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -155,21 +179,21 @@ def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
 def remove_stale_temporaries(directory: Path) -> int:
     """Delete leftovers of builds that were killed (e.g. by SIGKILL); returns how many.
 
-    Only directories named ``.*.building-*`` whose lock is free are removed,
-    so a build in progress in another process is never touched.
+    Only the leftovers of entries whose lock is free (or held by this process)
+    are removed, so a build in progress in another process is never touched.
     """
     if not directory.is_dir():
         return 0
+    names = set()
+    for leftover in [*directory.glob(".*.building-*"), *directory.glob(".*.old-*")]:
+        base = leftover.name[1:]
+        for marker in (".building-", ".old-"):
+            if marker in base:
+                names.add(base.split(marker)[0])
     removed = 0
-    for leftover in directory.glob(".*.building-*"):
-        name = leftover.name[1:].split(".building-")[0]
-        lock_path = directory / f".{name}.lock"
-        try:
-            with open(lock_path, "a+b") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(leftover, ignore_errors=True)
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-                removed += 1
-        except (BlockingIOError, OSError):
-            continue
+    for name in sorted(names):
+        lock = FileLock(directory / f".{name}.lock")
+        with lock.hold(blocking=False) as got:
+            if got:
+                removed += _remove_leftovers(directory / name)
     return removed

@@ -23,6 +23,7 @@ import concurrent.futures as futures
 import contextlib
 import hashlib
 import os
+import signal
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,8 +208,26 @@ def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not enabled, leave=False)
 
 
+def worker_pool(n_workers: int) -> futures.ProcessPoolExecutor:
+    """A process pool whose workers die with this process (even on SIGKILL) and hold none of its locks."""
+    import multiprocessing
+
+    from ..processes import die_with_parent
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    parent = os.getpid() if method == "fork" else None
+    return futures.ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=die_with_parent,
+        initargs=(signal.SIGKILL, parent),
+    )
+
+
 def _worker_count(workers: int | None) -> int:
     if workers is not None:
+        if int(workers) < 0:
+            raise UserError(f"--workers must be 0 or more (0 or 1: no worker processes), got {workers}")
         return max(1, int(workers))
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
@@ -226,7 +245,7 @@ def generate_into(images_path: Path, progress: bool = True, workers: int | None 
             results: Iterator[np.ndarray] = map(_render_packed, _BLOCKS)
             executor = contextlib.nullcontext()
         else:
-            executor = futures.ProcessPoolExecutor(max_workers=n_workers)
+            executor = worker_pool(n_workers)
         with executor as pool:
             if pool is not None:
                 results = pool.map(_render_packed, _BLOCKS, chunksize=4)

@@ -31,6 +31,7 @@ import io
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -340,6 +341,8 @@ def prepare_images(
     prep = kind.preprocessing(*(options.get(k) for k in _PREP_OPTIONS))
     skip_unreadable = bool(options.get("skip_unreadable", False))
     workers = options.get("workers")
+    if workers is not None and int(workers) < 0:
+        raise UserError(f"--workers must be 0 or more (0 or 1: decode in this process), got {workers}")
 
     if source is None:
         if kind.name == FOLDER.name:
@@ -619,7 +622,13 @@ def _decode_all(
     workers = _default_workers(total) if workers is None else int(workers)
     executor = None
     if workers > 1:
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+        from ..processes import die_with_parent
+
+        context = _pool_context()
+        parent = os.getpid() if context.get_start_method() == "fork" else None
+        executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(signal.SIGKILL, parent)
+        )
         # Start the workers now, before the progress bar starts its monitor thread.
         executor.submit(int).result()
     pending: collections.deque[Future] = collections.deque()
