@@ -1,11 +1,10 @@
-"""UniBound and the PID bounds (Tokui & Sato 2022): exact cores, the estimator, known codes, the entanglement protocol.
+"""UniBound and the PID bounds (Tokui & Sato 2022): exact cores, the estimator, known codes.
 
 Codes are fixed functions of the factors with posterior std 0.01-0.05, so
 their information terms are known: a perfect code has unique information
 H(y) and no redundancy or synergy; a copied factor no unique information and
-redundancy H; a one-time pad synergy H. The protocol's three kinds (a few
-steps on a small grid) must move UniBound down and the matching PID bound
-and the synergy metric's S_max the way their definitions say.
+redundancy H; a one-time pad synergy H. The entanglement protocol's kinds
+are tested in ``test_entanglement.py``.
 """
 
 import math
@@ -180,89 +179,3 @@ def test_table_needs_a_table_and_a_pool_needs_posteriors():
         metrics.unibound(data, rep, np.random.default_rng(0), reference="table")
     with pytest.raises(MetricInputError, match="num_samples"):
         metrics.unibound(data, rep, np.random.default_rng(0), num_samples=1)
-
-
-# -- the entanglement protocol: directions and exact values ------------------------------------------------------
-
-SMALL = (3, 6, 8)
-KEY = 8
-
-
-@pytest.fixture(scope="module")
-def small_grid():
-    return ent.EntanglementGrid(SMALL, ("shape", "scale", "posX"), KEY)
-
-
-def protocol_scores(data, kind, strength):
-    table = encode_table(data, represent_posterior=ent.entangled_code(kind, strength, SMALL, KEY))
-    u = metrics.unibound(data, table, np.random.default_rng(0), num_samples=4000, num_train=4000)
-    s = metrics.synergy(data, table, np.random.default_rng(0), num_samples=1000, num_train=1000)
-    return u, s
-
-
-def gaussian_channel_information(size, alpha, noise_var):
-    """I(y; alpha level(y) + N(0, noise_var)) in nats, y uniform on ``size`` classes (a 1-D integral)."""
-    means = alpha * ent.level(np.arange(size), size)
-    sd = math.sqrt(noise_var)
-    x = np.linspace(means.min() - 10 * sd, means.max() + 10 * sd, 200001)
-    mix = norm.pdf(x[:, None], means[None, :], sd).mean(axis=1)
-    h_z = -np.trapezoid(mix * np.log(np.maximum(mix, 1e-300)), x)
-    return h_z - 0.5 * math.log(2 * math.pi * math.e * noise_var)
-
-
-def test_redundancy_attack_lowers_unibound_to_the_copy_s_gaussian_channel(small_grid):
-    """The copies z_d+j = alpha (U mu)_j + N(0, 1 + alpha^2 sigma^2): given the other latents, the rest knows y_l
-    through alpha level(y_l) + N(0, 1 + alpha^2 sigma^2) (U has unit columns), so U_l's lower bound is H minus that."""
-    previous = None
-    for alpha in (0.0, 1.0, 2.0):
-        u, s = protocol_scores(small_grid, "redundancy", alpha)
-        for name, size in zip(("shape", "scale", "posX"), SMALL):
-            expected = 1 - gaussian_channel_information(size, alpha, 1 + (alpha * ent.SIGMA) ** 2) / math.log(size)
-            assert u["per_factor"][name]["unibound"] == pytest.approx(expected, abs=0.03), (alpha, name)
-        assert abs(s["s_max"]) <= 0.01  # the originals keep every specific information: no synergy
-        if previous is not None:
-            assert u["score"] < previous[0]["score"] - 0.05
-            assert u["redundancy_lower"] > previous[0]["redundancy_lower"] + 0.05
-            assert s["wms"] < previous[1]["wms"] - 0.05  # the copies add their information to the sum
-        previous = (u, s)
-    assert previous[0]["synergy_lower"] <= 0.01
-
-
-def test_synergy_attack_moves_unibound_and_synergy_exactly(small_grid):
-    """Latent l = level((y_l + k_l(u)) mod |V_l|) and the key u in one more latent: U_l = log|V_l| - H(k_l),
-    S = H(k_l), exactly; the synergy metric's S_max (and WMS) equal S / H too."""
-    previous = None
-    for beta in (0.0, 0.5, 1.0):
-        u, s = protocol_scores(small_grid, "synergy", beta)
-        shares = [ent.pad_key_entropy(size, beta, KEY) / math.log(size) for size in SMALL]
-        for name, share in zip(("shape", "scale", "posX"), shares):
-            pf = u["per_factor"][name]
-            assert pf["unibound"] == pytest.approx(1 - share, abs=0.02), (beta, name)
-            assert pf["max_synergy_lower"] == pytest.approx(share, abs=0.02), (beta, name)
-            assert s["per_factor"][name]["s_max"] == pytest.approx(share, abs=0.02), (beta, name)
-        assert u["redundancy_lower"] <= 0.01
-        if previous is not None:
-            assert u["score"] < previous[0]["score"] - 0.1
-            assert s["s_max"] > previous[1]["s_max"] + 0.1
-            assert u["synergy_lower"] > previous[0]["synergy_lower"] + 0.1
-        previous = (u, s)
-    assert previous[0]["score"] <= 0.05  # a full pad (up to the key's rounding) leaves no unique information
-
-
-def test_rotation_lowers_unibound_and_makes_pairs_share(small_grid):
-    """(scale, posX) rotated by theta: each rotated latent mixes both factors, so each factor is shared by the pair;
-    shape untouched. On a discrete grid the information is not monotone in theta (angles whose tangent is a small
-    ratio make projections collide: 3 pi / 16 gives less redundancy and more synergy than pi / 8), so only the
-    steps 0, pi / 16, pi / 8 and the symmetric pi / 4 are held."""
-    thetas = (0.0, math.pi / 16, math.pi / 8, math.pi / 4)
-    scores = [protocol_scores(small_grid, "rotation", theta) for theta in thetas]
-    uni = [u["score"] for u, _ in scores]
-    assert uni[0] >= 0.98 and uni[0] - 0.3 > uni[1] > uni[2] + 0.05
-    assert uni[3] <= 1 / 3 + 0.02  # shape's 1 and two factors with no unique information
-    for u, _ in scores:
-        assert u["per_factor"]["shape"]["unibound"] >= 0.98
-    at_45 = scores[3][0]["per_factor"]
-    for name in ("scale", "posX"):
-        assert at_45[name]["unibound"] <= 0.02 and at_45[name]["max_redundancy_lower"] >= 0.2
-    s_max = [s["s_max"] for _, s in scores]
-    assert abs(s_max[0]) <= 0.01 and s_max[3] > s_max[0] + 0.1

@@ -1,4 +1,4 @@
-"""The entanglement protocol: codes made redundant, synergistic or rotated step by step, scored by every metric.
+"""The entanglement protocol: codes made redundant, mixed, copied, synergistic or rotated, scored by every metric.
 
 Tokui & Sato (ICLR 2022, arXiv:2108.13753) check that a disentanglement
 metric responds to entanglement by attacking a representation with a knob
@@ -19,6 +19,35 @@ no metric sees), so every step's information terms are known:
   (the dropped covariances are at most alpha sigma^2 = 0.005). The posterior
   mean of a copy is alpha U mu at every alpha > 0, so metrics that read only
   the mean code see the same copy at every step.
+- **global_mixing** (alpha = 0, 0.025, 0.05, 0.1, 0.5): the authors'
+  global mixing attack (``disen/attack/global_mixing_attack.py``): each
+  Gaussian latent's posterior mean, variance and sample become (1 - alpha) v
+  + alpha sum_j v_j. Latent l is then level(y_l) + alpha sum_{j != l}
+  level(y_j): every latent carries every factor, all latents together still
+  everything (the map is invertible for alpha < 1). The authors ran it at
+  alpha = 0.5 only (``experiments/train_vae.py``, ``train_joint_vae.py``,
+  ``train_cascade_vae.py`` in the repository's history: ``mix_rate=0.5``),
+  the last step; the steps below it are ours: on a code this sharp the rest
+  of the latents learns y_l once alpha times a level spacing clears the
+  posterior std (alpha ~ sigma / 0.57 ~ 0.1), so the fall happens there and
+  alpha = 0.5 is past it. The posterior is the one their code declares:
+  diagonal, variance (1 - alpha) sigma^2 + alpha d sigma^2 (the mixed
+  sample's own variance is sigma^2 (1 + alpha^2 (d - 1)), and its latents
+  are correlated; both differences are of order sigma^2 = 0.0025 against a
+  level spacing of 0.57).
+- **noised_copy** (1/std = 0, 0.25, 0.5, 1, 2, i.e. std = inf, 4, 2, 1,
+  0.5): the authors' noised copy attack (``disen/attack/noised_copy.py``):
+  one more latent per latent, z_{d+l} = z_l + eps with eps ~ N(0, std^2),
+  whose posterior their code declares N(mu_l, sigma^2 + std^2). The
+  strength is the copy's precision 1/std (0: no copy, the perfect code), so
+  that entanglement grows with it; the authors ran std = 2 (``noise=2.0`` in
+  the same training scripts; ``NoisedCopyAttack(model, 2.0)``), the middle
+  step. The authors draw one eps for all copies (and all points of a
+  batch); here each copy's posterior is the declared diagonal one, so the
+  metrics draw independent noise per copy. Given the other latents, the
+  rest knows y_l through level(y_l) + N(0, sigma^2 + std^2); the copy's mean
+  is mu_l at every step, so metrics that read only the mean code see an
+  exact duplicate of every latent at every step.
 - **synergy** (beta = 0, 0.25, 0.5, 0.75, 1): a one-time pad with a dial
   (ours; the paper's own synergy construction could not be read here). Key
   u uniform on 0..Q-1 (the hidden factor), r_l = round(|V_l|^beta) and
@@ -54,9 +83,13 @@ SIZES = (3, 6, 8, 8, 8)
 NAMES = ("shape", "scale", "orientation", "posX", "posY")
 KEY_LEVELS = 8
 SIGMA = 0.05
-KINDS = ("redundancy", "synergy", "rotation")
+KINDS = ("redundancy", "global_mixing", "noised_copy", "synergy", "rotation")
+#: The kinds of Tokui & Sato's own code (``beam2d/disen``, ``disen/attack/``); the others are ours.
+AUTHORS_KINDS = ("redundancy", "global_mixing", "noised_copy")
 STRENGTHS: dict[str, tuple[float, ...]] = {
     "redundancy": (0.0, 0.5, 1.0, 1.5, 2.0),  # the authors' alphas (evaluation/routine.py)
+    "global_mixing": (0.0, 0.025, 0.05, 0.1, 0.5),  # up to the authors' mix_rate = 0.5
+    "noised_copy": (0.0, 0.25, 0.5, 1.0, 2.0),  # 1 / std: std = inf, 4, 2 (the authors'), 1, 0.5
     "synergy": (0.0, 0.25, 0.5, 0.75, 1.0),
     "rotation": tuple(i * math.pi / 16 for i in range(5)),
 }
@@ -159,6 +192,14 @@ def entangled_code(
             copy = strength * mean @ householder(k).T
             copy_lv = np.full(copy.shape, math.log1p((strength * sigma) ** 2))  # the rows of U have unit norm
             return np.concatenate([mean, copy], axis=1), np.concatenate([logvar, copy_lv], axis=1)
+        if kind == "global_mixing":
+            mixed = (1.0 - strength) * mean + strength * mean.sum(axis=1, keepdims=True)
+            var = np.exp(logvar)
+            mixed_var = (1.0 - strength) * var + strength * var.sum(axis=1, keepdims=True)
+            return mixed, np.log(mixed_var)
+        if kind == "noised_copy":
+            copy_lv = np.full(mean.shape, math.log(sigma**2 + strength**-2))
+            return np.concatenate([mean, mean], axis=1), np.concatenate([logvar, copy_lv], axis=1)
         if kind == "synergy":
             padded = [level((y[:, i] + shifts[i][key]) % sizes[i], sizes[i]) for i in range(k)]
             out = np.stack([*padded, level(key, key_levels)], axis=1)
