@@ -242,7 +242,7 @@ def test_plot_comparison_figures_from_a_sweep_directory(report_sweep, tmp_path, 
         (["bars", "SWEEP", "--protocol", "paper"], "available: default"),
         (["bars", "SWEEP", "--step", "4"], "leave out --step"),
         (["curves", "SWEEP/runs/vae-s0", "SWEEP/runs/nonsyn-s0"], "give one run directory"),
-        (["proxy", "SWEEP", "--metric", "mig"], "--metric applies to the scatter figure only"),
+        (["proxy", "SWEEP", "--metric", "mig"], "--metric applies to the scatter and study-traversals figures only"),
     ],
 )
 def test_plot_comparison_errors(report_sweep, tmp_path, capsys, argv, message):
