@@ -157,3 +157,14 @@ def test_the_curve_is_off_by_default_and_outside_a_runs_setting():
 def test_run_log_is_untouched_by_curves(tiny, tmp_path):
     run = start(tiny("vae", **{"eval.every": 6, **SMALL}), tmp_path / "run")
     assert all("recon" in e for e in load_run(run.path).log())
+
+
+def test_curves_on_a_dataset_without_factors_are_refused_with_the_key(tmp_path):
+    from nsvae.experiments import Config
+    from nsvae.train.learning_curve import CurveRecorder
+    from nsvae.train.run import Run
+
+    config = apply_overrides(Config(), {"eval.every": 5})
+    with pytest.raises(UserError, match="eval.every = 5: learning curves need a dataset with ground-truth factors"):
+        CurveRecorder(Run(tmp_path), config, object())
+    assert not CurveRecorder(Run(tmp_path), Config(), object()).due(5)

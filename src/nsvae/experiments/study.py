@@ -157,9 +157,12 @@ def curve_rows(run, method: str, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def export_run(run_dir: Path, study_dir: Path, planned: PlannedRun, seconds: float | None = None) -> Path:
+def export_run(
+    run_dir: Path, study_dir: Path, planned: PlannedRun, seconds: float | None = None, workers: int | None = None
+) -> Path:
     """Write a finished, evaluated run's small files into ``study_dir/runs/<run>/``; ``final.json`` last."""
     from ..evaluation import read_eval, table_scores
+    from ..train.learning_curve import read_curve
     from ..train.run import Run
 
     run = Run(run_dir)
@@ -179,7 +182,7 @@ def export_run(run_dir: Path, study_dir: Path, planned: PlannedRun, seconds: flo
     _write_text(out / "curve.csv", _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows))
     _write_traversal(run, out / "traversal.png")
     protocol, result = next(iter(evaluation["results"].items()))
-    curve = [json.loads(line) for line in (run.path / "eval_curve.jsonl").read_text().splitlines() if line.strip()]
+    curve = read_curve(run.path)
     record = {
         "run": planned.name,
         "method": planned.setting,
@@ -190,7 +193,7 @@ def export_run(run_dir: Path, study_dir: Path, planned: PlannedRun, seconds: flo
         "evaluation": result,
         "code": code_version(study_dir),
         "machine": machine(),
-        "threads": run.config.run.threads or None,
+        "workers": workers,
         "started": status.get("started"),
         "finished": status.get("finished"),
         "seconds": {
@@ -349,7 +352,7 @@ def run_study(
         if record.get("state") != "finished":
             return
         planned = sweep.run(task.name)
-        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"))
+        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"), workers)
         write_tables(study_dir)
         n_done = len(finished_runs(study_dir))
         echo(f"nsvae study: {task.name} -> {study_dir / RUNS / task.name} ({n_done}/{len(sweep.runs)} done)")

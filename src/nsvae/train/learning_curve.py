@@ -161,10 +161,17 @@ class CurveRecorder:
         self.dataset = dataset
         self.writer = writer
         self.path = run.path / CURVE_FILE
+        if self.every > 0 and not hasattr(dataset, "factor_sizes"):
+            from ..errors import UserError
+
+            raise UserError(
+                f"eval.every = {self.every}: learning curves need a dataset with ground-truth factors "
+                f"(such as dsprites); {config.data.dataset} has none. Set eval.every = 0"
+            )
 
     @property
     def active(self) -> bool:
-        return self.every > 0 and hasattr(self.dataset, "factor_sizes")
+        return self.every > 0
 
     def due(self, step: int) -> bool:
         return self.active and (step % self.every == 0 or step == self.final_step)
