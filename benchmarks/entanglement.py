@@ -1,12 +1,13 @@
-"""The entanglement protocol (Tokui & Sato 2022): every nsvae metric on codes made redundant, synergistic or rotated.
+"""The entanglement protocol (Tokui & Sato 2022): every nsvae metric on codes attacked step by step.
 
 Usage (from the repository root)::
 
     nice .venv/bin/python benchmarks/entanglement.py                 # run, write the CSV, the figure, print the table
     .venv/bin/python benchmarks/entanglement.py --from-csv           # table and figure again from the CSV
 
-The codes, the grid and the three kinds are :mod:`nsvae.metrics.entanglement`'s
-(docstring there; docs/metrics.md). Each step is scored by
+The codes, the grid and the five kinds are :mod:`nsvae.metrics.entanglement`'s
+(docstring there; docs/metrics.md): the authors' redundancy, global mixing and
+noised copy attacks, and our one-time-pad dial (synergy) and rotation. Each step is scored by
 ``nsvae.metrics.evaluate`` with every metric at its default protocol except
 DCI (gradient boosting on 2,000 / 1,000 points instead of 10,000 / 5,000:
 ``entanglement.PROTOCOL_OVERRIDES``), with seeds 0, 1, 2; the table and the
@@ -72,8 +73,18 @@ COLORS = {
 }
 #: Not on a [0, 1] scale: drawn divided by their largest value in the kind.
 UNBOUNDED = {"unsupervised.mutual_info", "active_units"}
+#: Each kind's name in the table and the figure; the authors' attacks are marked.
+KIND_LABELS = {
+    "redundancy": "redundancy (authors')",
+    "global_mixing": "global mixing (authors')",
+    "noised_copy": "noised copy (authors')",
+    "synergy": "synergy (ours)",
+    "rotation": "rotation (ours)",
+}
 STRENGTH_LABELS = {
     "redundancy": ("α", lambda s: f"{s:g}"),
+    "global_mixing": ("α", lambda s: f"{s:g}"),
+    "noised_copy": ("std", lambda s: "∞" if s == 0 else f"{1 / s:g}"),  # the strength is 1 / std
     "synergy": ("β", lambda s: f"{s:g}"),
     "rotation": (
         "θ",
@@ -121,7 +132,8 @@ def means(rows: list[dict]) -> dict[str, list[tuple[float, dict[str, float]]]]:
 def markdown(avg: dict) -> str:
     kinds = list(avg)
     head = ["metric"] + [
-        f"{kind}: {STRENGTH_LABELS[kind][0]} = " + ", ".join(STRENGTH_LABELS[kind][1](s) for s, _ in avg[kind])
+        f"{KIND_LABELS[kind]}: {STRENGTH_LABELS[kind][0]} = "
+        + ", ".join(STRENGTH_LABELS[kind][1](s) for s, _ in avg[kind])
         for kind in kinds
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -142,8 +154,10 @@ def figure(avg: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     kinds = list(avg)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.2 * len(kinds), 4.6), sharey=True)
-    axes = np.atleast_1d(axes)
+    cols = min(3, len(kinds))
+    rows = -(-(len(kinds) + 1) // cols) if len(kinds) > cols else 1  # a free cell for the legend when it wraps
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.4 * rows), sharey=True, squeeze=False)
+    axes = axes.ravel()
     for ax, kind in zip(axes, kinds):
         strengths = [s for s, _ in avg[kind]]
         for key, label in LINES.items():
@@ -165,12 +179,20 @@ def figure(avg: dict, path: Path) -> None:
             )
         symbol, fmt = STRENGTH_LABELS[kind]
         ax.set_xticks(range(len(strengths)), [fmt(s) for s in strengths])
-        ax.set_xlabel(f"{kind}: {symbol}")
+        ax.set_xlabel(f"{KIND_LABELS[kind]}: {symbol}")
         ax.axhline(0.0, color="0.6", lw=0.8)
         ax.grid(alpha=0.3)
-        ax.set_title(f"{kind} entanglement")
-    axes[0].set_ylabel("score − score of the perfect code\n(* ÷ its largest value in the kind)")
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+        ax.set_title(KIND_LABELS[kind])
+        ax.yaxis.set_tick_params(labelleft=True)
+    for ax in axes[:: len(axes) // rows]:
+        ax.set_ylabel("score − score of the perfect code\n(* ÷ its largest value in the kind)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(axes) > len(kinds):
+        for ax in axes[len(kinds) :]:
+            ax.axis("off")
+        axes[len(kinds)].legend(handles, labels, loc="center", fontsize=9)
+    else:
+        axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
