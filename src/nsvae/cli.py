@@ -12,6 +12,7 @@ import os
 import sys
 
 from . import __version__
+from .commands import config as config_command
 from .commands import data as data_command
 from .commands import evaluate as evaluate_command
 from .commands import info as info_command
@@ -33,6 +34,7 @@ SUBCOMMANDS = (
     sweep_command,
     results_command,
     study_command,
+    config_command,
 )
 
 

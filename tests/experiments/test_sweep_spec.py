@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from nsvae.cli import main
 from nsvae.errors import UserError
 from nsvae.experiments import load_config
 from nsvae.experiments.sweep import load_sweep, loads_sweep, sweep_preset_names, sweep_preset_text
-
-REPO = Path(__file__).resolve().parents[2]
 
 SPEC = """
 name = "demo"
@@ -188,13 +184,11 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_sweep_presets_load_and_match_the_configs_folder():
+def test_sweep_presets_load():
     names = sweep_preset_names()
-    assert {"quick-comparison", "comparison", "quick-nonsyn-vs-vae"} <= set(names)
-    folder = REPO / "configs" / "sweeps"
-    assert sorted(p.stem for p in folder.glob("*.toml")) == names
+    assert {"quick-comparison", "comparison", "quick-nonsyn-vs-vae", "study-tuning", "study-paper"} <= set(names)
     for name in names:
-        assert (folder / f"{name}.toml").read_text(encoding="utf-8") == sweep_preset_text(name), name
+        assert load_sweep(name).text == sweep_preset_text(name), name
     quick = load_sweep("quick-comparison")
     assert {r.config.method for r in quick.runs} == {"nonsyn", "vae", "beta_vae", "factor_vae", "beta_tcvae"}
     assert all(r.config.run.steps <= 1500 for r in quick.runs)

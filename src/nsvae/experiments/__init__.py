@@ -2,8 +2,8 @@
 
 The presets are TOML files shipped inside the package
 (``nsvae/experiments/presets/``, so they work from any directory and in a
-plain install); ``configs/`` in the repository holds the same files for
-reading and copying (a test keeps the two identical).
+plain install), once: ``nsvae config list|show|copy`` lists them, prints one
+and copies one out to edit.
 """
 
 from __future__ import annotations
