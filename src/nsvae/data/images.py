@@ -468,7 +468,7 @@ def _build_entry(
         "candidates": total,
         "ignored_files": src.ignored,
         "nsvae_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     with cache.building(entry, meta) as tmp:
         images_path = tmp / IMAGES_FILE

@@ -1,6 +1,6 @@
 """Reading and writing the small TOML subset configs use: tables of scalars.
 
-Reading goes through :mod:`tomllib` (Python 3.11+) or its backport ``tomli``.
+Reading goes through the standard library's :mod:`tomllib`.
 Writing is a few lines here: a config is a mapping of top-level scalars and
 one level of tables whose values are strings, integers, floats or booleans,
 written in a fixed, canonical form (so that writing what was read gives the
@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from collections.abc import Mapping
 from typing import Any
-
-try:  # Python 3.11+
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["TOMLDecodeError", "dumps", "format_value", "loads", "parse_scalar"]
 
