@@ -5,7 +5,8 @@ URI and its style inline, so it can be mailed, archived or opened offline;
 it runs no script. :func:`find_runs` accepts run directories and directories
 that contain runs (a sweep directory: ``SWEEP/runs/*``), :func:`run_report`
 writes the page of one run (config, metric table with each protocol, the
-synergy per factor, training curves, traversals, mean activations) and
+synergy per factor, UniBound's unique / redundant / synergistic bounds per
+factor, training curves, traversals, mean activations) and
 :func:`comparison_report` the page of several (a table per run and per
 setting with mean ± std over seeds, metric bars, a score against
 reconstruction error, the synergy proxy over training, one traversal per
@@ -275,6 +276,7 @@ DETAILS = {
     "dci": ("disentanglement", "completeness", "informativeness_test"),
     "modularity_explicitness": ("modularity", "explicitness_test"),
     "synergy": ("s_max", "wms"),
+    "unibound": ("unibound_upper", "redundancy_lower", "synergy_lower"),
     "active_units": ("num_active", "fraction_active"),
     "unsupervised": ("gaussian_total_correlation", "gaussian_wasserstein_correlation_norm", "mutual_info_score"),
 }
@@ -324,6 +326,58 @@ def synergy_table(result: Mapping[str, Any]) -> str:
         rows.append([_e(factor)] + [_number(terms[k]) if k in terms else "" for k in keys])
     header = ["factor", "S_max / H(v)", "WMS / H(v)", "I(z; v)", "I_max", "Σ_j I(z_j; v)", "H(v)"]
     return _table(header, rows, numeric=range(1, len(header)))
+
+
+def _interval(bounds: Any) -> str:
+    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+        return f"[{_number(bounds[0], 3)}, {_number(bounds[1], 3)}]"
+    return ""
+
+
+def unibound_table(result: Mapping[str, Any]) -> str:
+    """Per factor, UniBound's bounds of the unique, redundant and synergistic information (``""`` without them).
+
+    From the ``unibound`` result (:mod:`nsvae.metrics.pid_bounds`): UniBound's
+    latent l*, its score (the lower bound of the unique information of z_l*),
+    the intervals of U, R and S of (y; z_l*, z_\\l*), the largest lower bounds
+    of R and S over every latent, all ÷ H(y); I(z; y) and H(y) in nats.
+    """
+    unibound = result.get("metrics", {}).get("unibound")
+    if not isinstance(unibound, dict) or not isinstance(unibound.get("per_factor"), dict):
+        return ""
+    rows = []
+    for factor, terms in unibound["per_factor"].items():
+        if not isinstance(terms, dict):
+            continue
+        if "skipped" in terms:
+            rows.append([_e(factor), f'<span class="muted">{_e(terms["skipped"])}</span>'] + [""] * 8)
+            continue
+        latent = terms.get("latent")
+        rows.append(
+            [
+                _e(factor),
+                f"z{latent}" if isinstance(latent, int) else "",
+                _number(terms["unibound"]) if "unibound" in terms else "",
+                _interval(terms.get("unique")),
+                _interval(terms.get("redundancy")),
+                _interval(terms.get("synergy")),
+                *[_number(terms[k]) if k in terms else "" for k in ("max_redundancy_lower", "max_synergy_lower")],
+                *[_number(terms[k]) if k in terms else "" for k in ("i_joint", "entropy")],
+            ]
+        )
+    header = [
+        "factor",
+        "latent l*",
+        "UniBound (U lower)",
+        "U_l* ∈",
+        "R ∈",
+        "S ∈",
+        "max_l R lower",
+        "max_l S lower",
+        "I(z; y)",
+        "H(y)",
+    ]
+    return _table(header, rows, numeric=(2, 6, 7, 8, 9))
 
 
 # ---------------------------------------------------------------- figures
@@ -403,6 +457,15 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
         synergy = synergy_table(result)
         if synergy:
             parts.append("<h3>Synergy among the latents about each factor</h3>" + synergy)
+        pid = unibound_table(result)
+        if pid:
+            parts.append(
+                "<h3>Unique, redundant and synergistic information per factor (UniBound, Tokui &amp; Sato 2022)</h3>"
+                '<p class="meta">The partial information decomposition of what one latent z_l* and all the others '
+                "z_\\l* know about the factor, at UniBound's latent l* (the largest lower bound of unique "
+                "information): each atom's interval ÷ H(y); the largest lower bounds of redundancy and synergy over "
+                "every latent; I(z; y) and H(y) in nats.</p>" + pid
+            )
         versions = result.get("versions")
         if versions:
             parts.append(f'<p class="meta">versions: {_e(_protocol_text(versions))}</p>')
