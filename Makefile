@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nsvae-installed
 
-.PHONY: demo test test-slow test-all lint bench clean-venv
+.PHONY: demo test test-slow test-all test-sdist lint bench clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The sdist installed (not editable) in a fresh environment, tested from its own unpacked tree.
+test-sdist: $(STAMP)
+	VENV_PY=$(BIN)/python scripts/test-sdist.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
