@@ -125,3 +125,24 @@ def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     assert "4 of 4 runs done" in out
     assert "| nonsyn | 0.750 ± 0.071 (2) |" in out
     assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 2 |" in out
+    assert "- **The Non-Syn VAE disentangles better than the VAE: supported.**" in out
+    assert "The Non-Syn VAE lowers the measured synergy (than the VAE): no data yet" in out
+
+
+def test_findings_name_each_claims_verdict():
+    rows = []
+    for seed, (d_score, d_syn, f_syn) in enumerate([(0.10, -0.05, 0.02), (0.20, 0.04, 0.03), (0.15, -0.01, 0.01)]):
+        rows.append({"method": "vae", "seed": seed, "factor_vae_score": 0.5, "mig": 0.1, "synergy": 0.4})
+        scores = {"factor_vae_score": 0.5 + d_score, "mig": 0.1 + d_score, "synergy": 0.4 + d_syn}
+        rows.append({"method": "ns", "seed": seed, **scores})
+        rows.append({"method": "fv", "seed": seed, "factor_vae_score": 0.5, "mig": 0.1, "synergy": 0.4 + f_syn})
+    found = {f["claim"]: f for f in sa.findings(rows, {"nonsyn": "ns", "vae": "vae", "factor_vae": "fv"})}
+    better = found["The Non-Syn VAE disentangles better than the VAE"]
+    assert better["verdict"] == "supported"
+    assert [d["metric"] for d in better["differences"]] == ["factor_vae_score", "mig"]  # no DCI in these rows
+    assert found["The Non-Syn VAE lowers the measured synergy (than the VAE)"]["verdict"] == "undecided at this budget"
+    assert found["FactorVAE lowers synergy implicitly (than the VAE)"]["verdict"] == "not supported"
+    text = sa.format_findings(list(found.values()))
+    assert "- **FactorVAE lowers synergy implicitly (than the VAE): not supported.**" in text
+    assert sa.findings(rows, {"nonsyn": "ns"}) == []
+    assert sa.overall(["supported", "undecided at this budget"]) == "undecided at this budget"

@@ -138,4 +138,12 @@ def _summary(args: argparse.Namespace) -> int:
     diffs = study_analysis.paired_differences(rows, versus, metrics=metrics)
     if diffs:
         print(study_analysis.format_differences(diffs))
+    settings: dict[str, str] = {}
+    for run in spec.runs:
+        if run.setting in methods:
+            settings.setdefault(run.config.method, run.setting)
+    found = study_analysis.findings(rows, settings)
+    if found:
+        print("Findings (95% bootstrap intervals over the shared seeds; a claim holds where its interval excludes 0):")
+        print(study_analysis.format_findings(found))
     return 0

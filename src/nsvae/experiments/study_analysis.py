@@ -43,7 +43,7 @@ def methods(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def final_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """``{method: {metric: (mean, sd, n)}}`` over the method's seeds (sd NaN for one seed)."""
-    metrics = list(metrics or metric_columns(rows))
+    metrics = list(metric_columns(rows) if metrics is None else metrics)
     out: dict[str, dict[str, Any]] = {}
     for method in methods(rows):
         mine = [r for r in rows if r["method"] == method]
@@ -84,7 +84,7 @@ def paired_differences(
 ) -> list[dict[str, Any]]:
     """``method`` minus each baseline per metric, on their shared seeds: one dict per (baseline, metric) with
     ``mean``, ``low``, ``high`` (95% bootstrap), ``n`` and the per-seed ``differences``."""
-    metrics = list(metrics or metric_columns(rows))
+    metrics = list(metric_columns(rows) if metrics is None else metrics)
     baselines = [b for b in (baselines or methods(rows)) if b != method]
     by_key = {(str(r["method"]), int(r["seed"])): r for r in rows}
     out = []
@@ -147,4 +147,61 @@ def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> s
             f"| {d['method']} − {d['baseline']} | {d['metric']} | {d['mean']:+.{digits}f} | "
             f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {d['n']} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+#: The study's three claims: (name, method, baseline, metrics, whether a higher value is what the claim says).
+#: Methods are named by their objective (the ``method`` key of a run's config).
+CLAIMS: tuple[tuple[str, str, str, tuple[str, ...], bool], ...] = (
+    (
+        "The Non-Syn VAE disentangles better than the VAE",
+        "nonsyn",
+        "vae",
+        ("factor_vae_score", "mig", "dci"),
+        True,
+    ),
+    ("The Non-Syn VAE lowers the measured synergy (than the VAE)", "nonsyn", "vae", ("synergy", "synergy.wms"), False),
+    ("FactorVAE lowers synergy implicitly (than the VAE)", "factor_vae", "vae", ("synergy", "synergy.wms"), False),
+)
+
+
+def overall(verdicts: Sequence[str]) -> str:
+    """A claim's verdict over its metrics: the common verdict when they agree, else undecided."""
+    if verdicts and all(v == verdicts[0] for v in verdicts):
+        return verdicts[0]
+    return "undecided at this budget"
+
+
+def findings(
+    rows: Sequence[Mapping[str, Any]], settings: Mapping[str, str], n_boot: int = 10_000, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Each claim of :data:`CLAIMS` tested on the final rows: ``settings`` maps an objective (``nonsyn``) to
+    the study's setting of it (the ``method`` column). Claims whose methods the study lacks are left out."""
+    out = []
+    for claim, method, baseline, metrics, higher in CLAIMS:
+        if method not in settings or baseline not in settings:
+            continue
+        present = [m for m in metrics if any(_number(r.get(m)) for r in rows)]
+        diffs = paired_differences(rows, settings[method], [settings[baseline]], present, n_boot=n_boot, seed=seed)
+        for d in diffs:
+            d["verdict"] = verdict(d["low"], d["high"], higher)
+        out.append(
+            {
+                "claim": claim,
+                "differences": diffs,
+                "verdict": overall([d["verdict"] for d in diffs]) if diffs else "no data yet",
+            }
+        )
+    return out
+
+
+def format_findings(found: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
+    lines = []
+    for f in found:
+        lines.append(f"- **{f['claim']}: {f['verdict']}.**")
+        for d in f["differences"]:
+            lines.append(
+                f"  {d['metric']}: {d['method']} − {d['baseline']} = {d['mean']:+.{digits}f} "
+                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], n = {d['n']}: {d['verdict']}"
+            )
     return "\n".join(lines) + "\n"
