@@ -140,6 +140,7 @@ def test_commit_commits_the_study_files_alone(spec, tmp_path):
     git("config", "user.email", "t@example.org")
     git("config", "user.name", "t")
     (repo / "other.txt").write_text("staged, not part of the study\n")
+    (repo / ".gitignore").write_text("runs/\n")  # a common rule that also matches studies/NAME/runs/
     git("add", "other.txt")
     code = main(
         [
@@ -162,6 +163,7 @@ def test_commit_commits_the_study_files_alone(spec, tmp_path):
     files = git("show", "--name-only", "--format=", "HEAD").split()
     assert "other.txt" not in files
     assert "studies/tiny-study/runs/vae-seed0/final.json" in files and "studies/tiny-study/results.csv" in files
+    assert {f"studies/tiny-study/runs/vae-seed0/{n}" for n in ("config.toml", "curve.csv", "traversal.png")} <= set(files)
     assert "other.txt" in git("diff", "--cached", "--name-only")
 
 

@@ -87,7 +87,7 @@ def _git(*args: str, cwd: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def code_version(where: Path) -> dict[str, Any]:
+def code_version() -> dict[str, Any]:
     """The git commit of the code (and whether the checkout had local changes), and the package version."""
     from .. import __version__
 
@@ -158,9 +158,18 @@ def curve_rows(run, method: str, seed: int) -> list[dict[str, Any]]:
 
 
 def export_run(
-    run_dir: Path, study_dir: Path, planned: PlannedRun, seconds: float | None = None, workers: int | None = None
+    run_dir: Path,
+    study_dir: Path,
+    planned: PlannedRun,
+    seconds: float | None = None,
+    workers: int | None = None,
+    code: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a finished, evaluated run's small files into ``study_dir/runs/<run>/``; ``final.json`` last."""
+    """Write a finished, evaluated run's small files into ``study_dir/runs/<run>/``; ``final.json`` last.
+
+    ``code``: :func:`code_version` as it was when the process that trained the run started (the commit
+    checked out later may differ); None when that is not known (a run trained by an earlier process).
+    """
     from ..evaluation import read_eval, table_scores
     from ..train.learning_curve import read_curve
     from ..train.run import Run
@@ -191,7 +200,7 @@ def export_run(
         "protocol": protocol,
         "scores": table_scores(result),
         "evaluation": result,
-        "code": code_version(study_dir),
+        "code": code if code is not None else {"commit": None, "note": "trained by an earlier nsvae study process"},
         "machine": machine(),
         "workers": workers,
         "started": status.get("started"),
@@ -276,7 +285,8 @@ def commit_files(study_dir: Path, message: str, echo: Callable[[str], None]) -> 
         raise UserError(f"--commit: {study_dir} is not inside a git repository")
     rel = os.path.relpath(study_dir.resolve(), top)
     for attempt in range(5):  # another git command (a person's commit) may hold the index lock for a moment
-        added = subprocess.run(["git", "add", "--", rel], cwd=top, capture_output=True, text=True)
+        # --force: a study's files are committed even where an ignore rule (such as a bare "runs/") matches them.
+        added = subprocess.run(["git", "add", "--force", "--", rel], cwd=top, capture_output=True, text=True)
         done = added.returncode == 0 and (
             subprocess.run(["git", "commit", "-q", "-m", message, "--", rel], cwd=top, capture_output=True, text=True)
         )
@@ -332,6 +342,7 @@ def run_study(
     if not spec.is_file():
         _write_text(spec, sweep.text)
     work = Path(work_dir) if work_dir is not None else Path("runs") / sweep.name
+    code = code_version()  # now: the code this process (and the workers it forks) runs
     # Runs that finished in the working directory but never reached the study (a kill between the two) go in now.
     if left and work.is_dir():
         from .executors import RUNS_DIR, plan_sweep
@@ -352,7 +363,7 @@ def run_study(
         if record.get("state") != "finished":
             return
         planned = sweep.run(task.name)
-        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"), workers)
+        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"), workers, code)
         write_tables(study_dir)
         n_done = len(finished_runs(study_dir))
         echo(f"nsvae study: {task.name} -> {study_dir / RUNS / task.name} ({n_done}/{len(sweep.runs)} done)")
