@@ -14,5 +14,9 @@ class UserError(Exception):
 EXIT_USER_ERROR = 2
 
 
+class NsvaeWarning(UserWarning):
+    """Something the user should know that did not stop the command (the CLI prints it on one line)."""
+
+
 class SolverAccuracyWarning(RuntimeWarning):
     """A numerical solver stopped short of its promised accuracy; the result says how far."""

@@ -144,7 +144,10 @@ def test_a_run_from_before_eps_placement_and_the_mws_default_resumes_as_it_was(t
 def test_keep_last_checkpoints(tiny, tmp_path):
     run = start(tiny("vae", **{"log.checkpoint_every": 2, "log.keep_checkpoints": 3}), tmp_path / "run")
     assert [s for s, _ in run.checkpoints()] == [8, 10, 12]
-    assert not [p for p in run.checkpoint_dir.iterdir() if p.suffix != ".pt"]  # no temporary files left
+    # no temporary files left; each checkpoint has its checksum beside it
+    assert sorted(p.name for p in run.checkpoint_dir.iterdir() if p.suffix != ".pt") == [
+        f"step_{s:07d}.pt.sha256" for s in (8, 10, 12)
+    ]
     state = run.read_checkpoint(10)
     assert state["step"] == 10 and state["loader"]["position"] == 10
 
@@ -196,9 +199,21 @@ def test_run_directory_refuses_to_be_reused(tiny, tmp_path):
 
 
 def test_a_run_is_trained_by_one_process_at_a_time(tiny, tmp_path):
+    import subprocess
+    import sys
+
     run = start(tiny("vae", **{"run.steps": 2}), tmp_path / "run")
-    with run.lock(), pytest.raises(UserError, match="being trained by another process"):
-        resume(run, steps=4)
+    code = "import sys, time; from nsvae.train import Run; h = Run(sys.argv[1]).lock(); h.__enter__(); print('held')"
+    code += "; time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=f"being trained by another process [(]pid {holder.pid} "):
+            resume(run, steps=4)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert resume(run, steps=4).status()["step"] == 4  # the holder's death freed the lock
 
 
 def test_load_run_encode_decode(tiny, tmp_path, dsprites):

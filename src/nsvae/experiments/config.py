@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from collections.abc import Iterable, Mapping
@@ -101,6 +102,8 @@ class RunConfig:
             raise ValueError(f"threads must be >= 0 (0: torch's default), got {self.threads}")
         if not _DEVICE.match(self.device):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,8 @@ class DataConfig:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.seed is not None and not 0 <= self.seed < 2**64:
+            raise ValueError(f"seed must be in [0, 2**64) or unset, got {self.seed}")
         if self.origin not in DSPRITES_ORIGINS:
             raise ValueError(f"origin must be one of {DSPRITES_ORIGINS}, got {self.origin!r}")
         if self.crop_size < 0 or self.channels not in (0, 1, 3):
@@ -315,6 +320,10 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         raise UserError(f"config key {key!r} must be {_type_name(tp)}, got {_describe(value)}")
     if base is float:
         value = float(value)
+        if not math.isfinite(value):
+            raise UserError(f"config key {key!r} must be a finite number, got {value!r}")
+    if key in SEED_KEYS and value is not None and not 0 <= value < 2**64:
+        raise UserError(f"config key {key!r} must be a seed in [0, 2**64), got {value}")
     choices = CHOICES.get(key)
     if key == "data.dataset":
         from .. import data
@@ -421,9 +430,11 @@ def load(path: str | Path) -> Config:
     """Read a config file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the TOML
     except OSError as exc:
         raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     return loads(text, where=str(path))
 
 

@@ -17,6 +17,7 @@ on them:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,6 +26,36 @@ import torch
 from ..models import VAE
 from .losses import kl_elementwise, kl_total, reconstruction
 from .selection import greedy_select
+
+
+def check_ranges(config: Any, **rules: str) -> None:
+    """Check fields of a config dataclass: ``name="positive" | "nonnegative" | "unit" | "open_unit" | "count"``.
+
+    Every float must be finite; ``unit`` is [0, 1), ``open_unit`` (0, 1),
+    ``count`` an integer >= 1. The message starts with the field's name
+    (the config reader prefixes the section).
+    """
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+        ok = {
+            "positive": lambda v: v > 0,
+            "nonnegative": lambda v: v >= 0,
+            "unit": lambda v: 0 <= v < 1,
+            "open_unit": lambda v: 0 < v < 1,
+            "count": lambda v: v >= 1,
+        }[rule](value)
+        if not ok:
+            wanted = {
+                "positive": "> 0",
+                "nonnegative": ">= 0",
+                "unit": "in [0, 1)",
+                "open_unit": "in (0, 1)",
+                "count": "at least 1",
+            }[rule]
+            raise ValueError(f"{name} must be {wanted}, got {value}")
+
 
 #: Where Adam adds eps: "modern" (today's torch.optim.Adam: to the bias-corrected sqrt(v)) or "pytorch0.4"
 #: (PyTorch 0.4.1, the original's, and TensorFlow 1: to the raw sqrt(v), the bias correction in the step size).
@@ -46,11 +77,7 @@ class OptimConfig:
     eps_placement: str = "modern"
 
     def __post_init__(self):
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        for name in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
+        check_ranges(self, lr="positive", beta1="unit", beta2="unit", eps="positive")
         if self.eps_placement not in EPS_PLACEMENTS:
             raise ValueError(f"eps_placement must be one of {EPS_PLACEMENTS}, got {self.eps_placement!r}")
 
@@ -89,6 +116,9 @@ class CommonConfig:
     proxy_omega: float = 0.9
     #: number of images in the training set (β-TCVAE's estimators need it).
     dataset_size: int = 737280
+
+    def __post_init__(self):
+        check_ranges(self, proxy_omega="open_unit", dataset_size="count")
 
 
 class Objective:

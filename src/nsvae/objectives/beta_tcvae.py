@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Objective
+from .base import Objective, check_ranges
 from .losses import gaussian_log_density
 
 #: The first is the default: minibatch-weighted sampling, as Chen et al.'s code runs without ``--mss``.
@@ -50,6 +50,7 @@ class BetaTCVAEConfig:
     estimator: str = "mws"
 
     def __post_init__(self):
+        check_ranges(self, beta="nonnegative", alpha="nonnegative", gamma="nonnegative")
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Objective
+from .base import Objective, check_ranges
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class BetaVAEConfig:
     def __post_init__(self):
         if self.beta < 0 or self.gamma < 0:
             raise ValueError(f"beta and gamma must be >= 0, got {self.beta}, {self.gamma}")
+        check_ranges(self, beta="nonnegative", gamma="nonnegative", c_start="nonnegative", c_max="nonnegative")
         if self.c_steps < 1:
             raise ValueError(f"c_steps must be at least 1, got {self.c_steps}")
 

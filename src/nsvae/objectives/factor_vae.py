@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import Discriminator, DiscriminatorConfig
-from .base import Objective, make_adam
+from .base import Objective, check_ranges, make_adam
 from .losses import permute_dims
 
 
@@ -32,6 +32,18 @@ class FactorVAEConfig:
     d_layers: int = 5
     d_width: int = 1000
     d_slope: float = 0.01
+
+    def __post_init__(self):
+        check_ranges(
+            self,
+            gamma="nonnegative",
+            d_lr="positive",
+            d_beta1="unit",
+            d_beta2="unit",
+            d_layers="count",
+            d_width="count",
+            d_slope="nonnegative",
+        )
 
     def discriminator(self) -> DiscriminatorConfig:
         return DiscriminatorConfig(layers=self.d_layers, width=self.d_width, slope=self.d_slope)

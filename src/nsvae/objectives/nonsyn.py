@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Objective
+from .base import Objective, check_ranges
 from .losses import kl_elementwise, kl_subset
 from .selection import SELECTIONS, greedy_select, sorted_select
 
@@ -60,8 +60,7 @@ class NonSynConfig:
     def __post_init__(self):
         if not 0.0 < self.omega < 1.0:
             raise ValueError(f"omega must lie in (0, 1), got {self.omega}")
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        check_ranges(self, alpha="nonnegative")
         if self.synergy_source not in SYNERGY_SOURCES:
             raise ValueError(f"synergy_source must be one of {SYNERGY_SOURCES}, got {self.synergy_source!r}")
         if self.selection not in SELECTIONS:

@@ -12,17 +12,24 @@
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or a kill never leaves a half-written checkpoint,
-config or status where a reader would find it.
+config or status where a reader would find it. Each checkpoint has a
+``step_XXXXXXX.pt.sha256`` beside it (``sha256sum`` format), checked whenever
+the checkpoint is read; one without it (older runs) is checked against the
+CRC-32 of every record of its zip archive. nsvae never follows a symbolic
+link out of a run directory and only deletes files a run writes
+(docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import hashlib
 import json
 import os
 import re
 import time
+import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +38,10 @@ import numpy as np
 import torch
 
 from ..data.cache import atomic_write, write_json_atomic
-from ..errors import UserError
+from ..errors import NsvaeWarning, UserError
 from ..experiments import config as config_module
 from ..experiments.config import Config
+from ..locks import FileLock
 
 CONFIG_FILE = "config.toml"
 STATUS_FILE = "status.json"
@@ -43,6 +51,11 @@ EVENTS_DIR = "events"
 TRAVERSAL_DIR = "traversals"
 LOCK_FILE = ".lock"
 _CHECKPOINT = re.compile(r"^step_(\d+)\.pt$")
+CHECKSUM_SUFFIX = ".sha256"
+DAMAGED_SUFFIX = ".damaged"
+#: Every file and directory a run writes (only these are ever deleted, when a run without a checkpoint restarts).
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, LOG_FILE, "eval_curve.jsonl", "eval.json")
+RUN_DIRS = (CHECKPOINT_DIR, EVENTS_DIR, TRAVERSAL_DIR)
 
 #: Version of the checkpoint layout (bumped when its keys change).
 CHECKPOINT_FORMAT = 1
@@ -134,26 +147,111 @@ class Run:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the run's lock (one training process per run); a second holder gets a UserError."""
+        """Hold the run's lock (one process trains, restarts or deletes a run at a time); a second holder gets a
+        UserError that names the holder. Re-entrant within a process; freed when the holder dies."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / LOCK_FILE, "a+b") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserError(f"run {self.path} is being trained by another process") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        lock = FileLock(self.path / LOCK_FILE)
+        if not lock.acquire(blocking=False):
+            holder = lock.holder().get("pid")
+            stop = f"; stop it with kill -TERM {holder} (it checkpoints first)" if isinstance(holder, int) else ""
+            raise UserError(
+                f"run {self.path} is being trained by another process ({lock.describe_holder()}): wait for it{stop}"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- the directory's layout ------------------------------------------------------------------
+
+    def check_layout(self) -> None:
+        """Refuse symbolic links among the run's own files and directories (nsvae never writes or deletes through
+        a link out of a run directory)."""
+        for name in (*RUN_FILES, *RUN_DIRS, LOCK_FILE):
+            path = self.path / name
+            if path.is_symlink():
+                raise UserError(
+                    f"{path} is a symbolic link; nsvae does not follow links out of a run directory (it would "
+                    "write or delete files elsewhere): replace it with a real "
+                    f"{'directory' if name in RUN_DIRS else 'file'}"
+                )
+
+    def stray_checkpoints(self) -> list[Path]:
+        """Checkpoint files in a directory that has no config.toml (not written by a run nsvae can continue)."""
+        return [] if self.exists() else [path for _, path in self.checkpoints()]
+
+    def remove_temporaries(self) -> int:
+        """Delete the temporary files of writes that were killed (``.NAME.XXXX.tmp``); call with the lock held."""
+        removed = 0
+        for folder in (self.path, self.checkpoint_dir, self.traversal_dir):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for path in folder.glob(".*.tmp"):
+                if path.is_file() and not path.is_symlink():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed += 1
+        return removed
+
+    def clear(self) -> None:
+        """Delete what a run without a checkpoint wrote, to start it again; call with the lock held.
+
+        Only the run's own files are deleted (:data:`RUN_FILES`, checkpoints,
+        TensorBoard events, traversal images, temporary files); anything else
+        in the directory is left alone, and links are refused.
+        """
+        self.check_layout()
+        if self.checkpoints():
+            raise UserError(f"run {self.path} has checkpoints; resume it (nsvae train --resume {self.path})")
+        self.remove_temporaries()
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
+        patterns = {
+            CHECKPOINT_DIR: ("step_*.pt" + CHECKSUM_SUFFIX,),
+            EVENTS_DIR: ("events.out.tfevents.*",),
+            TRAVERSAL_DIR: ("step_*.png",),
+        }
+        for folder, globs in patterns.items():
+            directory = self.path / folder
+            if not directory.is_dir():
+                continue
+            for pattern in globs:
+                for path in directory.glob(pattern):
+                    if path.is_file() and not path.is_symlink():
+                        path.unlink()
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
 
     # -- the JSON-lines log ------------------------------------------------------------------
 
     def log(self) -> list[dict[str, Any]]:
-        """Every logged step, in order."""
+        """Every logged step, in order. A torn last line (a kill in mid-write) is skipped with a warning; an
+        unreadable line elsewhere is an error that names it."""
         if not self.log_path.is_file():
             return []
-        with open(self.log_path, encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            lines = [(i, line) for i, line in enumerate(handle, 1) if line.strip()]
+        out = []
+        for k, (number, line) in enumerate(lines):
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                if k == len(lines) - 1:
+                    warnings.warn(
+                        f"{self.log_path}: the last line ({number}) is incomplete (a kill while it was written?); "
+                        "it is ignored",
+                        NsvaeWarning,
+                        stacklevel=2,
+                    )
+                    break
+                raise UserError(
+                    f"{self.log_path}: line {number} is not a JSON object; the log is damaged (delete that line)"
+                ) from None
+            out.append(entry)
+        return out
 
     def truncate_log(self, step: int) -> None:
         """Keep the log lines of steps up to ``step`` (on resume: forget what came after the checkpoint)."""
@@ -166,13 +264,13 @@ class Run:
     # -- checkpoints -------------------------------------------------------------------------
 
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """``(step, path)`` of every checkpoint, oldest first."""
-        if not self.checkpoint_dir.is_dir():
+        """``(step, path)`` of every checkpoint, oldest first (links are not checkpoints)."""
+        if not self.checkpoint_dir.is_dir() or self.checkpoint_dir.is_symlink():
             return []
         found = []
         for path in self.checkpoint_dir.iterdir():
             match = _CHECKPOINT.match(path.name)
-            if match:
+            if match and not path.is_symlink() and path.is_file():
                 found.append((int(match.group(1)), path))
         return sorted(found)
 
@@ -189,21 +287,81 @@ class Run:
         raise UserError(f"run {self.path} has no checkpoint of step {step}; it has steps {[s for s, _ in found]}")
 
     def write_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
-        """Write ``state`` atomically as ``checkpoints/step_XXXXXXX.pt``, then drop all but the last ``keep``."""
+        """Write ``state`` atomically as ``checkpoints/step_XXXXXXX.pt`` with its SHA-256 beside it, then delete
+        the run's older checkpoints but the last ``keep``."""
+        self.check_layout()
         path = self.checkpoint_dir / checkpoint_name(step)
-        atomic_write(path, lambda handle: torch.save(state, handle))
-        for _, old in self.checkpoints()[:-keep]:
-            with contextlib.suppress(OSError):
-                old.unlink()
+        sidecar = checksum_path(path)
+        digest = hashlib.sha256()
+
+        def write(handle) -> None:
+            torch.save(state, _HashingWriter(handle, digest))
+
+        with contextlib.suppress(FileNotFoundError):
+            sidecar.unlink()  # an old checksum must never describe the new file
+        atomic_write(path, write)
+        write_text_atomic(sidecar, f"{digest.hexdigest()}  {path.name}\n")
+        for old_step, old in self.checkpoints()[:-keep]:
+            if old_step < step:
+                with contextlib.suppress(OSError):
+                    old.unlink()
+                with contextlib.suppress(OSError):
+                    checksum_path(old).unlink()
         return path
 
+    def verify_checkpoint(self, path: Path) -> str:
+        """``''`` if the checkpoint at ``path`` is intact, else what is wrong with it.
+
+        With a ``.sha256`` beside it: the SHA-256 of the whole file; without
+        (checkpoints of older versions): the CRC-32 of every record of the zip.
+        """
+        return verify_checkpoint_file(path)
+
     def read_checkpoint(self, step: int | None = None) -> dict[str, Any]:
+        """The checkpoint of ``step`` (default: the latest), verified; a damaged one is a UserError that names it
+        and the newest intact one."""
         path = self.checkpoint_path(step)
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file: say which
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"cannot read checkpoint {path}: {first}") from None
+        problem = self.verify_checkpoint(path)
+        if problem:
+            others = [p for s, p in reversed(self.checkpoints()) if p != path and not self.verify_checkpoint(p)]
+            hint = (
+                f"; the newest intact one is {others[0].name} (nsvae train --resume falls back to it)"
+                if others
+                else "; no other intact checkpoint exists"
+            )
+            raise DamagedCheckpoint(f"checkpoint {path} is damaged ({problem}){hint}")
+        return _load_checkpoint(path)
+
+    def newest_intact_checkpoint(self, warn: bool = True) -> tuple[int, dict[str, Any]]:
+        """``(step, state)`` of the newest checkpoint that verifies. Damaged newer ones are renamed to
+        ``*.pt.damaged`` (kept for inspection, never read again) with a warning naming both files."""
+        found = self.checkpoints()
+        if not found:
+            raise UserError(f"run {self.path} has no checkpoint yet")
+        damaged: list[tuple[Path, str]] = []
+        for step, path in reversed(found):
+            problem = self.verify_checkpoint(path)
+            if problem:
+                damaged.append((path, problem))
+                continue
+            state = _load_checkpoint(path)
+            for bad, why in damaged:
+                aside = bad.with_name(bad.name + DAMAGED_SUFFIX)
+                with contextlib.suppress(OSError):
+                    os.replace(bad, aside)
+                with contextlib.suppress(OSError):
+                    checksum_path(bad).unlink()
+                if warn:
+                    warnings.warn(
+                        f"checkpoint {bad} is damaged ({why}); moved to {aside.name}; continuing from {path}",
+                        NsvaeWarning,
+                        stacklevel=2,
+                    )
+            return step, state
+        listed = "; ".join(f"{p.name}: {why}" for p, why in damaged)
+        raise DamagedCheckpoint(
+            f"run {self.path} has no intact checkpoint ({listed}); start the run again in another directory"
+        )
 
     # -- using the trained model -------------------------------------------------------------
 
@@ -216,7 +374,19 @@ class Run:
         model = VAE(config.model).to(device)
         if config.run.fast_layout:
             model.to_fast_layout()
-        model.load_state_dict(state["model"])
+        weights = state.get("model") if isinstance(state, dict) else None
+        if not isinstance(weights, dict):
+            where = self.checkpoint_path(step)
+            raise UserError(f"checkpoint {where} has no 'model' entry; it is not an nsvae checkpoint")
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+            raise UserError(
+                f"checkpoint {self.checkpoint_path(step)} does not fit the network of {self.config_path} "
+                f"({detail}); the config was changed after training: restore the run's config.toml"
+            ) from None
         model.eval()
         self._model, self._model_step = model, int(state["step"])
         return model
@@ -265,6 +435,61 @@ def _line_step(line: str) -> int:
         return int(json.loads(line).get("step", 0))
     except (ValueError, AttributeError):
         return 1 << 62  # an unreadable (half-written) line: dropped
+
+
+class DamagedCheckpoint(UserError):
+    """A checkpoint whose checksum does not match (a flipped bit, a truncated or overwritten file)."""
+
+
+class _HashingWriter:
+    """A binary file wrapper that hashes what is written through it."""
+
+    def __init__(self, handle, digest):
+        self.handle, self.digest = handle, digest
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def checksum_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + CHECKSUM_SUFFIX)
+
+
+def verify_checkpoint_file(path: Path) -> str:
+    """``''`` if the checkpoint file is intact, else what is wrong (see :meth:`Run.verify_checkpoint`)."""
+    sidecar = checksum_path(path)
+    try:
+        if sidecar.is_file() and not sidecar.is_symlink():
+            recorded = sidecar.read_text(encoding="utf-8").split()
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            if not recorded or recorded[0].lower() != digest.hexdigest():
+                return f"its SHA-256 is not the one in {sidecar.name}"
+            return ""
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        return f"record {bad} fails its CRC-32" if bad else ""
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        return f"not a readable checkpoint archive: {exc}"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a damaged file: say which
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DamagedCheckpoint(f"cannot read checkpoint {path}: {first}") from None
+    if not isinstance(state, dict):
+        raise DamagedCheckpoint(f"checkpoint {path} holds a {type(state).__name__}, not an nsvae checkpoint")
+    return state
 
 
 def load_run(path: str | os.PathLike) -> Run:

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,20 +40,28 @@ import torch
 
 from .. import __version__
 from ..data.cache import atomic_write
-from ..errors import UserError
+from ..errors import NsvaeWarning, UserError
 from ..experiments import apply_overrides, load_config
 from ..experiments.config import Config, to_dict
 from .allocator import keep_freed_memory
 from .learning_curve import CurveRecorder
-from .run import CHECKPOINT_FORMAT, Run
+from .run import CHECKPOINT_FORMAT, CONFIG_FILE, Run
 
-__all__ = ["TrainingDiverged", "fit", "resolve_device", "resume", "start"]
+__all__ = ["DiskFull", "TrainingDiverged", "fit", "resolve_device", "resume", "start", "validate"]
 
 Callback = Callable[[int, dict[str, Any]], None]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run is marked failed and keeps its last good checkpoint."""
+
+
+class DiskFull(UserError):
+    """No space left while the run wrote a file; it stopped with its last checkpoint intact (resume it later)."""
+
+
+#: errno values of a full disk or an exhausted quota.
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def derive_seed(seed: int, *stream: int) -> int:
@@ -144,6 +154,11 @@ def load_data(config: Config, progress: bool):
 
 
 def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
+    """The :class:`Run` a new training of ``config`` goes to: ``out``, or a fresh ``runs/NAME-DATE-TIME``.
+
+    A directory that holds a run with a checkpoint is refused (resume it); one whose run never reached its
+    first checkpoint is accepted: :func:`start` trains it again from step 0.
+    """
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{config.run.name}-{stamp}"
@@ -154,11 +169,48 @@ def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
     else:
         path = Path(out)
     run = Run(path)
-    if run.exists():
-        raise UserError(f"{path} already holds a run; continue it with `nsvae train --resume {path}` or choose another")
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} exists and is not a directory")
+    run.check_layout()
+    if run.exists() and run.checkpoints():
+        raise UserError(f"{path} already holds a run; continue it with `nsvae train --resume {path}` or choose another")
+    stray = run.stray_checkpoints()
+    if stray:
+        raise UserError(
+            f"{path} has checkpoint files ({stray[-1].name}, ...) but no {CONFIG_FILE}: they are not a run nsvae can "
+            "continue or may delete; move them away or choose another --out"
+        )
     return run
+
+
+def validate(config: Config, dataset=None) -> None:
+    """Everything about ``config`` that can fail before training, checked before a run directory exists.
+
+    The config's own types and ranges are checked when it is read
+    (:mod:`nsvae.experiments.config`); here: the device exists, the network
+    and the objective can be built, and (given the dataset) the batch fits it.
+    """
+    from ..models import VAE
+    from ..objectives import build
+
+    resolve_device(config.run.device)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = VAE(config.model)
+            build(config.method, model, config.method_config(), config.common, config.optim)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"the config of {config.run.name} cannot be trained: {first}") from None
+    if dataset is None:
+        return
+    size, batch = len(dataset), config.data.batch_size
+    if batch > size:
+        raise UserError(f"data.batch_size = {batch} is larger than {config.data.dataset} ({size} images); lower it")
+    if config.method == "beta_tcvae" and batch < 2:
+        raise UserError(
+            f"data.batch_size = {batch}: beta_tcvae estimates the total correlation from the other codes of a batch; "
+            "use a batch of at least 2"
+        )
 
 
 def start(
@@ -172,21 +224,33 @@ def start(
 
     ``out`` defaults to ``runs/<run.name>-<date>-<time>``. Returns the :class:`Run`
     (its ``state`` says finished, or interrupted by a signal); raises
-    :class:`TrainingDiverged` on a NaN/Inf loss.
+    :class:`TrainingDiverged` on a NaN/Inf loss. The whole config is checked
+    (:func:`validate`) before the directory is made; a directory whose run
+    never reached its first checkpoint is trained again from step 0.
     """
     config = load_config(config)
+    validate(config)
     run = new_run_path(config, out)
+    show = _show_progress(config, progress)
+    dataset = load_data(config, show)
+    validate(config, dataset)
     with run.lock():
-        show = _show_progress(config, progress)
-        dataset = load_data(config, show)
-        config = dataclasses.replace(
-            config,
-            data=dataclasses.replace(config.data, seed=config.data_seed),
-            common=dataclasses.replace(config.common, dataset_size=len(dataset)),
-        )
-        run.write_config(config)
-        run.set_status("running", step=0, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        return fit(run, config, dataset, state=None, progress=show, callback=callback)
+        return _start_locked(run, config, dataset, show, callback)
+
+
+def _start_locked(run: Run, config: Config, dataset, show: bool, callback: Callback | None) -> Run:
+    run.check_layout()
+    if run.checkpoints():  # another process got there first
+        raise UserError(f"{run.path} already holds a run; continue it with `nsvae train --resume {run.path}`")
+    run.clear()
+    config = dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, seed=config.data_seed),
+        common=dataclasses.replace(config.common, dataset_size=len(dataset)),
+    )
+    run.write_config(config)
+    run.set_status("running", step=0, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return fit(run, config, dataset, state=None, progress=show, callback=callback)
 
 
 def resume(
@@ -197,11 +261,18 @@ def resume(
     progress: bool | None = None,
     callback: Callback | None = None,
 ) -> Run:
-    """Continue the run at ``path`` from its latest checkpoint, to ``steps`` (default: the config's)."""
+    """Continue the run at ``path`` from its newest intact checkpoint, to ``steps`` (default: the config's).
+
+    A damaged newest checkpoint is set aside with a warning that names it and
+    the one used instead. A run without any checkpoint (killed or failed
+    before its first) is trained again from step 0 with its config.
+    """
     run = path if isinstance(path, Run) else Run(path)
+    run.check_layout()
     if not run.exists():
         raise UserError(f"{run.path} is not a run directory (it has no config.toml)")
     with run.lock():
+        run.remove_temporaries()
         config = run.config
         changes: dict[str, Any] = {}
         if steps is not None:
@@ -210,18 +281,23 @@ def resume(
             changes["run.device"] = device
         if changes:
             config = apply_overrides(config, changes)
+        validate(config)
         checkpoints = run.checkpoints()
+        show = _show_progress(config, progress)
         if not checkpoints:
-            raise UserError(f"run {run.path} has no checkpoint to resume from; start it again")
-        done = checkpoints[-1][0]
-        if config.run.steps < done:
-            raise UserError(f"run {run.path} is already at step {done}; --steps must be at least that")
-        if config.run.steps == done and run.state == "finished":
-            raise UserError(f"run {run.path} finished at step {done}; pass --steps N (N > {done}) to train it further")
-        state = run.read_checkpoint()
+            dataset = load_data(config, show)
+            validate(config, dataset)
+            return _start_locked(run, config, dataset, show, callback)
+        newest = checkpoints[-1][0]
+        if config.run.steps < newest:
+            raise UserError(f"run {run.path} is already at step {newest}; --steps must be at least that")
+        if config.run.steps == newest and run.state == "finished" and not run.verify_checkpoint(checkpoints[-1][1]):
+            raise UserError(
+                f"run {run.path} finished at step {newest}; pass --steps N (N > {newest}) to train it further"
+            )
+        done, state = run.newest_intact_checkpoint()
         if state.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"checkpoint format {state.get('format')} of {run.path} is not {CHECKPOINT_FORMAT}")
-        show = _show_progress(config, progress)
         dataset = load_data(config, show)
         if len(dataset) != config.common.dataset_size:
             raise UserError(
@@ -260,6 +336,7 @@ def fit(
     with (
         torch_settings(config.run.deterministic, config.run.threads),
         keep_freed_memory(active=device.type == "cpu"),
+        _quiet_full_disk_threads(),
         StopSignals() as stop,
     ):
         # -- model and objective: initial weights from run.seed, without touching the caller's generator
@@ -337,11 +414,50 @@ def fit(
             except KeyboardInterrupt:
                 run.set_status("interrupted", step=last_saved, signal="SIGINT", exit_code=130)
                 raise
+            except OSError as exc:
+                if exc.errno not in FULL_DISK:
+                    _set_failed(run, last_saved, f"{type(exc).__name__}: {exc}")
+                    raise
+                where = exc.filename or run.path
+                message = (
+                    f"no space left on the device while writing {where} at step {step}: training stopped; the "
+                    f"checkpoint of step {last_saved} is intact. Free some space and resume with "
+                    f"`nsvae train --resume {run.path}`"
+                    if last_saved
+                    else f"no space left on the device while writing {where} at step {step}, before the first "
+                    f"checkpoint: free some space and run the same command again"
+                )
+                _set_failed(run, last_saved, message)
+                raise DiskFull(message) from None
             except BaseException as exc:
-                run.set_status("failed", step=last_saved, error=f"{type(exc).__name__}: {exc}")
+                _set_failed(run, last_saved, f"{type(exc).__name__}: {exc}")
                 raise
             finally:
                 logger.close()
+
+
+def _set_failed(run: Run, step: int, error: str) -> None:
+    """Record the failure in status.json where the disk still allows it (a full disk may not)."""
+    with contextlib.suppress(OSError):
+        run.set_status("failed", step=step, error=error)
+
+
+@contextlib.contextmanager
+def _quiet_full_disk_threads():
+    """TensorBoard writes from a thread; on a full disk that thread dies with a traceback on stderr while the error
+    reaches the loop at its next write. Keep the thread's copy quiet (the loop reports it in one line)."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if isinstance(args.exc_value, OSError) and args.exc_value.errno in FULL_DISK:
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 def _train_step(objective, x, x2, noise, step: int) -> dict[str, Any]:
@@ -510,7 +626,10 @@ class _Logger:
     def close(self) -> None:
         self.bar.close()
         if self.writer is not None:
-            self.writer.close()
+            try:
+                self.writer.close()
+            except OSError as exc:  # a full disk: the events of the last steps are lost, nothing else
+                warnings.warn(f"TensorBoard events of {self.run.path} not all written: {exc}", NsvaeWarning, 2)
 
 
 def _json_line(entry: dict[str, Any]) -> str:
