@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -53,6 +52,9 @@ from .sweep import (
     read_state,
     write_state,
 )
+
+#: The lock file of a sweep directory, held by the one process that runs the sweep.
+SWEEP_LOCK = ".lock"
 
 __all__ = ["Task", "execute", "metrics_to_evaluate", "plan_run", "run_local", "run_ray", "run_sweep", "sweep_dir_for"]
 
@@ -114,18 +116,9 @@ def check_existing(planned: PlannedRun, run_dir: Path) -> None:
 
 def _locked(run_dir: Path) -> bool:
     """Whether another process holds the run's lock (is training it now)."""
-    import fcntl
+    from ..locks import FileLock
 
-    lock = run_dir / ".lock"
-    if not lock.is_file():
-        return False
-    with open(lock, "a+b") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    return False
+    return FileLock(run_dir / ".lock").busy()
 
 
 def metrics_to_evaluate(run, evaluation: EvaluationSpec | dict[str, Any]) -> list[str]:
@@ -235,29 +228,43 @@ def execute(task: Task) -> dict[str, Any]:
 
 
 def _execute(task: Task) -> dict[str, Any]:
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from ..train import Run, resume, start
+    from ..train import Run
 
     run_dir = Path(task.run_dir)
     config = from_dict(task.config)
     if task.device is not None:
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, device=task.device))
     record: dict[str, Any] = {"state": "failed", "phase": "train"}
+    run = Run(run_dir)
+    try:
+        # The run's lock is held from the decision to its end: nobody else restarts, deletes or trains it meanwhile.
+        holding = run.lock()
+        holding.__enter__()
+    except BaseException as exc:  # noqa: BLE001 - another process trains it: recorded, the others go on
+        return {**record, "error": _error_line(exc), "step": run.status().get("step")}
+    try:
+        return _execute_locked(task, run, config, record)
+    finally:
+        holding.__exit__(None, None, None)
+
+
+def _execute_locked(task: Task, run, config: Config, record: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from ..train import Run, resume, start
+
+    run_dir = run.path
     torch.set_num_threads(max(1, task.threads))
     with threadpool_limits(limits=max(1, task.threads)):
         try:
-            run = Run(run_dir)
             status = run.status()
             finished = status.get("state") == "finished" and run.exists()
             done = run.checkpoints()[-1][0] if run.checkpoints() else 0
             if not finished or done < config.run.steps:
                 if run.exists() and run.checkpoints():
                     run = resume(run, config.run.steps, device=task.device, progress=False)
-                else:
-                    if run_dir.exists():  # a start that never reached its first checkpoint: nothing to keep
-                        shutil.rmtree(run_dir)
+                else:  # a start that never reached its first checkpoint: start() clears what it wrote
                     run = start(config, run_dir, progress=False)
                 if run.state != "finished":
                     return {**record, "state": run.state or "interrupted", "step": run.status().get("step")}
@@ -340,14 +347,31 @@ class _Stop(StopSignals):
         self.on_stop()
 
 
-def _child(task: Task, conn) -> None:
-    """A local worker process: one run, its record sent back on ``conn``."""
+def _child(task: Task, conn, lifeline=None) -> None:
+    """A local worker process: one run, its record sent back on ``conn``.
+
+    ``lifeline``: the read end of a pipe whose only write end the driver
+    holds. When the driver dies, even by SIGKILL, the pipe reads end-of-file
+    and this run gets a SIGTERM: it stops at its next step with a checkpoint,
+    so no worker trains on as an orphan (the forkserver, this process's
+    parent, stays alive as long as any of its children does, so the parent's
+    death cannot be the signal).
+    """
     # The terminal's Ctrl-C reaches the whole process group; the driver forwards a SIGTERM, which the trainer
     # handles (checkpoint, then stop). Ignoring SIGINT here keeps a double signal from abandoning the step.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if lifeline is not None:
+        threading.Thread(target=_watch_driver, args=(lifeline,), daemon=True, name="nsvae-lifeline").start()
     record = execute(task)
-    conn.send(record)
-    conn.close()
+    with contextlib.suppress(OSError):  # the driver is gone: the run's own files say how it ended
+        conn.send(record)
+        conn.close()
+
+
+def _watch_driver(lifeline) -> None:
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv()  # the driver never writes: this returns only when it is gone
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 _PRELOAD = ["nsvae.experiments.executors", "nsvae.train", "nsvae.evaluation", "nsvae.metrics", "torch._dynamo"]
@@ -365,6 +389,7 @@ def run_local(tasks: Sequence[Task], workers: int, on_event: Event) -> int | Non
     ctx.set_forkserver_preload(_PRELOAD)
     pending = list(tasks)
     active: dict[Any, tuple[Any, Task]] = {}
+    lifelines: dict[Any, Any] = {}  # the write ends of the workers' lifelines (see _child)
 
     def stop_all() -> None:
         for process, _ in active.values():
@@ -378,10 +403,14 @@ def run_local(tasks: Sequence[Task], workers: int, on_event: Event) -> int | Non
                 while pending and len(active) < workers and stop.signum is None:
                     task = pending.pop(0)
                     receive, send = ctx.Pipe(duplex=False)
-                    process = ctx.Process(target=_child, args=(task, send), name=f"nsvae-sweep {task.name}")
+                    lifeline, keep_alive = ctx.Pipe(duplex=False)
+                    args = (task, send, lifeline)
+                    process = ctx.Process(target=_child, args=args, name=f"nsvae-sweep {task.name}")
                     process.start()
                     send.close()
+                    lifeline.close()
                     active[receive] = (process, task)
+                    lifelines[receive] = keep_alive
                     on_event("started", task, None)
                 if not active:
                     break
@@ -392,6 +421,7 @@ def run_local(tasks: Sequence[Task], workers: int, on_event: Event) -> int | Non
                     except (EOFError, OSError):
                         record = None
                     conn.close()
+                    lifelines.pop(conn).close()
                     process.join()
                     if record is None:
                         record = _dead_worker(process.exitcode, stop.signum)
@@ -576,6 +606,37 @@ def run_sweep(
         unknown = [n for n in only if n not in names]
         if unknown:
             raise UserError(f"the sweep has no run named {unknown[0]!r}; see the names with --dry-run")
+    sweep_lock = _hold_sweep_dir(sweep_dir)
+    try:
+        return _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, device, only, echo, on_run_end)
+    finally:
+        sweep_lock.release()
+
+
+def _hold_sweep_dir(sweep_dir: Path):
+    """Take the sweep directory's lock (one sweep process per directory) or say who holds it."""
+    from ..locks import FileLock
+
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(sweep_dir / SWEEP_LOCK)
+    if not lock.acquire(blocking=False):
+        raise UserError(
+            f"sweep directory {sweep_dir} is being run by another process ({lock.describe_holder()}); one sweep "
+            "process per directory: wait for it to finish (or stop it with kill -TERM, and run this command again)"
+        )
+    return lock
+
+
+def sweep_busy(sweep_dir: Path) -> str:
+    """Who runs the sweep in ``sweep_dir`` now ('' if nobody)."""
+    from ..locks import FileLock
+
+    lock = FileLock(sweep_dir / SWEEP_LOCK)
+    return lock.describe_holder() if lock.busy() else ""
+
+
+def _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, device, only, echo, on_run_end):
+    names = [r.name for r in sweep.runs]
     actions = plan_sweep(sweep, sweep_dir, retry_failed)
     _write_spec(sweep, sweep_dir, source)
     state = read_state(sweep_dir)
