@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from . import __version__
 from .commands import config as config_command
@@ -22,7 +23,7 @@ from .commands import results as results_command
 from .commands import study as study_command
 from .commands import sweep as sweep_command
 from .commands import train as train_command
-from .errors import EXIT_USER_ERROR, UserError
+from .errors import EXIT_USER_ERROR, NsvaeWarning, UserError
 
 SUBCOMMANDS = (
     info_command,
@@ -51,9 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str):
+    """A ``warnings.showwarning`` that prints nsvae's own warnings (:class:`NsvaeWarning`) as one line
+    ``nsvae CMD: warning: ...`` and the others as Python does."""
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, NsvaeWarning):
+            print(f"nsvae {command}: warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", NsvaeWarning)
+        warnings.showwarning = _one_line_warnings(args.command)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args) or 0)
     except BrokenPipeError:
@@ -61,11 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (UserError, ValueError, OSError) as exc:
-        print(f"nsvae {args.command}: error: {exc}", file=sys.stderr)
+        print(f"nsvae {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print(
+            f"nsvae {args.command}: error: not enough memory for this input; use a smaller file or fewer samples",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"nsvae {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(part.strip() for part in str(exc).strip().splitlines() if part.strip())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -295,7 +295,14 @@ class Run:
         digest = hashlib.sha256()
 
         def write(handle) -> None:
-            torch.save(state, _HashingWriter(handle, digest))
+            writer = _HashingWriter(handle, digest)
+            try:
+                torch.save(state, writer)
+            except Exception:
+                if writer.error is not None:  # torch's zip writer hides a failed write (a full disk) behind its own
+                    error = writer.error
+                    raise OSError(error.errno, error.strerror, str(path)) from None
+                raise
 
         with contextlib.suppress(FileNotFoundError):
             sidecar.unlink()  # an old checksum must never describe the new file
@@ -446,10 +453,15 @@ class _HashingWriter:
 
     def __init__(self, handle, digest):
         self.handle, self.digest = handle, digest
+        self.error: OSError | None = None
 
     def write(self, data) -> int:
         self.digest.update(data)
-        return self.handle.write(data)
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
 
     def flush(self) -> None:
         self.handle.flush()

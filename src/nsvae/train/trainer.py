@@ -364,7 +364,12 @@ def fit(
             if state is not None:
                 step, elapsed = _restore(state, model, objective, loader, loader2, noise, device)
             fixed_image = traversal_image(dataset)
-            logger = _Logger(run, config, progress, start_step=step)
+            try:
+                logger = _Logger(run, config, progress, start_step=step)
+            except OSError as exc:
+                if exc.errno not in FULL_DISK:
+                    raise
+                raise _disk_full(run, exc, step, step if state is not None else 0) from None
             curve = CurveRecorder(run, config, dataset, writer=logger.writer)
             try:
                 last_saved = step
@@ -418,22 +423,27 @@ def fit(
                 if exc.errno not in FULL_DISK:
                     _set_failed(run, last_saved, f"{type(exc).__name__}: {exc}")
                     raise
-                where = exc.filename or run.path
-                message = (
-                    f"no space left on the device while writing {where} at step {step}: training stopped; the "
-                    f"checkpoint of step {last_saved} is intact. Free some space and resume with "
-                    f"`nsvae train --resume {run.path}`"
-                    if last_saved
-                    else f"no space left on the device while writing {where} at step {step}, before the first "
-                    f"checkpoint: free some space and run the same command again"
-                )
-                _set_failed(run, last_saved, message)
-                raise DiskFull(message) from None
+                raise _disk_full(run, exc, step, last_saved) from None
             except BaseException as exc:
                 _set_failed(run, last_saved, f"{type(exc).__name__}: {exc}")
                 raise
             finally:
                 logger.close()
+
+
+def _disk_full(run: Run, exc: OSError, step: int, last_saved: int) -> DiskFull:
+    """The one-line error of a full disk (recorded in status.json where the disk still allows it)."""
+    where = exc.filename or run.path
+    message = (
+        f"no space left on the device while writing {where} at step {step}: training stopped; the "
+        f"checkpoint of step {last_saved} is intact. Free some space and resume with "
+        f"`nsvae train --resume {run.path}`"
+        if last_saved
+        else f"no space left on the device while writing {where} at step {step}, before the first "
+        f"checkpoint: free some space and run the same command again"
+    )
+    _set_failed(run, last_saved, message)
+    return DiskFull(message)
 
 
 def _set_failed(run: Run, step: int, error: str) -> None:
