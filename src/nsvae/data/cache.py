@@ -18,6 +18,7 @@ it waits for; the lock dies with its holder (see :mod:`nsvae.locks`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -162,7 +163,9 @@ def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.building-"))
     try:
         yield tmp
+        meta = {**meta, "checksums": {p.name: _file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
         write_json_atomic(tmp / META_FILE, meta)
+        _write_stamp(tmp, meta)
         _publish_permissions(tmp, 0o777)
         old = None
         if entry.exists():
@@ -174,6 +177,94 @@ def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- checksums --------------------------------------------------------------------------------------
+
+#: The stamp of the last full verification of an entry (file sizes, modification times, inodes).
+STAMP_FILE = ".verified.json"
+
+
+def _file_checksum(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def _stat_key(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _write_stamp(entry: Path, meta: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache is verified in full every time instead
+        stamp = {name: _stat_key(entry / name) for name in meta.get("checksums", {})}
+        write_json_atomic(entry / STAMP_FILE, stamp)
+
+
+def verify_entry(entry: Path, full: bool = False) -> str:
+    """``''`` if the cache entry is intact, else what is wrong with it.
+
+    ``meta.json`` records the SHA-256 and size of every file of the entry.
+    The full check hashes every file (a second per 360 MiB). The cheap check
+    (before every training run) compares sizes, reads each ``.npy`` header,
+    and hashes in full only when a file's size, modification time or inode
+    differ from the last full check (so a file changed by any write is
+    caught; bit rot that changes neither is caught by ``data prepare``).
+    Entries written by an older nsvae have no checksums: only the cheap
+    part applies to them.
+    """
+    meta = read_meta(entry)
+    if meta is None:
+        return f"{entry / META_FILE} is missing or unreadable"
+    checksums = meta.get("checksums")
+    if not isinstance(checksums, dict):
+        checksums = {}
+    for name, recorded in checksums.items():
+        path = entry / name
+        if not path.is_file() or path.is_symlink():
+            return f"{name} is missing"
+        if path.stat().st_size != recorded.get("bytes"):
+            return f"{name} has {path.stat().st_size} bytes, {recorded.get('bytes')} were written"
+    for path in entry.glob("*.npy"):
+        problem = _npy_header_problem(path)
+        if problem:
+            return f"{path.name}: {problem}"
+    if not checksums:
+        return ""
+    if not full:
+        try:
+            stamp = json.loads((entry / STAMP_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stamp = {}
+        if all(stamp.get(name) == _stat_key(entry / name) for name in checksums):
+            return ""
+    for name, recorded in checksums.items():
+        if _file_checksum(entry / name)["sha256"] != recorded.get("sha256"):
+            return f"{name} differs from what was written (its SHA-256 does not match meta.json)"
+    _write_stamp(entry, meta)
+    return ""
+
+
+def _npy_header_problem(path: Path) -> str:
+    import numpy as np
+
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(handle)
+            offset = handle.tell()
+    except (ValueError, OSError, EOFError) as exc:
+        return f"not a valid .npy file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    if dtype.hasobject:
+        return "holds Python objects, not numbers"
+    expected = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if path.stat().st_size != expected:
+        return f"has {path.stat().st_size} bytes, its header promises {expected}"
+    return ""
 
 
 def remove_stale_temporaries(directory: Path) -> int:

@@ -98,7 +98,14 @@ class DSprites(GroundTruthData):
     def __init__(self, entry: Path):
         self.entry = Path(entry)
         self.meta = cache.read_meta(self.entry) or {}
-        self.packed = np.load(self.entry / "images.npy", mmap_mode="r")
+        try:
+            self.packed = np.load(self.entry / "images.npy", mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"dSprites cache {self.entry} is damaged (images.npy: {first}); rebuild it with "
+                f"`{_fix_command(self.entry, self.meta)}`"
+            ) from None
         if self.packed.shape != PACKED_SHAPE or self.packed.dtype != np.uint8:
             raise UserError(
                 f"dSprites cache {self.entry} is damaged (images {self.packed.shape} {self.packed.dtype}); "
@@ -254,10 +261,35 @@ def generate_into(images_path: Path, progress: bool = True, workers: int | None 
                 bar.update(packed.shape[0])
 
 
-def _prepare_generated(root: Path, force: bool, progress: bool, workers: int | None = None) -> Path:
+def _fix_command(entry: Path, meta: dict[str, Any]) -> str:
+    if meta.get("source") == "official" or entry.name == OFFICIAL_KEY:
+        return f"nsvae data prepare dsprites --from {meta.get('file') or OFFICIAL_FILE_NAME} --force"
+    return "nsvae data prepare dsprites --origin generated --force"
+
+
+def _damaged(entry: Path, full: bool) -> str:
+    """What is wrong with a ready entry ('' if nothing): see :func:`nsvae.data.cache.verify_entry`."""
+    return cache.verify_entry(entry, full=full)
+
+
+def _warn_rebuild(entry: Path, problem: str) -> None:
+    import warnings
+
+    from ..errors import NsvaeWarning
+
+    warnings.warn(f"dSprites cache {entry} is damaged ({problem}); drawing it again", NsvaeWarning, stacklevel=3)
+
+
+def _prepare_generated(
+    root: Path, force: bool, progress: bool, workers: int | None = None, verify: bool = True
+) -> Path:
     entry = root / GENERATED_KEY
     if not force and _entry_ready(entry, GENERATED_KEY):
-        return entry
+        problem = _damaged(entry, full=verify)
+        if not problem:
+            return entry
+        _warn_rebuild(entry, problem)
+        force = True
     with cache.entry_lock(entry):
         if not force and _entry_ready(entry, GENERATED_KEY):  # another process built it meanwhile
             return entry
@@ -532,16 +564,29 @@ def prepare(
             raise UserError("--from gives the official file; it cannot be combined with origin 'generated'")
         entry = root / OFFICIAL_KEY
         if not force and _entry_ready(entry, OFFICIAL_KEY):
-            return entry
+            problem = _damaged(entry, full=True)
+            if not problem:
+                return entry
+            _warn_rebuild(entry, problem)
         return import_official(source, entry, force=force, progress=progress)
     if origin == "official":
         entry = root / OFFICIAL_KEY
         if _entry_ready(entry, OFFICIAL_KEY):
+            _check_official(entry, full=True)
             return entry
         raise UserError(
             f"the official dSprites file is not prepared; run: nsvae data prepare dsprites --from {OFFICIAL_FILE_NAME}"
         )
+    if origin == "auto" and not force and _entry_ready(root / OFFICIAL_KEY, OFFICIAL_KEY):
+        _check_official(root / OFFICIAL_KEY, full=True)
     return _prepare_generated(root, force, progress, workers)
+
+
+def _check_official(entry: Path, full: bool) -> None:
+    problem = _damaged(entry, full=full)
+    if problem:
+        meta = cache.read_meta(entry) or {}
+        raise UserError(f"dSprites cache {entry} is damaged ({problem}); rebuild it with `{_fix_command(entry, meta)}`")
 
 
 def load(
@@ -561,10 +606,17 @@ def load(
         raise UserError(f"unknown dSprites options: {', '.join(sorted(options))}")
     origin = _resolve_origin(origin)
     root = dsprites_dir(cache_dir)
+    # Before every use, the cheap check of the cache (verify_entry): a damaged generated cache is drawn again,
+    # a damaged official one is reported with the command that rebuilds it.
     if source is None and origin in ("auto", "official") and _entry_ready(root / OFFICIAL_KEY, OFFICIAL_KEY):
+        _check_official(root / OFFICIAL_KEY, full=False)
         return DSprites(root / OFFICIAL_KEY)
     if source is None and origin in ("auto", "generated") and _entry_ready(root / GENERATED_KEY, GENERATED_KEY):
-        return DSprites(root / GENERATED_KEY)
+        problem = _damaged(root / GENERATED_KEY, full=False)
+        if not problem:
+            return DSprites(root / GENERATED_KEY)
+        _warn_rebuild(root / GENERATED_KEY, problem)
+        return DSprites(_prepare_generated(root, True, progress, workers))
     return DSprites(prepare(cache_dir, source=source, progress=progress, origin=origin, workers=workers))
 
 
