@@ -50,7 +50,8 @@ def test_rebuild_replaces_the_entry(tmp_path):
     for n in (1, 2):
         with cache.building(entry, {"n": n}) as tmp:
             (tmp / "data.txt").write_text(str(n))
-    assert (entry / "data.txt").read_text() == "2" and cache.read_meta(entry) == {"n": 2}
+    meta = cache.read_meta(entry)
+    assert (entry / "data.txt").read_text() == "2" and meta["n"] == 2 and set(meta["checksums"]) == {"data.txt"}
     assert sorted(p.name for p in entry.parent.iterdir()) == ["key"]
 
 
@@ -77,7 +78,8 @@ def test_concurrent_prepares_build_once(tmp_path):
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     assert len(log.read_text().split()) == 1
-    assert sorted(f.name for f in entry.iterdir()) == ["meta.json", *[f"part{k}" for k in range(5)]]
+    files = sorted(f.name for f in entry.iterdir())
+    assert files == [cache.STAMP_FILE, "meta.json", *[f"part{k}" for k in range(5)]]
 
 
 def _killed_prepare(entry: str) -> None:
