@@ -69,6 +69,36 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def check_protocol_overrides(overrides: dict[str, dict] | None, where: str = "--set") -> None:
+    """Refuse protocol overrides whose value cannot be right, before any image is encoded.
+
+    A parameter whose default is a count (an integer) takes an integer >= 1; one
+    whose default is a number takes a finite number >= 0. Unknown metrics and
+    parameters are refused by :func:`nsvae.metrics.protocols.resolve`.
+    """
+    import math
+
+    from .metrics.protocols import PROTOCOLS
+
+    for metric, params in (overrides or {}).items():
+        defaults = PROTOCOLS.get(metric, {}).get("default", {})
+        for name, value in params.items():
+            if name not in defaults:
+                continue  # resolve() names the unknown parameter
+            default = defaults[name]
+            key = f"{metric}.{name}"
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise UserError(f"{where} {key} must be true or false, got {value!r}")
+            elif isinstance(default, int):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise UserError(f"{where} {key} must be a whole number >= 1 (default {default}), got {value!r}")
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not ok or not math.isfinite(value) or value < 0:
+                    raise UserError(f"{where} {key} must be a finite number >= 0 (default {default}), got {value!r}")
+
+
 def evaluate_run(
     run,
     *,
@@ -84,6 +114,7 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Score checkpoint ``step`` (default: the latest) of ``run`` and write ``eval.json``; returns the result."""
     from .metrics import DEFAULT_METRICS, evaluate
+    from .metrics.protocols import resolve
     from .train import load_run
     from .train.allocator import keep_freed_memory
     from .train.trainer import load_data, resolve_device
@@ -91,6 +122,13 @@ def evaluate_run(
     run = load_run(run) if not hasattr(run, "load_model") else run
     if not run.checkpoints():
         raise UserError(f"{run.path} has no checkpoint yet; train it first (nsvae train --resume {run.path})")
+    # Every protocol parameter is checked before any image is encoded.
+    check_protocol_overrides(overrides)
+    for metric in tuple(metrics or DEFAULT_METRICS):
+        try:
+            resolve(metric, protocol, (overrides or {}).get(metric))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     dev = resolve_device(device)
     model = run.load_model(step, device=dev)
     evaluated_step = run.loaded_step

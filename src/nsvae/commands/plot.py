@@ -154,6 +154,8 @@ def _check_options(args: argparse.Namespace, output: Path) -> None:
         raise UserError(f"-o must name a {suffix} file for {args.figure}, got {output}")
     if args.samples < 0:
         raise UserError("--samples must be >= 0")
+    if not 10 <= args.dpi <= 1200:
+        raise UserError(f"--dpi must be between 10 and 1200 (default 150), got {args.dpi}")
     if args.figure in STUDY_FIGURES and len(args.runs) != 1:
         raise UserError(f"{args.figure} draws one study: give one study directory (studies/NAME)")
     if args.figure not in COMPARISONS and len(args.runs) != 1:

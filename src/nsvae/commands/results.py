@@ -56,6 +56,8 @@ def run_results(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..experiments import comparison, sweep
 
+    if not 0 <= args.digits <= 12:
+        raise UserError(f"--digits must be between 0 and 12 (default 3), got {args.digits}")
     rows = sweep.gather_results(args.sweep_dir, protocol=args.protocol)
     columns = None
     if args.columns:

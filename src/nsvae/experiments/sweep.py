@@ -287,6 +287,9 @@ def _evaluation(table: Mapping[str, Any], where: str) -> EvaluationSpec:
             resolve(metric, protocol, dict(_table(params, f"{where}.overrides.{metric}")))
         except ValueError as exc:
             raise UserError(f"{where}.overrides: {exc}") from None
+        from ..evaluation import check_protocol_overrides
+
+        check_protocol_overrides({metric: dict(params)}, where=f"{where}.overrides:")
     return EvaluationSpec(
         enabled=enabled,
         metrics=tuple(metrics),

@@ -26,6 +26,9 @@ from ..errors import UserError
 from ._distribution import SUM_TOLERANCE, as_pmf
 from .estimate import counts_from_samples
 
+#: The largest .npy array `nsvae info` reads (tables and samples are held in memory, with copies).
+MAX_NPY_BYTES = 2**30
+
 
 @dataclass
 class Table:
@@ -56,9 +59,24 @@ def read_table(path: str | Path, *, samples: bool = False, normalize: bool = Fal
 
 def _read_npy(path: Path, *, samples: bool, normalize: bool) -> Table:
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable .npy array ({first})") from None
+    if arr.nbytes > MAX_NPY_BYTES:
+        raise UserError(
+            f"{path}: the array has {arr.size:,} cells ({arr.nbytes / 2**30:.1f} GiB); nsvae info reads arrays of "
+            f"at most {MAX_NPY_BYTES // 2**30} GiB: aggregate it into a smaller table of counts first"
+        )
+    if arr.dtype.kind not in "biuf":
+        raise UserError(
+            f"{path}: the array holds {arr.dtype} values; a table holds probabilities (floats) or counts (integers)"
+        )
+    arr = np.array(arr)
+    if arr.dtype.kind in "iu" and arr.size and not samples:
+        total = float(arr.astype(np.float64).sum())
+        if total >= 2**62 or (arr.dtype.kind == "u" and int(arr.max()) > 2**62):
+            raise UserError(f"{path}: the counts add up to {total:.3g}, more than 2**62; divide them down first")
     if samples:
         if arr.ndim != 2 or arr.shape[1] < 2:
             raise UserError(
@@ -180,6 +198,8 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
     if is_counts:
         if total == 0:
             raise UserError(f"{path}: all counts are zero")
+        if total >= 2**62:
+            raise UserError(f"{path}: the counts add up to {total:.3g}, more than 2**62; divide them down first")
         counts = table.astype(np.int64)
         return Table(table / total, names, symbols, counts, "counts")
     if abs(total - 1.0) > SUM_TOLERANCE and not normalize:

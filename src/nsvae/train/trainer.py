@@ -77,6 +77,10 @@ SECOND_BATCH_STREAM = 1  # derive_seed(data.seed, 1): the second batch stream
 
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> CUDA if available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given (checked)."""
+    from ..experiments.config import _DEVICE
+
+    if not isinstance(spec, str) or not _DEVICE.match(spec):
+        raise UserError(f"--device (run.device) must be auto, cpu, cuda or cuda:N, got {spec!r}")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
