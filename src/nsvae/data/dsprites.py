@@ -557,6 +557,8 @@ def prepare(
 ) -> Path:
     """Prepare dSprites: import the official file ``source`` if given, else generate (once)."""
     origin = _resolve_origin(origin)
+    if workers is not None:
+        _worker_count(workers)  # a bad count is refused before the cache is touched
     root = dsprites_dir(cache_dir)
     cache.ensure_writable_dir(root)
     if source is not None:

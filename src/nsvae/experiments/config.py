@@ -133,8 +133,10 @@ class DataConfig:
             raise ValueError(f"seed must be in [0, 2**64) or unset, got {self.seed}")
         if self.origin not in DSPRITES_ORIGINS:
             raise ValueError(f"origin must be one of {DSPRITES_ORIGINS}, got {self.origin!r}")
-        if self.crop_size < 0 or self.channels not in (0, 1, 3):
-            raise ValueError(f"crop_size must be >= 0 and channels 0, 1 or 3, got {self.crop_size}, {self.channels}")
+        if self.crop_size < 0:
+            raise ValueError(f"crop_size must be >= 0 (0: the dataset's default), got {self.crop_size}")
+        if self.channels not in (0, 1, 3):
+            raise ValueError(f"channels must be 0 (the dataset's default), 1 or 3, got {self.channels}")
 
     def load_options(self) -> dict[str, Any]:
         """Keyword options for :func:`nsvae.data.load`."""
