@@ -295,3 +295,35 @@ def test_a_torn_last_log_line_is_skipped_with_a_warning_and_report_and_plot_work
     whole.log_path.write_text("\n".join([lines[0], "{broken", *lines[1:]]) + "\n")
     with pytest.raises(UserError, match="line 2 is not a JSON object"):
         whole.log()
+
+
+# -- 11 and 12: what load_model and the config reader refuse ------------------------------------------------
+
+
+def test_a_config_that_does_not_fit_the_checkpoint_and_a_checkpoint_without_model_are_one_line(pair, capsys):
+    from nsvae.cli import main
+
+    whole, _ = pair
+    text = whole.config_path.read_text()
+    whole.config_path.write_text(text.replace("z_dim = 4", "z_dim = 7"))
+    with pytest.raises(UserError, match="does not fit the network") as info:
+        whole.load_model()
+    assert "\n" not in str(info.value)
+    whole.config_path.write_text(text)
+    state = whole.read_checkpoint()
+    del state["model"]
+    whole.write_checkpoint(state, 12, keep=5)
+    with pytest.raises(UserError, match="has no 'model' entry"):
+        Run(whole.path).load_model()
+    assert main(["evaluate", str(whole.path), "--metrics", "mig"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'model'" in err
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    from nsvae.experiments import load_config
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbfmethod = "vae"\n[run]\nseed = 4\n')
+    config = load_config(str(path))
+    assert config.method == "vae" and config.run.seed == 4
