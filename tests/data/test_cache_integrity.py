@@ -121,3 +121,19 @@ def test_a_damaged_official_cache_is_reported_with_the_command_that_fixes_it(cop
     assert main(["data", "prepare", "dsprites", "--origin", "official", "--cache-dir", str(copy_of_dsprites)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is damaged" in err and "--force" in err
+
+
+def test_a_damaged_image_cache_is_reported_with_the_command_that_fixes_it(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    entry = data.prepare("folder", cache_dir=tmp_path / "cache", source=folder, progress=False)
+    assert len(data.load("folder", cache_dir=tmp_path / "cache")) == 8
+    npy = sorted(entry.glob("*.npy"))[0]
+    _poke(npy, npy.stat().st_size - 5)
+    with pytest.raises(UserError, match="is damaged .* --force"):
+        data.load("folder", cache_dir=tmp_path / "cache")

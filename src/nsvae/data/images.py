@@ -180,6 +180,13 @@ class CachedImages(ImageData):
         meta = meta if meta is not None else cache.read_meta(self.path)
         if meta is None or "images" not in meta or "observation_shape" not in meta:
             raise UserError(f"{self.path} is not a complete image cache entry; prepare it again with --force")
+        problem = cache.verify_entry(self.path)  # the cheap check before every use (nsvae.data.cache.verify_entry)
+        if problem:
+            name, source = meta.get("dataset", "NAME"), meta.get("source") or "SOURCE"
+            raise UserError(
+                f"image cache {self.path} is damaged ({problem}); prepare it again: "
+                f"nsvae data prepare {name} --from {source} --force"
+            )
         self.meta = meta
         self.name = str(meta.get("dataset", ""))
         self._images: np.ndarray | None = None
