@@ -6,15 +6,17 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/entanglement.py --from-csv           # table and figure again from the CSV
 
 The codes, the grid and the five kinds are :mod:`nsvae.metrics.entanglement`'s
-(docstring there; docs/metrics.md): the authors' redundancy, global mixing and
-noised copy attacks, and our one-time-pad dial (synergy) and rotation. Each step is scored by
-``nsvae.metrics.evaluate`` with every metric at its default protocol except
+(docstring there; docs/metrics.md): the authors' redundancy, global mixing
+and noised copy attacks, and our one-time-pad dial (synergy) and rotation.
+Each step is scored by ``nsvae.metrics.evaluate`` with every metric at its default protocol except
 DCI (gradient boosting on 2,000 / 1,000 points instead of 10,000 / 5,000:
 ``entanglement.PROTOCOL_OVERRIDES``), with seeds 0, 1, 2; the table and the
 figure show the mean over seeds, the CSV every seed. Writes
 ``benchmarks/entanglement.csv`` and ``docs/figures/entanglement.png`` and
-prints the markdown table of docs/metrics.md. 13 distinct codes a seed,
-11-19 s each: 583 s for the three seeds on the shared 2-core machine.
+prints the markdown table of docs/metrics.md. 21 distinct codes a seed,
+10-62 s each: 1,146 s for the three seeds on the shared 2-core machine
+(2026-12-05, while training runs used it, load average 3-4; the first
+three kinds took 583 s, 11-19 s a code, in an earlier run).
 """
 
 from __future__ import annotations
