@@ -117,5 +117,7 @@ def test_every_sweep_preset_comparing_methods_differs_only_in_the_objective(name
         "pytorch0.4",
         "conv",
     )
-    assert (first.optim.lr, first.optim.beta1, first.optim.beta2, first.optim.eps) == (1e-4, 0.9, 0.999, 1e-8)
+    # The paper's Adam; study-cpu's learning rate is the one study-tuning chose (docs/results.md).
+    lr = 1e-3 if name == "study-cpu" else 1e-4
+    assert (first.optim.lr, first.optim.beta1, first.optim.beta2, first.optim.eps) == (lr, 0.9, 0.999, 1e-8)
     assert first.data.batch_size == 64
