@@ -117,9 +117,9 @@ def machine() -> dict[str, Any]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from ..data.cache import atomic_write
+    from ..train.run import write_text_atomic
 
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    write_text_atomic(path, text)
 
 
 def _csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
@@ -244,9 +244,7 @@ def write_tables(study_dir: Path) -> tuple[Path, Path]:
     final_rows: list[dict[str, Any]] = []
     for name in sorted(finished_runs(study_dir)):
         folder = study_dir / RUNS / name
-        with open(folder / "curve.csv", encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle):
-                curve_rows_all.append({k: _number(v) for k, v in row.items()})
+        curve_rows_all += read_table(folder / "curve.csv")
         record = json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))
         final_rows.append(
             {"method": record["method"], "seed": record["seed"], "step": record["step"], **record["scores"]}
