@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from nsvae import data as datasets
-from nsvae.evaluation import default_jobs, posterior_encoder
+from nsvae.cpus import usable_cpus
+from nsvae.evaluation import posterior_encoder
 from nsvae.metrics import evaluate
 from nsvae.models import VAE, NetConfig
 from nsvae.train.allocator import keep_freed_memory
@@ -52,7 +53,7 @@ def main() -> None:
         model = VAE(NetConfig()).to_fast_layout().eval()
         source = "random-init conv net (z_dim 10)"
     dsprites = datasets.load("dsprites")
-    n_jobs = args.n_jobs or default_jobs()
+    n_jobs = args.n_jobs or usable_cpus()
     with keep_freed_memory():  # as evaluate_run does on the CPU
         result = evaluate(dsprites, represent_posterior=posterior_encoder(model), seed=0, n_jobs=n_jobs, progress=True)
     total = time.perf_counter() - start

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .cpus import usable_cpus
 from .errors import UserError
 
 EVAL_FILE = "eval.json"
@@ -60,13 +61,6 @@ def posterior_encoder(model, device=None, batch_size: int | None = None):
         return np.concatenate(means), np.concatenate(logvars)
 
     return represent_posterior
-
-
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def check_protocol_overrides(overrides: dict[str, dict] | None, where: str = "--set") -> None:
@@ -147,7 +141,7 @@ def evaluate_run(
             overrides=overrides,
             seed=seed,
             progress=progress,
-            n_jobs=n_jobs or default_jobs(),
+            n_jobs=n_jobs or usable_cpus(),
         )
     result["step"] = evaluated_step
     if write:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cpus import usable_cpus
 from ..errors import UserError
 from . import cache
 from . import dsprites_render as render
@@ -236,7 +237,7 @@ def _worker_count(workers: int | None) -> int:
         if int(workers) < 0:
             raise UserError(f"--workers must be 0 or more (0 or 1: no worker processes), got {workers}")
         return max(1, int(workers))
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    return min(4, usable_cpus())
 
 
 def generate_into(images_path: Path, progress: bool = True, workers: int | None = None) -> None:

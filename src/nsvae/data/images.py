@@ -43,6 +43,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import __version__
+from ..cpus import usable_cpus
 from ..errors import UserError
 from . import cache, registry
 from .base import ImageData, as_index_array
@@ -607,7 +608,7 @@ def _chunks(src: ImageSource) -> Iterator[list[tuple[int, str, bytes | None, str
 def _default_workers(total: int) -> int:
     if total < 4 * _CHUNK:
         return 0
-    return max(1, min(4, os.cpu_count() or 1))
+    return min(4, usable_cpus())
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

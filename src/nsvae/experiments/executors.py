@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cpus import usable_cpus
 from ..errors import UserError
 from ..train.trainer import StopSignals
 from .config import IMAGE_DATASETS, Config, flatten, from_dict, is_incidental, to_dict
@@ -475,7 +476,7 @@ def run_ray(
     if started_here:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address == "local":
-            kwargs["num_cpus"] = local_cpus or _cores()
+            kwargs["num_cpus"] = local_cpus or usable_cpus()
             kwargs["num_gpus"] = _gpus_here()
         else:
             kwargs["address"] = address
@@ -524,13 +525,6 @@ def _restore_handlers(handlers: dict) -> None:
     for sig, handler in handlers.items():
         if handler is not None:
             signal.signal(sig, handler)
-
-
-def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _gpus_here() -> int:
@@ -687,7 +681,7 @@ def _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, devi
     )
     if counts["failed"] and not retry_failed:
         say(f"nsvae sweep: {counts['failed']} failed run(s) skipped; --retry-failed runs them again")
-    threads = max(1, _cores() // workers) if ray is None else max(1, int(sweep.cpus))
+    threads = max(1, usable_cpus() // workers) if ray is None else max(1, int(sweep.cpus))
     tasks = [
         Task(
             name=r.name,

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cpus import usable_cpus
 from ..errors import UserError
 from .sweep import PlannedRun, Sweep, load_sweep
 
@@ -103,13 +104,12 @@ def code_version() -> dict[str, Any]:
 def machine() -> dict[str, Any]:
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "host": platform.node(),
         "system": platform.system(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
-        "cores": cores,
+        "cores": usable_cpus(),
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
