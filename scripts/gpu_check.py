@@ -6,7 +6,11 @@
    last bits, and training amplifies that, so the check asserts agreement over the first
    ``--agree-steps`` steps (relative difference <= ``--tolerance``) and prints the rest.
 2. Speed: CUDA steps per second of each method alone, and in total when 2 and 4 runs share the GPU
-   (separate processes, as ``nsvae study --workers N --device cuda`` runs them).
+   (separate processes, as ``nsvae study --workers N --device cuda`` runs them). These runs log only
+   at their last step, as a study's steps between log steps do.
+3. Host synchronisations: the run alone counts, with ``torch.cuda.set_sync_debug_mode("warn")``, the
+   synchronising calls per step between step 10 and its end (0 for every method but the Non-Syn VAE,
+   whose selection reads its d per-latent KLs once a step, overlapped with the ELBO backward).
 
 Exit status 0 when every method agrees, 1 when one does not, 0 with a message when there is no CUDA
 device (CI machines have none: the check is skipped). Prints one table to paste into
@@ -36,27 +40,38 @@ import json, sys, time
 from nsvae.experiments import apply_overrides, load_config
 from nsvae.train import start
 preset, device, steps, out, deterministic = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+log_every = int(sys.argv[6])
 config = apply_overrides(load_config(preset), {
     "run.steps": steps, "run.device": device, "run.seed": 0, "run.deterministic": deterministic,
     "model.fc_relus": "paper", "model.convtranspose_init": "pytorch0.4", "data.batch_size": 64,
-    "log.every": 1, "log.traversal_every": 0, "log.checkpoint_every": 1_000_000, "log.tensorboard": False,
+    "log.every": log_every, "log.traversal_every": 0, "log.checkpoint_every": 1_000_000, "log.tensorboard": False,
     "log.console": False, "log.progress": False})
-marks = {}
+import warnings
+marks, syncs = {}, {}
+caught = []
 def mark(step, logs):
     if step in (10, steps):
+        syncs[step] = len(caught)
         if device != "cpu":
             import torch
             torch.cuda.synchronize()
         marks[step] = time.perf_counter()
-run = start(config, out, progress=False, callback=mark)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    if device != "cpu":
+        import torch
+        torch.cuda.set_sync_debug_mode("warn")
+    run = start(config, out, progress=False, callback=mark)
 losses = [e["loss"] for e in run.log()]
-print(json.dumps({"losses": losses, "steps_per_s": (steps - 10) / (marks[steps] - marks[10])}))
+print(json.dumps({"losses": losses, "steps_per_s": (steps - 10) / (marks[steps] - marks[10]),
+                  "syncs_per_step": (syncs[steps] - syncs[10]) / (steps - 10)}))
 """
 
 
-def launch(preset: str, device: str, steps: int, out: str, deterministic: bool) -> subprocess.Popen:
+def launch(preset: str, device: str, steps: int, out: str, deterministic: bool, log_every: int = 1) -> subprocess.Popen:
+    """A training child: ``log_every`` 1 for the loss trajectory, ``steps`` for timing (no reads between)."""
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, preset, device, str(steps), out, "1" if deterministic else "0"],
+        [sys.executable, "-c", CHILD, preset, device, str(steps), out, "1" if deterministic else "0", str(log_every)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -88,9 +103,9 @@ def main() -> int:
         packed = " | ".join(f"CUDA x{n} steps/s (total)" for n in args.packed)
         print(
             f"| method | max rel. loss difference, steps 1-{args.agree_steps} | at step {args.steps} "
-            f"| CPU steps/s | {packed} |"
+            f"| CPU steps/s | {packed} | CUDA host syncs/step |"
         )
-        print("|---|---|---|---|" + "---|" * len(args.packed))
+        print("|---|---|---|---|" + "---|" * len(args.packed) + "---|")
         for method in args.methods:
             preset = METHODS[method]
             cpu = result(launch(preset, "cpu", args.steps, f"{tmp}/{method}-cpu", True))
@@ -100,12 +115,21 @@ def main() -> int:
             early = max(rel[: args.agree_steps])
             if early > args.tolerance:
                 failed.append(method)
-            speeds = []
+            speeds, syncs = [], None
             for n in args.packed:
-                procs = [launch(preset, "cuda", args.steps, f"{tmp}/{method}-p{n}-{i}", False) for i in range(n)]
-                speeds.append(sum(result(p)["steps_per_s"] for p in procs))
+                procs = [
+                    launch(preset, "cuda", args.steps, f"{tmp}/{method}-p{n}-{i}", False, log_every=args.steps)
+                    for i in range(n)
+                ]
+                results = [result(p) for p in procs]
+                speeds.append(sum(r["steps_per_s"] for r in results))
+                if n == 1:
+                    syncs = results[0]["syncs_per_step"]
             cells = " | ".join(f"{s:.1f}" for s in speeds)
-            print(f"| {method} | {early:.2e} | {rel[-1]:.2e} | {cpu['steps_per_s']:.1f} | {cells} |", flush=True)
+            shown = "-" if syncs is None else f"{syncs:.2f}"
+            print(
+                f"| {method} | {early:.2e} | {rel[-1]:.2e} | {cpu['steps_per_s']:.1f} | {cells} | {shown} |", flush=True
+            )
     if failed:
         print(f"gpu-check: CPU and CUDA disagree beyond {args.tolerance} in the first steps of: {', '.join(failed)}")
         return 1

@@ -101,7 +101,11 @@ class BatchLoader:
     def next_batch(self) -> torch.Tensor:
         idx, rng = self.next_indices()
         batch = torch.from_numpy(np.ascontiguousarray(self.data.observations_at(idx, rng)))
-        return batch.to(self.device, non_blocking=True) if self.device.type != "cpu" else batch
+        if self.device.type == "cuda":
+            # From pageable memory a copy first waits for the GPU's queue; from pinned memory it is queued
+            # behind the running step, and the host goes on to read the next batch meanwhile.
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.to(self.device) if self.device.type != "cpu" else batch
 
     def __next__(self) -> torch.Tensor:
         return self.next_batch()

@@ -25,7 +25,7 @@ import torch
 
 from ..models import VAE
 from .losses import kl_elementwise, kl_total, reconstruction
-from .selection import greedy_select
+from .step_logs import StepLogs
 
 
 def check_ranges(config: Any, **rules: str) -> None:
@@ -148,20 +148,19 @@ class Objective:
     def core_logs(
         self, recon: torch.Tensor, kl_el: torch.Tensor, per_dim: torch.Tensor | None = None
     ) -> dict[str, Any]:
-        """The logs every method reports (one host copy of the d per-latent KLs).
+        """The logs every method reports, as tensors where they were computed (no host copy here).
 
         ``per_dim``: the batch-mean KLs of ``kl_el`` already on the host, if the method copied them.
+        ``kl`` and ``synergy_proxy`` are derived from ``kl_per_dim`` when the logs are read
+        (:class:`~nsvae.objectives.step_logs.StepLogs`).
         """
         if per_dim is None:
-            per_dim = kl_el.detach().mean(dim=0).double().cpu()
-        _, worst = greedy_select(per_dim, self.common.proxy_omega)
-        values = per_dim.tolist()
-        return {
-            "recon": float(recon.detach()),
-            "kl": float(sum(values)),
-            "kl_per_dim": values,
-            "synergy_proxy": float(sum(values[j] for j in worst)),
-        }
+            per_dim = kl_el.detach().mean(dim=0).double()
+        return {"recon": recon.detach(), "kl_per_dim": per_dim}
+
+    def step_logs(self, values: dict[str, Any]) -> StepLogs:
+        """A step's logs, read lazily (one host copy, at the first read), with the synergy proxy derived."""
+        return StepLogs(values, proxy_omega=self.common.proxy_omega)
 
     # -- to be provided by each method ---------------------------------------------------------
 

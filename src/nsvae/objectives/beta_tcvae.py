@@ -29,6 +29,7 @@ The other defaults (α = γ = 1, β = 6) follow the paper's dSprites runs.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -55,8 +56,13 @@ class BetaTCVAEConfig:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 
 
+@functools.lru_cache(maxsize=8)
 def log_importance_weights(batch: int, dataset_size: int, device=None) -> torch.Tensor:
-    """log of the minibatch-stratified sampling weights, ``(B, B)`` (row i: the weights of sample i's sum)."""
+    """log of the minibatch-stratified sampling weights, ``(B, B)`` (row i: the weights of sample i's sum).
+
+    Kept per (batch, size, device): built on the host, a fresh copy every step would make each CUDA
+    step wait for a host-to-device copy. The tensor is shared: read it, never change it in place.
+    """
     n, m = dataset_size, batch - 1
     if m < 1:
         raise ValueError("minibatch-stratified sampling needs a batch of at least 2")
@@ -105,5 +111,5 @@ class BetaTCVAEObjective(Objective):
         self.optimizer.step()
         self.iteration += 1
         logs = self.core_logs(recon, kl_el)
-        logs.update({k: float(v.detach()) for k, v in parts.items()}, loss=float(loss.detach()))
-        return logs
+        logs.update({k: v.detach() for k, v in parts.items()}, loss=loss.detach())
+        return self.step_logs(logs)

@@ -53,4 +53,4 @@ class BetaVAEObjective(Objective):
         loss.backward()
         self.optimizer.step()
         self.iteration += 1
-        return {**self.core_logs(recon, kl_el), **logs, "loss": float(loss.detach())}
+        return self.step_logs({**self.core_logs(recon, kl_el), **logs, "loss": loss.detach()})

@@ -117,5 +117,5 @@ class FactorVAEObjective(Objective):
         self.d_optimizer.step()
         self.iteration += 1
         logs = self.core_logs(recon, kl_el)
-        logs.update(tc=float(tc.detach()), d_loss=float(d_loss.detach()), loss=float(vae_loss.detach()))
-        return logs
+        logs.update(tc=tc.detach(), d_loss=d_loss.detach(), loss=vae_loss.detach())
+        return self.step_logs(logs)

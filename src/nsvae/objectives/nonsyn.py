@@ -41,6 +41,7 @@ import torch
 from .base import Objective, check_ranges
 from .losses import kl_elementwise, kl_subset
 from .selection import SELECTIONS, greedy_select, sorted_select
+from .step_logs import HostCopy
 
 __all__ = ["NonSynConfig", "NonSynObjective", "greedy_select", "sorted_select"]
 
@@ -84,12 +85,15 @@ class NonSynObjective(Objective):
     def needs_second_batch(self) -> bool:  # type: ignore[override]
         return self.config.synergy_source == "second_batch"
 
-    def synergy(self, kl_el: torch.Tensor) -> tuple[torch.Tensor, list[int], list[int], torch.Tensor]:
+    def synergy(self, kl_el: torch.Tensor, per_dim: torch.Tensor | None = None):
         """``(α·Syn, best, worst, K)`` for an elementwise KL matrix; the selection sees detached values.
 
-        ``K`` is the batch-mean KL per latent, copied to the host once (the logs reuse it).
+        ``K``: the batch-mean KL per latent as a list of floats (the logs reuse it), from ``per_dim``
+        (those KLs already on the host) or copied here.
         """
-        per_dim = kl_el.detach().mean(dim=0).double().cpu()
+        if per_dim is None:
+            per_dim = kl_el.detach().mean(dim=0).double().cpu()
+        per_dim = per_dim.tolist()
         best, worst = self.select(per_dim, self.config.omega)
         return self.config.alpha * kl_subset(kl_el, worst), best, worst, per_dim
 
@@ -104,40 +108,48 @@ class NonSynObjective(Objective):
         cfg = self.config
         _, _, _, _, recon, kl_el, kl = self.forward(x, generator)
         elbo = recon + kl
-        if cfg.update == "joint":
-            syn_loss, best, worst, per_dim = self.synergy(kl_el)
+        if cfg.synergy_source == "same_forward":
+            # The selection needs the d per-latent KLs on the host. Their copy starts now and is read
+            # once the ELBO backward is queued behind it, so on CUDA the host waits while the GPU
+            # computes that backward instead of the GPU idling while the host selects. Both gradients
+            # are taken at the same point (no step yet), as in the original.
+            pending = HostCopy(kl_el.detach().mean(dim=0).double())
             self.optimizer.zero_grad(set_to_none=True)
-            (elbo + syn_loss).backward()
-            self.optimizer.step()
+            elbo.backward(retain_graph=True)
+            syn_loss, best, worst, per_dim = self.synergy(kl_el, pending.result())
+            if cfg.update == "joint":
+                if syn_loss.requires_grad:
+                    syn_loss.backward()  # accumulates onto the ELBO's: the gradient of recon + KL + α·Syn
+                self.optimizer.step()
+            else:
+                g_syn = self._encoder_gradient(syn_loss, worst, retain=False)
+                self.optimizer.step()  # the ELBO step
+                self.synergy_step(g_syn)
         else:
-            if cfg.synergy_source == "same_forward":
-                syn_loss, best, worst, per_dim = self.synergy(kl_el)
-                g_syn = self._encoder_gradient(syn_loss, worst, retain=True)
-            # ELBO step. (Fresh gradients; the synergy step below sets every gradient it needs explicitly.)
             self.optimizer.zero_grad(set_to_none=True)
             elbo.backward()
-            self.optimizer.step()
-            if cfg.synergy_source != "same_forward":
-                if cfg.synergy_source == "second_batch" and x2 is None:
-                    raise ValueError("synergy_source='second_batch' needs a second batch x2")
-                source = x if cfg.synergy_source == "re_encode" else x2
-                mu_s, logvar_s = self.model.encode(source)
-                syn_loss, best, worst, _ = self.synergy(kl_elementwise(mu_s, logvar_s))
-                per_dim = None  # the logs describe the first forward
-                g_syn = self._encoder_gradient(syn_loss, worst, retain=False)
-            self.synergy_step(g_syn)
+            self.optimizer.step()  # the ELBO step
+            if cfg.synergy_source == "second_batch" and x2 is None:
+                raise ValueError("synergy_source='second_batch' needs a second batch x2")
+            source = x if cfg.synergy_source == "re_encode" else x2
+            mu_s, logvar_s = self.model.encode(source)
+            syn_loss, best, worst, _ = self.synergy(kl_elementwise(mu_s, logvar_s))
+            per_dim = None  # the logs describe the first forward
+            self.synergy_step(self._encoder_gradient(syn_loss, worst, retain=False))
         self.iteration += 1
         self.best_counts[best] += 1
         self.worst_counts[worst] += 1
         logs = self.core_logs(recon, kl_el, per_dim)
+        syn_loss = syn_loss.detach()
         logs.update(
-            syn=float(syn_loss.detach()) / cfg.alpha if cfg.alpha else float(kl_subset(kl_el.detach(), worst)),
-            syn_loss=float(syn_loss.detach()),
+            # Syn itself: alpha * Syn / alpha in double precision (float(x) / alpha as the host would do it)
+            syn=syn_loss.double() / cfg.alpha if cfg.alpha else kl_subset(kl_el.detach(), worst),
+            syn_loss=syn_loss,
             best=best,
             worst=worst,
-            loss=float(elbo.detach() + syn_loss.detach()),
+            loss=elbo.detach() + syn_loss,
         )
-        return logs
+        return self.step_logs(logs)
 
     def synergy_step(self, encoder_grads: list[torch.Tensor]) -> None:
         """The second Adam step: encoder gradients given, decoder zero-filled (or left out)."""

@@ -22,4 +22,4 @@ class VAEObjective(Objective):
         loss.backward()
         self.optimizer.step()
         self.iteration += 1
-        return {**self.core_logs(recon, kl_el), "loss": float(loss.detach())}
+        return self.step_logs({**self.core_logs(recon, kl_el), "loss": loss.detach()})

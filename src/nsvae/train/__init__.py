@@ -43,7 +43,8 @@ def train(
       ``{"nonsyn.alpha": 3}``, ``["nonsyn.alpha=3"]``, or keywords
       ``nonsyn__alpha=3`` / ``steps=100`` (a key name found in one section only);
     - ``device``: overrides ``run.device``; ``progress``: force the progress bar on/off;
-    - ``callback(step, logs)``: called after every step.
+    - ``callback(step, logs)``: called after every step; ``logs`` is a mapping read lazily (the
+      first value read copies them all to the host, which on CUDA waits for the step to finish).
 
     Raises :class:`TrainingDiverged` if the loss becomes NaN/Inf. A SIGINT or
     SIGTERM ends training after the current step with a checkpoint; the

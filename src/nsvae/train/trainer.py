@@ -44,6 +44,7 @@ from ..errors import NsvaeWarning, UserError
 from ..experiments import apply_overrides, load_config
 from ..experiments.config import Config, to_dict
 from .allocator import keep_freed_memory
+from .divergence import DivergenceWatch
 from .learning_curve import CurveRecorder
 from .run import CHECKPOINT_FORMAT, CONFIG_FILE, Run
 
@@ -375,6 +376,7 @@ def fit(
                     raise
                 raise _disk_full(run, exc, step, step if state is not None else 0) from None
             curve = CurveRecorder(run, config, dataset, writer=logger.writer)
+            divergence = DivergenceWatch(device)
             try:
                 last_saved = step
                 t0, window_t, window_steps = time.perf_counter(), time.perf_counter(), 0
@@ -384,18 +386,23 @@ def fit(
                     logs = _train_step(objective, x, x2, noise, step + 1)
                     step += 1
                     window_steps += 1
-                    bad = _nonfinite(logs)
+                    logger.step()
+                    divergence.watch(logs, step)
+                    # The steps that read the device anyway also ask whether training diverged: nothing
+                    # of a diverged model is logged or saved, and no other step waits for the device.
+                    traversal_due = bool(cfg_log.traversal_every) and step % cfg_log.traversal_every == 0
+                    log_due = step % cfg_log.every == 0 or step == config.run.steps
+                    bad = divergence.found(sync=log_due or traversal_due or curve.due(step))
                     if bad:
-                        _diverged(run, step, f"{bad} is not finite ({_short(logs)})", last_saved)
-                    logger.step(logs)
-                    if step % cfg_log.every == 0 or step == config.run.steps:
+                        _diverged(run, bad, last_saved)
+                    if log_due:
                         now = time.perf_counter()
                         rate = window_steps / max(now - window_t, 1e-9)
                         window_t, window_steps = now, 0
                         if hasattr(objective, "selection_rates"):
                             logs = {**logs, **objective.selection_rates()}
                         logger.record(step, logs, rate, elapsed + now - t0, loader)
-                    if cfg_log.traversal_every and step % cfg_log.traversal_every == 0:
+                    if traversal_due:
                         logger.traversal(step, model, fixed_image)
                     if curve.due(step):
                         point = curve.record(step, model, device)
@@ -404,6 +411,9 @@ def fit(
                     if callback is not None:
                         callback(step, logs)
                     if step % cfg_log.checkpoint_every == 0 or step == config.run.steps or stop.signum:
+                        bad = divergence.found(sync=True)
+                        if bad:
+                            _diverged(run, bad, last_saved)
                         elapsed_now = elapsed + time.perf_counter() - t0
                         _save(run, config, step, elapsed_now, model, objective, loader, loader2, noise, device)
                         last_saved = step
@@ -484,28 +494,13 @@ def _train_step(objective, x, x2, noise, step: int) -> dict[str, Any]:
         return {"loss": math.nan, "error": str(exc)}
 
 
-def _nonfinite(logs: dict[str, Any]) -> str:
-    """The first of loss / recon / kl that is NaN or infinite ('' if none)."""
-    for key in ("loss", "recon", "kl"):
-        value = logs.get(key)
-        if value is not None and not math.isfinite(value):
-            return key
-    return ""
-
-
-def _short(logs: dict[str, Any]) -> str:
-    if "error" in logs:
-        return logs["error"]
-    return ", ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "recon", "kl") if k in logs)
-
-
-def _diverged(run: Run, step: int, what: str, last_saved: int) -> None:
+def _diverged(run: Run, what: str, last_saved: int) -> None:
     keep = (
         f"the last good checkpoint is step {last_saved} ({run.checkpoint_path(last_saved).name})"
         if last_saved and run.checkpoints()
         else "no checkpoint was written before"
     )
-    message = f"training diverged at step {step}: {what}; {keep}. Try a lower optim.lr, or resume with another seed."
+    message = f"training diverged {what}; {keep}. Try a lower optim.lr, or resume with another seed."
     run.set_status("failed", step=last_saved, error=message)
     raise TrainingDiverged(message)
 
@@ -574,11 +569,8 @@ class _Logger:
             self.writer = SummaryWriter(str(run.events_dir), purge_step=start_step + 1 if start_step else None)
         self.z_dim = config.model.z_dim
 
-    def step(self, logs: dict[str, Any]) -> None:
-        self.bar.set_postfix(
-            recon=f"{logs['recon']:.2f}", kl=f"{logs['kl']:.2f}", syn=f"{logs['synergy_proxy']:.3f}", refresh=False
-        )
-        self.bar.update(1)
+    def step(self) -> None:
+        self.bar.update(1)  # the bar's numbers change at log steps only: reading them each step would wait for the GPU
 
     def message(self, text: str) -> None:
         if self.config.log.console or not self.bar.disable:
@@ -587,6 +579,9 @@ class _Logger:
     def record(self, step: int, logs: dict[str, Any], rate: float, elapsed: float, loader) -> None:
         entry = {"step": step, "epoch": step * loader.batch_size / loader.size}
         entry.update(logs)
+        self.bar.set_postfix(
+            recon=f"{entry['recon']:.2f}", kl=f"{entry['kl']:.2f}", syn=f"{entry['synergy_proxy']:.3f}", refresh=False
+        )
         entry.update(steps_per_s=rate, elapsed_s=elapsed)
         with open(self.run.log_path, "a", encoding="utf-8") as handle:
             handle.write(_json_line(entry))
