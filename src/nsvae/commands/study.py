@@ -28,7 +28,7 @@ EPILOG = """\
 examples:
   nsvae study study-cpu --dry-run
   nice nsvae study study-cpu --workers 2 --commit       (two runs at once, one thread each)
-  nsvae plot study studies/study-cpu --out docs/figures/study-cpu.png"""
+  nsvae plot study-curves studies/study-cpu -o docs/figures/study-cpu.png"""
 
 
 def register(sub) -> None:
