@@ -1,18 +1,22 @@
 """Exclusive file locks that say who holds them, die with their holder and are never inherited.
 
-A :class:`FileLock` is an advisory ``flock`` on a small lock file. The
-kernel frees it the moment its holder exits, however it exits (SIGKILL
-included), so a lock is never held by a dead process: the next process that
-asks gets it at once. Three things make that true in practice:
+A :class:`FileLock` is an operating-system lock on a small lock file, taken
+with the `filelock <https://py-filelock.readthedocs.io>`_ library's
+descriptor lock: ``flock`` on Linux and macOS, ``LockFileEx`` on byte 0 on
+Windows. The system frees it the moment its holder exits, however it exits
+(SIGKILL included), so a lock is never held by a dead process: the next
+process that asks gets it at once. Three things make that true in practice:
 
 - **not inherited**: a process forked while holding a lock (a worker pool)
   does not keep it. An ``os.register_at_fork`` hook points the child's copy
-  of the descriptor at ``/dev/null``, so only the process that took the lock
-  holds it, and its leftover children cannot keep it after it dies;
+  of the descriptor at the null device, so only the process that took the
+  lock holds it, and its leftover children cannot keep it after it dies
+  (descriptors are never inherited across ``exec`` or by spawned processes);
 - **says who holds it**: the holder writes its pid, host, command line and
-  start time into the lock file; a process that waits prints who it waits
-  for, and where the recorded holder is dead but the lock is still held (by
-  processes of an older nsvae that inherited it) it names those processes;
+  start time into the lock file (after one blank byte: Windows locks byte 0
+  against reading too); a process that waits prints who it waits for, and
+  where the recorded holder is dead but the lock is still held (by processes
+  of an older nsvae that inherited it) it names those processes (Linux);
 - **re-entrant within a process**: a process that holds a lock may take it
   again (a sweep worker that holds a run's lock and then starts the run).
 """
@@ -20,7 +24,6 @@ asks gets it at once. Three things make that true in practice:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -31,9 +34,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from filelock import lock_descriptor, unlock_descriptor
+
 from .processes import pid_alive
 
 __all__ = ["FileLock", "holders_of"]
+
+#: Binary (no newline translation on Windows) and closed on exec; os.open is non-inheritable anyway (PEP 446).
+_OPEN_FLAGS = getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 _HELD: dict[str, _Held] = {}
 _GUARD = threading.RLock()
@@ -46,7 +54,7 @@ class _Held:
 
 
 def _forget_in_child() -> None:
-    """After a fork, in the child: drop every lock the parent holds (the descriptors now point at /dev/null)."""
+    """After a fork, in the child: drop every lock the parent holds (the descriptors now point at the null device)."""
     if not _HELD:
         return
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -125,21 +133,17 @@ class FileLock:
                 held.count += 1
                 return True
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o666)
         told = False
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not blocking:
-                        os.close(fd)
-                        return False
-                    if not told:
-                        (on_wait or (lambda text: _say(self.path, text)))(self.describe_holder())
-                        told = True
-                    time.sleep(poll)
+            while not lock_descriptor(fd, blocking=False):
+                if not blocking:
+                    os.close(fd)
+                    return False
+                if not told:
+                    (on_wait or (lambda text: _say(self.path, text)))(self.describe_holder())
+                    told = True
+                time.sleep(poll)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -159,7 +163,7 @@ class FileLock:
                 return
             del _HELD[self._key]
         with contextlib.suppress(OSError):
-            fcntl.flock(held.fd, fcntl.LOCK_UN)
+            unlock_descriptor(held.fd)
         with contextlib.suppress(OSError):
             os.close(held.fd)
 
@@ -191,15 +195,22 @@ class FileLock:
             "command": _command_line(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        data = (json.dumps(info) + "\n").encode("utf-8")
+        data = (" " + json.dumps(info) + "\n").encode("utf-8")
         with contextlib.suppress(OSError):  # a full disk must not stop anyone from taking a lock
             os.ftruncate(fd, 0)
-            os.pwrite(fd, data, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, data)
 
     def holder(self) -> dict[str, Any]:
         """What the last holder recorded: ``pid``, ``host``, ``command``, ``since`` (empty if unknown)."""
         try:
-            info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+            with open(self.path, "rb") as handle:
+                try:
+                    raw = handle.read()
+                except OSError:  # Windows: byte 0 is locked by the holder; the record starts after it
+                    handle.seek(1)
+                    raw = handle.read()
+            info = json.loads(raw.decode("utf-8").strip() or "{}")
         except (OSError, ValueError):
             return {}
         return info if isinstance(info, dict) else {}

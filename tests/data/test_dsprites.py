@@ -159,3 +159,18 @@ def test_second_load_reuses_the_cache_quickly(dsprites):
     again = data.load("dsprites")
     assert time.perf_counter() - start < 1.0
     assert again.entry == dsprites.entry and again.source == "generated"
+
+
+def test_the_rendering_pool_works_under_spawn(monkeypatch):
+    """`data prepare` on macOS and Windows: the pool's workers are spawned, not forked (issue 17, §1)."""
+    from nsvae import processes
+    from nsvae.data import dsprites as ds
+
+    monkeypatch.setenv(processes.START_METHOD_ENV, "spawn")
+    blocks = ds._BLOCKS[::97]
+    with processes.worker_pool(2) as pool:
+        assert pool._mp_context.get_start_method() == "spawn"
+        pooled = list(pool.map(ds._render_packed, blocks))
+    assert len(pooled) == len(blocks) == 8
+    for block, packed in zip(blocks, pooled, strict=True):
+        np.testing.assert_array_equal(packed, np.packbits(render.render_block(*block), axis=-1))

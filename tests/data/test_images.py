@@ -465,3 +465,24 @@ def test_registry_entries(celeba_files, cache_dir):
     assert row["source"] == str(celeba_files[0].resolve())
     assert row["bytes"] >= 6 * 3 * 64 * 64
     assert cache.read_meta(path)["dataset"] == "celeba"
+
+
+def test_the_decoding_pool_works_under_spawn(celeba_files, cache_dir, tmp_path, monkeypatch):
+    """`data prepare celeba` on macOS and Windows: spawned decoding workers give the same cache (issue 17, §1)."""
+    from nsvae import processes
+
+    path, _ = celeba_files
+    serial = img.load_images("celeba", cache_dir=cache_dir, source=path, progress=False, workers=0)
+    monkeypatch.setenv(processes.START_METHOD_ENV, "spawn")
+    spawned = []
+    real_pool = img.worker_pool
+
+    def pool(n):
+        executor = real_pool(n)
+        spawned.append(executor._mp_context.get_start_method())
+        return executor
+
+    monkeypatch.setattr(img, "worker_pool", pool)
+    pooled_path = img.prepare_images("celeba", cache_dir=tmp_path / "spawned", source=path, progress=False, workers=2)
+    assert spawned == ["spawn"]
+    np.testing.assert_array_equal(np.asarray(img.CachedImages(pooled_path).images), np.asarray(serial.images))

@@ -76,3 +76,16 @@ def test_map_style_dataset_with_a_dataloader(dsprites):
     noisy = ImageDataset(data.load("color_dsprites"), seed=2)
     assert torch.equal(noisy[7], noisy[7])
     assert torch.equal(torch.stack(noisy.__getitems__([7, 8])), torch.stack([noisy[7], noisy[8]]))
+
+
+def test_dataloader_workers_under_spawn(dsprites):
+    """Spawned DataLoader workers (macOS, Windows) get the dataset's path, not its 360 MiB, and the same images."""
+    import pickle
+
+    dataset = ImageDataset(dsprites)
+    assert len(pickle.dumps(dataset)) < 100_000
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=4, sampler=[9, 2, 700_000, 5], num_workers=1, multiprocessing_context="spawn"
+    )
+    batch = next(iter(loader))
+    assert torch.equal(batch, torch.from_numpy(dsprites.observations_at([9, 2, 700_000, 5])))

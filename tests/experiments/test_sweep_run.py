@@ -232,3 +232,30 @@ def test_the_same_sweep_through_ray(dsprites, tmp_path, capsys):
     assert "2 done" in capsys.readouterr().out
     # Ray's driver SIGTERM handler does not outlive the sweep (the trainer's own handling relies on the default).
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_local_sweep_under_spawn_gives_the_runs_of_this_process(dsprites, tmp_path, monkeypatch, capsys):
+    """Windows has no forkserver: each run is a spawned process there, with the same numbers (issue 17, §1)."""
+    import nsvae
+    from nsvae import processes
+
+    spec = _write_spec(tmp_path, with_broken=False)
+    spec.write_text(spec.read_text().replace('metrics = ["mig", "active_units"]', "enabled = false"), encoding="utf-8")
+    out = tmp_path / "sweep"
+    monkeypatch.setenv(processes.START_METHOD_ENV, "spawn")
+    methods = []
+    real_context = processes.start_context
+
+    def context(preferred):
+        chosen = real_context(preferred)
+        methods.append(chosen.get_start_method())
+        return chosen
+
+    monkeypatch.setattr(processes, "start_context", context)
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0, capsys.readouterr()
+    assert methods == ["spawn"]
+    states = {n: r["state"] for n, r in read_state(out)["runs"].items()}
+    assert states == {"vae-seed0": "finished", "vae-seed1": "finished"}
+    sweep = load_sweep(spec)
+    reference = nsvae.train(sweep.run("vae-seed1").config, out=tmp_path / "reference")
+    assert _same_log(load_run(out / "runs" / "vae-seed1").log()[-1], reference.log()[-1])

@@ -19,11 +19,9 @@ Cache entries (under :func:`nsvae.data.cache.cache_root`):
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import contextlib
 import hashlib
 import os
-import signal
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 
 from ..cpus import usable_cpus
 from ..errors import UserError
+from ..processes import worker_pool
 from . import cache
 from . import dsprites_render as render
 from .base import GroundTruthData, as_index_array
@@ -90,6 +89,8 @@ class DSprites(GroundTruthData):
     scale (6 values in [0.5, 1]), orientation (40 values in [0, 2π]; class 39
     draws the same image as class 0), posX and posY (32 values in [0, 1]).
     Observations are float32 ``(n, 1, 64, 64)`` with values 0 and 1.
+    Pickling (e.g. into spawned DataLoader workers) carries the cache entry's
+    path, not the 360 MiB of images: the copy maps the file again.
     """
 
     name = "dsprites"
@@ -99,6 +100,9 @@ class DSprites(GroundTruthData):
     def __init__(self, entry: Path):
         self.entry = Path(entry)
         self.meta = cache.read_meta(self.entry) or {}
+        self._map_images()
+
+    def _map_images(self) -> None:
         try:
             self.packed = np.load(self.entry / "images.npy", mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as exc:
@@ -164,6 +168,15 @@ class DSprites(GroundTruthData):
         out.update(source=self.source, cache=str(self.entry))
         return out
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["packed"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._map_images()
+
 
 # -- generation -------------------------------------------------------------------------------
 
@@ -214,22 +227,6 @@ def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=not enabled, leave=False)
-
-
-def worker_pool(n_workers: int) -> futures.ProcessPoolExecutor:
-    """A process pool whose workers die with this process (even on SIGKILL) and hold none of its locks."""
-    import multiprocessing
-
-    from ..processes import die_with_parent
-
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    parent = os.getpid() if method == "fork" else None
-    return futures.ProcessPoolExecutor(
-        max_workers=n_workers,
-        mp_context=multiprocessing.get_context(method),
-        initializer=die_with_parent,
-        initargs=(signal.SIGKILL, parent),
-    )
 
 
 def _worker_count(workers: int | None) -> int:

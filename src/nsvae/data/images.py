@@ -28,13 +28,10 @@ import datetime
 import errno
 import hashlib
 import io
-import multiprocessing
 import os
 import shutil
-import signal
-import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +42,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..cpus import usable_cpus
 from ..errors import UserError
+from ..processes import worker_pool
 from . import cache, registry
 from .base import ImageData, as_index_array
 from .image_sources import ImageSource, MemberError, open_source, source_kind
@@ -611,13 +609,6 @@ def _default_workers(total: int) -> int:
     return min(4, usable_cpus())
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """``fork`` on Linux (no re-import of the caller's script, fast start), ``spawn`` elsewhere."""
-    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("spawn")
-
-
 def _decode_all(
     src: ImageSource, prep: Preprocessing, workers: int | None, progress: bool, desc: str
 ) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
@@ -630,13 +621,7 @@ def _decode_all(
     workers = _default_workers(total) if workers is None else int(workers)
     executor = None
     if workers > 1:
-        from ..processes import die_with_parent
-
-        context = _pool_context()
-        parent = os.getpid() if context.get_start_method() == "fork" else None
-        executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=die_with_parent, initargs=(signal.SIGKILL, parent)
-        )
+        executor = worker_pool(workers)
         # Start the workers now, before the progress bar starts its monitor thread.
         executor.submit(int).result()
     pending: collections.deque[Future] = collections.deque()

@@ -380,14 +380,17 @@ _PRELOAD = ["nsvae.experiments.executors", "nsvae.train", "nsvae.evaluation", "n
 
 def run_local(tasks: Sequence[Task], workers: int, on_event: Event) -> int | None:
     """Run ``tasks`` in at most ``workers`` processes, a fresh process per run; returns the stopping signal or None."""
-    import multiprocessing as mp
     from multiprocessing.connection import wait
 
+    from ..processes import start_context
+
     # "forkserver": each run forks from a clean server process (no torch thread pools or locks inherited from
-    # the driver) that has imported torch and nsvae once, so a run starts in milliseconds, not seconds.
-    ctx = mp.get_context("forkserver")
-    # torch._dynamo: imported lazily by the first Adam (4 s here); a failed preload is skipped by multiprocessing.
-    ctx.set_forkserver_preload(_PRELOAD)
+    # the driver) that has imported torch and nsvae once, so a run starts in milliseconds, not seconds. Windows
+    # has no forkserver: there each run is a fresh "spawn" process (the task and pipes are pickled either way).
+    ctx = start_context("forkserver")
+    if ctx.get_start_method() == "forkserver":
+        # torch._dynamo: imported lazily by the first Adam (4 s here); a failed preload is skipped by multiprocessing.
+        ctx.set_forkserver_preload(_PRELOAD)
     pending = list(tasks)
     active: dict[Any, tuple[Any, Task]] = {}
     lifelines: dict[Any, Any] = {}  # the write ends of the workers' lifelines (see _child)
