@@ -123,3 +123,85 @@ def test_taking_the_entry_lock_removes_the_entrys_leftovers(tmp_path):
     assert left == [".other.building-x"]
     assert cache.remove_stale_temporaries(entry.parent) == 1
     assert not [p for p in entry.parent.iterdir() if not p.name.endswith(".lock")]
+
+
+# -- ensure_entry: the one owner of "ready, else build it under its lock" ----------------------------
+
+
+def _build_parts(log: str):
+    def build(tmp: Path) -> dict:
+        with open(log, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        for k in range(3):
+            (tmp / f"part{k}").write_text(str(k))
+            time.sleep(0.05)
+        return {"key": "key", "builder": os.getpid()}
+
+    return build
+
+
+def _ensure(entry: str, log: str) -> None:
+    cache.ensure_entry(Path(entry), _build_parts(log))
+
+
+def test_ensure_entry_builds_once_and_then_reuses(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    assert cache.ensure_entry(entry, _build_parts(str(log))) == entry
+    meta = cache.read_meta(entry)
+    assert meta["key"] == "key" and meta["builder"] == os.getpid()
+    assert sorted(meta["checksums"]) == ["part0", "part1", "part2"] and cache.verify_entry(entry, full=True) == ""
+    assert cache.ensure_entry(entry, _build_parts(str(log))) == entry  # ready: not built again
+    assert len(log.read_text().split()) == 1
+    cache.ensure_entry(entry, _build_parts(str(log)), force=True)
+    assert len(log.read_text().split()) == 2
+    assert sorted(p.name for p in entry.parent.iterdir()) == [".key.lock", "key"]
+
+
+def test_ensure_entry_in_racing_processes_builds_once(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_ensure, args=(str(entry), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(log.read_text().split()) == 1
+    assert cache.verify_entry(entry, full=True) == ""
+
+
+def test_ensure_entry_rebuilds_a_damaged_entry_and_says_so(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    cache.ensure_entry(entry, _build_parts(str(log)))
+    (entry / "part1").write_text("X")
+    told = []
+    cache.ensure_entry(
+        entry,
+        _build_parts(str(log)),
+        check=lambda e: cache.verify_entry(e, full=True),
+        on_damaged=lambda e, problem: told.append((e, problem)),
+    )
+    assert told == [(entry, "part1 differs from what was written (its SHA-256 does not match meta.json)")]
+    assert len(log.read_text().split()) == 2 and (entry / "part1").read_text() == "1"
+
+
+def test_ensure_entry_with_a_custom_readiness_test(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    cache.ensure_entry(entry, _build_parts(str(log)))
+    cache.ensure_entry(entry, _build_parts(str(log)), ready=lambda e: (cache.read_meta(e) or {}).get("key") == "other")
+    assert len(log.read_text().split()) == 2
+
+
+def test_a_failed_build_leaves_nothing_but_the_old_entry(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    cache.ensure_entry(entry, _build_parts(str(log)))
+    before = cache.read_meta(entry)
+
+    def broken(tmp: Path) -> dict:
+        (tmp / "part0").write_text("half")
+        raise ValueError("the source is truncated")
+
+    with pytest.raises(ValueError, match="truncated"):
+        cache.ensure_entry(entry, broken, force=True)
+    assert cache.read_meta(entry) == before and (entry / "part0").read_text() == "0"
+    assert sorted(p.name for p in entry.parent.iterdir()) == [".key.lock", "key"]

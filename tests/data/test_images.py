@@ -253,7 +253,7 @@ def test_second_prepare_reuses_the_cache_unless_forced(celeba_files, cache_dir, 
         raise AssertionError("rebuilt a prepared entry")
 
     with monkeypatch.context() as patch:
-        patch.setattr(img, "_build_entry", no_rebuild)
+        patch.setattr(img, "_build_into", no_rebuild)
         assert img.prepare_images("celeba", cache_dir=cache_dir, source=path, progress=False) == first
         assert img.prepare_images("celeba", cache_dir=cache_dir, progress=False) == first
     again = img.prepare_images("celeba", cache_dir=cache_dir, source=path, progress=False, force=True)

@@ -6,13 +6,16 @@ that says what it is. The cache root is, in order of precedence: an explicit
 ``cache_dir=`` argument (the CLI's ``--cache-dir``), the ``NSVAE_CACHE_DIR``
 environment variable, ``$XDG_CACHE_HOME/nsvae``, ``~/.cache/nsvae``.
 
-Writes are atomic: an entry is built in a hidden temporary sibling directory
-and renamed into place only when complete, so a crash or Ctrl-C never leaves
-a half-written entry where a reader would find it. Preparations of the same
-entry by two processes are serialised with an exclusive ``flock`` on a lock
-file beside the entry; the second process waits and then finds the entry
-ready instead of building it again. The waiting process says which process
-it waits for; the lock dies with its holder (see :mod:`nsvae.locks`).
+:func:`ensure_entry` is the one owner of "is this entry ready, else build
+it under its lock"; a dataset supplies only its readiness test and the
+function that writes the entry's files. Writes are atomic: an entry is built
+in a hidden temporary sibling directory and renamed into place only when
+complete, so a crash or Ctrl-C never leaves a half-written entry where a
+reader would find it. Preparations of the same entry by two processes are
+serialised with an exclusive lock on a lock file beside the entry; the
+second process waits and then finds the entry ready instead of building it
+again. The waiting process says which process it waits for; the lock dies
+with its holder (see :mod:`nsvae.locks`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +116,49 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def ensure_entry(
+    entry: Path,
+    build: Callable[[Path], dict[str, Any]],
+    *,
+    ready: Callable[[Path], bool] | None = None,
+    check: Callable[[Path], str] | None = None,
+    on_damaged: Callable[[Path, str], None] | None = None,
+    force: bool = False,
+) -> Path:
+    """Return the cache entry ``entry``, building it first unless it is ready and intact.
+
+    - ``ready(entry)``: whether a complete entry is there (default: it has a
+      ``meta.json``); ``check(entry)``: what is wrong with a ready one ('' if
+      nothing; default: not checked). A ready entry with a problem is handed
+      to ``on_damaged(entry, problem)`` (a warning) and built again.
+    - Otherwise, under the entry's lock (:func:`entry_lock`: waits for another
+      builder and says who, removes this entry's leftovers): an entry that
+      became ready meanwhile (another process built it) is returned unless
+      ``force``; else the leftovers of other killed builds beside it are
+      removed and ``build(tmp)`` writes the entry's files into a fresh
+      temporary directory and returns its description, which
+      :func:`building` completes with the files' checksums, writes as
+      ``meta.json`` and renames into place. On any error nothing is left.
+    - ``force``: build even if a ready entry is there.
+    """
+    is_ready = ready or (lambda path: read_meta(path) is not None)
+    if not force and is_ready(entry):
+        problem = check(entry) if check is not None else ""
+        if not problem:
+            return entry
+        if on_damaged is not None:
+            on_damaged(entry, problem)
+        force = True
+    with entry_lock(entry):
+        if not force and is_ready(entry):  # another process built it while this one waited
+            return entry
+        remove_stale_temporaries(entry.parent)
+        meta: dict[str, Any] = {}
+        with building(entry, meta) as tmp:
+            meta.update(build(tmp))
+    return entry
+
+
 @contextlib.contextmanager
 def entry_lock(entry: Path) -> Iterator[None]:
     """Hold the exclusive lock for building ``entry`` (waits while another process holds it, and says who).
@@ -153,11 +199,13 @@ def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
     """Build a cache entry atomically.
 
     Yields a fresh temporary directory beside ``entry``; the caller writes the
-    entry's files into it. On normal exit ``meta`` is written as
-    ``meta.json`` and the directory is renamed to ``entry`` (replacing an old
-    entry, which is moved aside first and then deleted). On any exception,
-    Ctrl-C included, the temporary directory is deleted and ``entry`` is left
-    as it was. Call it while holding :func:`entry_lock`.
+    entry's files into it. On normal exit ``meta`` (as it is then: the caller
+    may fill it in while building) is written as ``meta.json`` with the
+    SHA-256 of every file, and the directory is renamed to ``entry``
+    (replacing an old entry, which is moved aside first and then deleted). On
+    any exception, Ctrl-C included, the temporary directory is deleted and
+    ``entry`` is left as it was. Call it while holding :func:`entry_lock`;
+    datasets use :func:`ensure_entry`, which does both.
     """
     ensure_writable_dir(entry.parent)
     tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}.building-"))

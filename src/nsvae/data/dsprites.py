@@ -275,24 +275,17 @@ def _warn_rebuild(entry: Path, problem: str) -> None:
 
     from ..errors import NsvaeWarning
 
-    warnings.warn(f"dSprites cache {entry} is damaged ({problem}); drawing it again", NsvaeWarning, stacklevel=3)
+    warnings.warn(f"dSprites cache {entry} is damaged ({problem}); drawing it again", NsvaeWarning, stacklevel=4)
 
 
 def _prepare_generated(
     root: Path, force: bool, progress: bool, workers: int | None = None, verify: bool = True
 ) -> Path:
-    entry = root / GENERATED_KEY
-    if not force and _entry_ready(entry, GENERATED_KEY):
-        problem = _damaged(entry, full=verify)
-        if not problem:
-            return entry
-        _warn_rebuild(entry, problem)
-        force = True
-    with cache.entry_lock(entry):
-        if not force and _entry_ready(entry, GENERATED_KEY):  # another process built it meanwhile
-            return entry
-        cache.remove_stale_temporaries(root)
-        meta = {
+    """The generated entry, drawn unless it is ready and intact (``verify``: hash every byte to know)."""
+
+    def build(tmp: Path) -> dict[str, Any]:
+        generate_into(tmp / "images.npy", progress=progress, workers=workers)
+        return {
             "key": GENERATED_KEY,
             "dataset": "dsprites",
             "source": "generated",
@@ -302,9 +295,15 @@ def _prepare_generated(
             "factor_sizes": list(render.FACTOR_SIZES),
             "layout": "packbits rows, official index order",
         }
-        with cache.building(entry, meta) as tmp:
-            generate_into(tmp / "images.npy", progress=progress, workers=workers)
-    return entry
+
+    return cache.ensure_entry(
+        root / GENERATED_KEY,
+        build,
+        ready=lambda entry: _entry_ready(entry, GENERATED_KEY),
+        check=lambda entry: _damaged(entry, full=verify),
+        on_damaged=_warn_rebuild,
+        force=force,
+    )
 
 
 # -- the official file ------------------------------------------------------------------------
@@ -475,6 +474,7 @@ def import_official(
     progress: bool = True,
     compare: bool = True,
     factor_sizes: tuple[int, ...] = render.FACTOR_SIZES,
+    reuse: bool = False,
 ) -> Path:
     """Convert the official dSprites file at ``path`` into the cache entry ``entry``.
 
@@ -485,18 +485,38 @@ def import_official(
     whole array). With ``compare``, every chunk is also drawn by the built-in
     generator and the differing pixels are counted into ``meta.json``.
 
+    ``reuse``: return a ready entry that passes the full check as it is,
+    without reading ``path`` (``force`` imports again anyway).
     ``factor_sizes`` exists for tests that build small files with the
     official layout; the command line always uses the official sizes.
     """
     path = Path(path).expanduser()
+
+    def build(tmp: Path) -> dict[str, Any]:
+        return _import_into(tmp, path, force, progress, compare, tuple(factor_sizes))
+
+    return cache.ensure_entry(
+        entry,
+        build,
+        ready=lambda entry: _entry_ready(entry, OFFICIAL_KEY),
+        check=lambda entry: _damaged(entry, full=True),
+        on_damaged=_warn_rebuild,
+        force=force or not reuse,
+    )
+
+
+def _import_into(
+    tmp: Path, path: Path, force: bool, progress: bool, compare: bool, factor_sizes: tuple[int, ...]
+) -> dict[str, Any]:
+    """Check the official file at ``path`` and write its packed images into ``tmp``; returns the entry's meta."""
     if not path.is_file():
         raise UserError(f"{path} does not exist; get {OFFICIAL_FILE_NAME} from {OFFICIAL_URL}")
     n = int(np.prod(factor_sizes))
-    official_layout = tuple(factor_sizes) == render.FACTOR_SIZES
+    official_layout = factor_sizes == render.FACTOR_SIZES
     checks = _verify_checksum(path, force) if official_layout else {"checksum_verified": False}
     where = str(path)
-    with _open_source(path) as source, cache.entry_lock(entry):
-        _check_classes(source.classes(), tuple(factor_sizes), where)
+    with _open_source(path) as source:
+        _check_classes(source.classes(), factor_sizes, where)
         meta = {
             "key": OFFICIAL_KEY,
             "dataset": "dsprites",
@@ -509,22 +529,21 @@ def import_official(
             **checks,
         }
         wrong_pixels = 0
-        with cache.building(entry, meta) as tmp:
-            start = 0
-            bar = _progress(n, "importing dSprites", progress)
-            with PackedWriter(tmp / "images.npy", (n, 64, 8)) as out, bar:
-                for chunk in source.image_chunks((n, 64, 64)):
-                    chunk = _binarise(chunk, f"{where}: imgs")
-                    out.write(np.packbits(chunk, axis=-1))
-                    if compare and official_layout:
-                        wrong_pixels += _count_generator_differences(chunk, start)
-                    start += chunk.shape[0]
-                    bar.update(chunk.shape[0])
-            if compare and official_layout:
-                meta["generator_wrong_pixels"] = wrong_pixels
-                meta["generator_wrong_pixel_rate"] = wrong_pixels / (n * 4096)
-                meta["generator_version"] = GENERATOR_VERSION
-    return entry
+        start = 0
+        bar = _progress(n, "importing dSprites", progress)
+        with PackedWriter(tmp / "images.npy", (n, 64, 8)) as out, bar:
+            for chunk in source.image_chunks((n, 64, 64)):
+                chunk = _binarise(chunk, f"{where}: imgs")
+                out.write(np.packbits(chunk, axis=-1))
+                if compare and official_layout:
+                    wrong_pixels += _count_generator_differences(chunk, start)
+                start += chunk.shape[0]
+                bar.update(chunk.shape[0])
+    if compare and official_layout:
+        meta["generator_wrong_pixels"] = wrong_pixels
+        meta["generator_wrong_pixel_rate"] = wrong_pixels / (n * 4096)
+        meta["generator_version"] = GENERATOR_VERSION
+    return meta
 
 
 def _count_generator_differences(chunk: np.ndarray, start: int) -> int:
@@ -562,13 +581,7 @@ def prepare(
     if source is not None:
         if origin == "generated":
             raise UserError("--from gives the official file; it cannot be combined with origin 'generated'")
-        entry = root / OFFICIAL_KEY
-        if not force and _entry_ready(entry, OFFICIAL_KEY):
-            problem = _damaged(entry, full=True)
-            if not problem:
-                return entry
-            _warn_rebuild(entry, problem)
-        return import_official(source, entry, force=force, progress=progress)
+        return import_official(source, root / OFFICIAL_KEY, force=force, progress=progress, reuse=True)
     if origin == "official":
         entry = root / OFFICIAL_KEY
         if _entry_ready(entry, OFFICIAL_KEY):
@@ -612,11 +625,7 @@ def load(
         _check_official(root / OFFICIAL_KEY, full=False)
         return DSprites(root / OFFICIAL_KEY)
     if source is None and origin in ("auto", "generated") and _entry_ready(root / GENERATED_KEY, GENERATED_KEY):
-        problem = _damaged(root / GENERATED_KEY, full=False)
-        if not problem:
-            return DSprites(root / GENERATED_KEY)
-        _warn_rebuild(root / GENERATED_KEY, problem)
-        return DSprites(_prepare_generated(root, True, progress, workers))
+        return DSprites(_prepare_generated(root, False, progress, workers, verify=False))
     return DSprites(prepare(cache_dir, source=source, progress=progress, origin=origin, workers=workers))
 
 

@@ -12,7 +12,7 @@ The key encodes the preprocessing (``original-rgb-64``, ``center148-rgb-64``,
 path, so several preparations live side by side. Building streams the
 source: members are read one at a time in the archive's order, decoded by a
 small process pool, and written straight into the memory-mapped array of a
-temporary directory that :func:`nsvae.data.cache.building` renames into
+temporary directory that :func:`nsvae.data.cache.ensure_entry` renames into
 place only when everything succeeded.
 
 Registered datasets (see :mod:`nsvae.data.registry`): ``celeba``, ``chairs``
@@ -366,13 +366,12 @@ def prepare_images(
     source_kind(source_path)  # fails fast (missing, not an archive) before touching the cache
     entry_path = _dataset_dir(kind, cache_dir) / entry_key(kind, prep, source_path)
     cache.ensure_writable_dir(entry_path.parent)
-    cache.remove_stale_temporaries(entry_path.parent)
-    with cache.entry_lock(entry_path):
-        if not force and cache.read_meta(entry_path) is not None:
-            return entry_path
+
+    def build(tmp: Path) -> dict[str, Any]:
         src = open_source(source_path)
-        _build_entry(kind, src, entry_path, prep, progress=progress, skip_unreadable=skip_unreadable, workers=workers)
-    return entry_path
+        return _build_into(tmp, kind, src, prep, progress=progress, skip_unreadable=skip_unreadable, workers=workers)
+
+    return cache.ensure_entry(entry_path, build, force=force)
 
 
 def load_images(
@@ -451,16 +450,17 @@ def _not_prepared_message(kind: ImageKind, cache_dir: str | os.PathLike | None, 
 # ---------------------------------------------------------------------------------------------
 
 
-def _build_entry(
+def _build_into(
+    tmp: Path,
     kind: ImageKind,
     src: ImageSource,
-    entry: Path,
     prep: Preprocessing,
     *,
     progress: bool,
     skip_unreadable: bool,
     workers: int | None,
-) -> None:
+) -> dict[str, Any]:
+    """Decode every image of ``src`` into ``tmp`` (images and names); returns the entry's meta."""
     total = len(src.names)
     meta: dict[str, Any] = {
         "dataset": kind.name,
@@ -476,41 +476,41 @@ def _build_entry(
         "nsvae_version": __version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    with cache.building(entry, meta) as tmp:
-        images_path = tmp / IMAGES_FILE
-        images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(total, *prep.shape))
-        _reserve_disk(images_path, entry.parent)
-        failures: dict[int, str] = {}
-        written = np.zeros(total, dtype=bool)
-        for index, array, error in _decode_all(src, prep, workers, progress, f"preparing {kind.name}"):
-            if error is not None:
-                failures[index] = error
-            else:
-                images[index] = array
-                written[index] = True
-        images.flush()
-        del images
-        unseen = np.flatnonzero(~written & ~np.isin(np.arange(total), list(failures)))
-        if unseen.size:  # the stream ended early without an error: treat as a broken archive
-            raise UserError(
-                f"{src.path} ended before {src.names[unseen[0]]} (and {unseen.size - 1} more) could be read; "
-                "the archive is truncated or corrupt, download it again"
-            )
-        skipped = [{"name": src.names[i], "reason": failures[i]} for i in sorted(failures)]
-        if skipped and not skip_unreadable:
-            raise UserError(_failure_message(skipped, total))
-        kept = np.flatnonzero(written)
-        if kept.size == 0:
-            raise UserError(f"none of the {total} images in {src.path} could be read ({_shown(skipped)})")
-        if skipped:
-            _compact_rows(images_path, kept)
-        with open(tmp / NAMES_FILE, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
-            for i in kept:
-                handle.write(src.names[i].replace("\n", "\\n") + "\n")
-        meta["images"] = int(kept.size)
-        meta["skipped"] = skipped
-        if kind.expected_images is not None and kept.size != kind.expected_images:
-            meta["note"] = f"the official {kind.title} has {kind.expected_images:,} images; this has {kept.size:,}"
+    images_path = tmp / IMAGES_FILE
+    images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=(total, *prep.shape))
+    _reserve_disk(images_path, tmp.parent)
+    failures: dict[int, str] = {}
+    written = np.zeros(total, dtype=bool)
+    for index, array, error in _decode_all(src, prep, workers, progress, f"preparing {kind.name}"):
+        if error is not None:
+            failures[index] = error
+        else:
+            images[index] = array
+            written[index] = True
+    images.flush()
+    del images
+    unseen = np.flatnonzero(~written & ~np.isin(np.arange(total), list(failures)))
+    if unseen.size:  # the stream ended early without an error: treat as a broken archive
+        raise UserError(
+            f"{src.path} ended before {src.names[unseen[0]]} (and {unseen.size - 1} more) could be read; "
+            "the archive is truncated or corrupt, download it again"
+        )
+    skipped = [{"name": src.names[i], "reason": failures[i]} for i in sorted(failures)]
+    if skipped and not skip_unreadable:
+        raise UserError(_failure_message(skipped, total))
+    kept = np.flatnonzero(written)
+    if kept.size == 0:
+        raise UserError(f"none of the {total} images in {src.path} could be read ({_shown(skipped)})")
+    if skipped:
+        _compact_rows(images_path, kept)
+    with open(tmp / NAMES_FILE, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as handle:
+        for i in kept:
+            handle.write(src.names[i].replace("\n", "\\n") + "\n")
+    meta["images"] = int(kept.size)
+    meta["skipped"] = skipped
+    if kind.expected_images is not None and kept.size != kind.expected_images:
+        meta["note"] = f"the official {kind.title} has {kind.expected_images:,} images; this has {kept.size:,}"
+    return meta
 
 
 def _shown(skipped: list[dict[str, str]]) -> str:

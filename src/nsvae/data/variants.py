@@ -181,27 +181,31 @@ def prepare_scream(cache_dir: str | os.PathLike | None, source: str | os.PathLik
     digest = dsprites_module.file_digest(Path(source).expanduser(), "sha256") if Path(source).is_file() else None
     painting = read_painting(source)  # also the error for a missing or unreadable file
     entry = scream_dir(cache_dir) / f"painting-{digest[:16]}"
-    if not force and (cache.read_meta(entry) or {}).get("key") == entry.name:
-        return entry
-    meta = {
-        "key": entry.name,
-        "dataset": "scream_dsprites",
-        "source": str(Path(source).expanduser().resolve()),
-        "sha256": digest,
-        "painting_shape": list(painting.shape),
-        "images": dsprites_module.N_IMAGES,
-        "observation_shape": [3, 64, 64],
-    }
-    with cache.entry_lock(entry), cache.building(entry, meta) as tmp:
+
+    def build(tmp: Path) -> dict[str, Any]:
         np.save(tmp / "painting.npy", painting)
-    return entry
+        return {
+            "key": entry.name,
+            "dataset": "scream_dsprites",
+            "source": str(Path(source).expanduser().resolve()),
+            "sha256": digest,
+            "painting_shape": list(painting.shape),
+            "images": dsprites_module.N_IMAGES,
+            "observation_shape": [3, 64, 64],
+        }
+
+    return cache.ensure_entry(entry, build, ready=_is_painting_entry, force=force)
+
+
+def _is_painting_entry(entry: Path) -> bool:
+    return (cache.read_meta(entry) or {}).get("key") == entry.name
 
 
 def _prepared_paintings(cache_dir: str | os.PathLike | None) -> list[Path]:
     root = scream_dir(cache_dir)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and (cache.read_meta(p) or {}).get("key") == p.name)
+    return sorted(p for p in root.iterdir() if p.is_dir() and _is_painting_entry(p))
 
 
 def _painting_entry(cache_dir: str | os.PathLike | None, source: str | os.PathLike | None) -> Path:
