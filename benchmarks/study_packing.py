@@ -29,7 +29,7 @@ import time
 CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[2]))
-from nsvae.experiments import load_config, apply_overrides
+from nsvae.config import apply_overrides, load_config
 from nsvae.train import start
 method, steps = sys.argv[1], int(sys.argv[3])
 preset = {"vae": "quick-vae", "beta_vae": "quick-beta-vae", "factor_vae": "quick-factor-vae",

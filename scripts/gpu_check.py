@@ -37,7 +37,7 @@ METHODS = {
 
 CHILD = r"""
 import json, sys, time
-from nsvae.experiments import apply_overrides, load_config
+from nsvae.config import apply_overrides, load_config
 from nsvae.train import start
 preset, device, steps, out, deterministic = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 log_every = int(sys.argv[6])

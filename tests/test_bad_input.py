@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nsvae.cli import main
-from nsvae.experiments.config import SECTIONS, _field_types
+from nsvae.config.schema import SECTIONS, _field_types
 
 # -- the cases ------------------------------------------------------------------------------------------------
 # Each case: (argv with {W} for the workspace and {RUN} for a trained run, the text its message must contain).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nsvae.cli import main
-from nsvae.experiments import load_config, preset_names, preset_text
+from nsvae.config import load_config, preset_names, preset_text
 from nsvae.experiments.sweep import load_sweep, sweep_preset_names, sweep_preset_text
 
 

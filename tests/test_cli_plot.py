@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from nsvae.cli import main
-from nsvae.experiments import Config, apply_overrides
+from nsvae.config import Config, apply_overrides
 
 
 @pytest.fixture(scope="module")

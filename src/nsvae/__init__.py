@@ -28,8 +28,8 @@ _LAZY = {
     "train": ("nsvae.train", None),
     "load_run": ("nsvae.train", "load_run"),
     "Run": ("nsvae.train", "Run"),
-    "Config": ("nsvae.experiments", "Config"),
-    "load_config": ("nsvae.experiments", "load_config"),
+    "Config": ("nsvae.config", "Config"),
+    "load_config": ("nsvae.config", "load_config"),
 }
 
 

@@ -107,11 +107,12 @@ def evaluate_run(
     write: bool = True,
 ) -> dict[str, Any]:
     """Score checkpoint ``step`` (default: the latest) of ``run`` and write ``eval.json``; returns the result."""
+    from .config import open_dataset
     from .metrics import DEFAULT_METRICS, evaluate
     from .metrics.protocols import resolve
     from .train import load_run
     from .train.allocator import keep_freed_memory
-    from .train.trainer import load_data, resolve_device
+    from .train.trainer import resolve_device
 
     run = load_run(run) if not hasattr(run, "load_model") else run
     if not run.checkpoints():
@@ -126,7 +127,7 @@ def evaluate_run(
     dev = resolve_device(device)
     model = run.load_model(step, device=dev)
     evaluated_step = run.loaded_step
-    data = load_data(run.config, progress=progress)
+    data = open_dataset(run.config, progress=progress)
     if not hasattr(data, "factor_sizes"):
         raise UserError(
             f"{run.config.data.dataset} has no ground-truth factors: the disentanglement metrics need a dataset "

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from nsvae.cli import main
+from nsvae.config import Config, apply_overrides
 from nsvae.evaluation import evaluate_run, posterior_encoder, read_eval
-from nsvae.experiments import Config, apply_overrides
 
 # Pool-based metrics only (no whole-dataset encoding), with small pools: a few seconds.
 CHEAP = ["mig", "active_units", "unsupervised"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nsvae.cli import main
+from nsvae.config import load_config
 from nsvae.errors import UserError
-from nsvae.experiments import load_config
 from nsvae.experiments.sweep import load_sweep, loads_sweep, sweep_preset_names, sweep_preset_text
 
 SPEC = """

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nsvae.experiments import Config, apply_overrides
+from nsvae.config import Config, apply_overrides
 
 
 def tiny_config(method: str = "nonsyn", **changes) -> Config:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nsvae import cli, experiments, objectives
-from nsvae.experiments import dumps
+from nsvae.config import dumps
 from nsvae.train import load_run
 
 from .conftest import tiny_config

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from nsvae import data as nsvae_data
+from nsvae.config import apply_overrides
 from nsvae.errors import UserError
-from nsvae.experiments import apply_overrides
 from nsvae.train import load_run, resume, start
 from nsvae.train.learning_curve import (
     CURVE_FILE,
@@ -140,15 +140,15 @@ def test_the_default_curve_protocol_is_the_documented_one():
 
 @pytest.mark.parametrize("key, value", [("eval.every", -1), ("eval.pool", 10), ("eval.votes", 0), ("eval.seed", -1)])
 def test_bad_eval_settings_are_refused_with_the_key(key, value):
-    from nsvae.experiments import Config
+    from nsvae.config import Config
 
     with pytest.raises(UserError, match=key.split(".")[1]):
         apply_overrides(Config(), {key: value})
 
 
 def test_the_curve_is_off_by_default_and_outside_a_runs_setting():
-    from nsvae.experiments import Config
-    from nsvae.experiments.config import defines_setting
+    from nsvae.config import Config
+    from nsvae.config.schema import defines_setting
 
     assert Config().eval.every == 0
     assert not defines_setting("eval.every") and not defines_setting("eval.seed")
@@ -160,7 +160,7 @@ def test_run_log_is_untouched_by_curves(tiny, tmp_path):
 
 
 def test_curves_on_a_dataset_without_factors_are_refused_with_the_key(tmp_path):
-    from nsvae.experiments import Config
+    from nsvae.config import Config
     from nsvae.train.learning_curve import CurveRecorder
     from nsvae.train.run import Run
 

@@ -321,7 +321,7 @@ def test_a_config_that_does_not_fit_the_checkpoint_and_a_checkpoint_without_mode
 
 
 def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
-    from nsvae.experiments import load_config
+    from nsvae.config import load_config
 
     path = tmp_path / "bom.toml"
     path.write_bytes(b'\xef\xbb\xbfmethod = "vae"\n[run]\nseed = 4\n')

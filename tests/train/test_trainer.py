@@ -12,8 +12,8 @@ import torch
 
 import nsvae
 from nsvae import objectives
+from nsvae.config import apply_overrides
 from nsvae.errors import UserError
-from nsvae.experiments import apply_overrides
 from nsvae.train import Run, TrainingDiverged, load_run, resume, start
 
 CORE_KEYS = {"step", "recon", "kl", "kl_per_dim", "synergy_proxy", "loss", "steps_per_s", "elapsed_s"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nsvae.experiments import Config, apply_overrides
+from nsvae.config import Config, apply_overrides
 
 #: run name -> (method, seed, scores written into its eval.json)
 REPORT_RUNS = {

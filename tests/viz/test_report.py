@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from nsvae.cli import main
+from nsvae.config import Config, apply_overrides
 from nsvae.errors import UserError
-from nsvae.experiments import Config, apply_overrides
 from nsvae.viz.compare import mean_std, metric_bars, proxy_over_training, score_vs_reconstruction
 from nsvae.viz.report import RunRecord, find_runs, group_by_setting, setting_labels, write_report
 from nsvae.viz.traversals import default_figure_size
@@ -277,7 +277,7 @@ SYNERGY = {"nonsyn-s0": ("nonsyn", 0, 0.3, 0.1), "nonsyn-s1": ("nonsyn", 1, 0.5,
 
 
 def test_the_report_knows_the_objective_tables():
-    from nsvae.experiments.comparison import OBJECTIVE_SECTIONS
+    from nsvae.config.comparison import OBJECTIVE_SECTIONS
     from nsvae.viz.report import METHOD_SECTIONS
 
     assert METHOD_SECTIONS == OBJECTIVE_SECTIONS

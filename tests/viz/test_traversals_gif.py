@@ -84,8 +84,8 @@ def test_gif_refuses_bad_input(tmp_path):
 
 
 def test_training_gif_refuses_a_run_without_checkpoints(tmp_path):
+    from nsvae.config import Config
     from nsvae.errors import UserError
-    from nsvae.experiments import Config
     from nsvae.train.run import Run
 
     run = Run(tmp_path / "run")

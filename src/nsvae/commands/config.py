@@ -43,7 +43,7 @@ def register(sub) -> None:
 
 def presets() -> dict[str, tuple[str, str]]:
     """``{name: (kind, folder)}`` of every shipped preset: kind ``train`` or ``sweep``."""
-    from ..experiments import shipped_names
+    from ..config import shipped_names
 
     out: dict[str, tuple[str, str]] = {}
     for folder, kind in KINDS.items():
@@ -53,7 +53,7 @@ def presets() -> dict[str, tuple[str, str]]:
 
 
 def preset_text(name: str) -> str:
-    from ..experiments import shipped_text
+    from ..config import shipped_text
 
     known = presets()
     if name not in known:

@@ -53,8 +53,9 @@ def register(sub) -> None:
 
 
 def run_results(args: argparse.Namespace) -> int:
+    from ..config import comparison
     from ..errors import UserError
-    from ..experiments import comparison, sweep
+    from ..experiments import sweep
 
     if not 0 <= args.digits <= 12:
         raise UserError(f"--digits must be between 0 and 12 (default 3), got {args.digits}")

@@ -78,7 +78,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.device is not None:
-        from ..experiments.config import _DEVICE
+        from ..config.schema import _DEVICE
 
         if not _DEVICE.match(args.device):
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")

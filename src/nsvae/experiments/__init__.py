@@ -1,37 +1,35 @@
-"""Run configurations (typed dataclasses <-> TOML) and the named presets.
+"""Many runs of the pipeline: sweeps (:mod:`.sweep`, :mod:`.executors`) and studies (:mod:`.study`).
 
-The presets are TOML files shipped inside the package
-(``nsvae/experiments/presets/``, so they work from any directory and in a
-plain install), once: ``nsvae config list|show|copy`` lists them, prints one
-and copies one out to edit.
+The typed run config and its presets live one layer lower, in
+:mod:`nsvae.config` (training reads them too); their public names are
+re-exported here, so ``from nsvae.experiments import Config, load_config,
+apply_overrides`` keeps working.
 """
 
 from __future__ import annotations
 
-import difflib
-import os
-from importlib import resources
-from pathlib import Path
-from typing import Any
-
-from ..errors import UserError
-from .config import (
+from ..config import (
     Config,
     DataConfig,
+    EvalConfig,
     LogConfig,
     RunConfig,
     apply_overrides,
     dumps,
     from_dict,
     load,
+    load_config,
     loads,
     parse_override,
+    preset_names,
+    preset_text,
     to_dict,
 )
 
 __all__ = [
     "Config",
     "DataConfig",
+    "EvalConfig",
     "LogConfig",
     "RunConfig",
     "apply_overrides",
@@ -45,53 +43,3 @@ __all__ = [
     "preset_text",
     "to_dict",
 ]
-
-
-def shipped_names(folder: str = "") -> list[str]:
-    """The names of the TOML files shipped in ``presets/<folder>``, sorted (``"sweeps"``: the sweep presets)."""
-    where = resources.files(__package__).joinpath("presets", *([folder] if folder else []))
-    return sorted(p.name[: -len(".toml")] for p in where.iterdir() if p.name.endswith(".toml"))
-
-
-def shipped_text(name: str, folder: str = "", missing: str = "no config file or preset", kind: str = "presets") -> str:
-    """The TOML text of ``presets/<folder>/<name>.toml``; otherwise a UserError that suggests the nearest name."""
-    item = resources.files(__package__).joinpath("presets", *([folder] if folder else []), f"{name}.toml")
-    if not item.is_file():
-        names = shipped_names(folder)
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; {kind}: {', '.join(names)}"
-        raise UserError(f"{missing} named {name!r}{hint}")
-    return item.read_text(encoding="utf-8")
-
-
-def preset_names() -> list[str]:
-    """The names of the shipped presets, sorted."""
-    return shipped_names()
-
-
-def preset_text(name: str) -> str:
-    """The TOML text of preset ``name``."""
-    return shipped_text(name)
-
-
-def load_config(source: Config | str | os.PathLike | dict[str, Any]) -> Config:
-    """A :class:`Config` from a Config, a mapping, a ``.toml`` path or a preset name.
-
-    A preset's ``run.name`` defaults to the preset's name, a file's to its stem.
-    """
-    if isinstance(source, Config):
-        return source
-    if isinstance(source, dict):
-        return from_dict(source)
-    path = Path(source)
-    if path.is_file():
-        config = load(path)
-        default_name = path.stem
-    elif str(source).endswith(".toml") or os.sep in str(source):
-        raise UserError(f"config file {source} does not exist")
-    else:
-        config = loads(preset_text(str(source)), where=f"preset {source}")
-        default_name = str(source)
-    if config.run.name == RunConfig.name:
-        config = apply_overrides(config, {"run.name": default_name})
-    return config

@@ -38,10 +38,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config.schema import IMAGE_DATASETS, Config, flatten, from_dict, is_incidental, to_dict
 from ..cpus import usable_cpus
 from ..errors import UserError
 from ..train.trainer import StopSignals
-from .config import IMAGE_DATASETS, Config, flatten, from_dict, is_incidental, to_dict
 from .sweep import (
     LOGS_DIR,
     RUNS_DIR,

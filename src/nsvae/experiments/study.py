@@ -184,7 +184,7 @@ def export_run(
     out = study_dir / RUNS / planned.name
     out.mkdir(parents=True, exist_ok=True)
     (out / DONE_FILE).unlink(missing_ok=True)  # written last: its presence means the rest is complete
-    from .config import dumps
+    from ..config import dumps
 
     _write_text(out / "config.toml", dumps(run.config))
     rows = curve_rows(run, planned.setting, planned.seed)

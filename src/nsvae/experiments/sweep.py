@@ -62,10 +62,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..config import shipped_names, shipped_text, toml_io
+from ..config.comparison import KeyDifference, differences
+from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 from ..errors import UserError
-from . import shipped_names, shipped_text, toml_io
-from .comparison import KeyDifference, differences
-from .config import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 
 __all__ = [
     "EvaluationSpec",
@@ -590,7 +590,7 @@ def default_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def comparison_differences(rows: Iterable[Mapping[str, Any]]) -> list[KeyDifference]:
     """The config keys outside the objectives' own tables on which the rows' runs differ, each value named by
-    the settings that have it (:func:`nsvae.experiments.comparison.differences`); runs without a config
+    the settings that have it (:func:`nsvae.config.comparison.differences`); runs without a config
     (not started) are left out."""
     configs = []
     for row in rows:

@@ -36,7 +36,7 @@ def train(
 ) -> Run:
     """Train a new run and return it.
 
-    - ``config``: a :class:`nsvae.experiments.Config`, a TOML file, a preset
+    - ``config``: a :class:`nsvae.config.Config`, a TOML file, a preset
       name (``"quick-nonsyn"``) or a nested dict;
     - ``out``: the run directory (default ``runs/<run.name>-<date>-<time>``);
     - ``overrides`` and ``**keys``: changed keys, as the CLI's ``--set``:
@@ -50,7 +50,7 @@ def train(
     SIGTERM ends training after the current step with a checkpoint; the
     returned run's ``state`` is then ``"interrupted"``.
     """
-    from ..experiments import apply_overrides, load_config
+    from ..config import apply_overrides, load_config
 
     cfg = load_config(config)
     if overrides:

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import config as config_module
+from ..config import Config
 from ..data.cache import atomic_write, write_json_atomic
 from ..errors import NsvaeWarning, UserError
-from ..experiments import config as config_module
-from ..experiments.config import Config
 from ..locks import FileLock
 
 CONFIG_FILE = "config.toml"

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..config import apply_overrides, load_config, open_dataset
+from ..config.schema import Config, to_dict
 from ..data.cache import atomic_write
 from ..errors import NsvaeWarning, UserError
-from ..experiments import apply_overrides, load_config
-from ..experiments.config import Config, to_dict
 from .allocator import keep_freed_memory
 from .divergence import DivergenceWatch
 from .learning_curve import CurveRecorder
@@ -78,7 +78,7 @@ SECOND_BATCH_STREAM = 1  # derive_seed(data.seed, 1): the second batch stream
 
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> CUDA if available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given (checked)."""
-    from ..experiments.config import _DEVICE
+    from ..config.schema import _DEVICE
 
     if not isinstance(spec, str) or not _DEVICE.match(spec):
         raise UserError(f"--device (run.device) must be auto, cpu, cuda or cuda:N, got {spec!r}")
@@ -144,20 +144,6 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def load_data(config: Config, progress: bool):
-    """The training images, checked against the model's input."""
-    from .. import data
-
-    cfg = config.data
-    dataset = data.load(cfg.dataset, source=cfg.source, progress=progress, **cfg.load_options())
-    c, h, w = dataset.observation_shape
-    if (h, w) != (64, 64):
-        raise UserError(f"the networks take 64x64 images; {cfg.dataset} has {h}x{w}")
-    if c != config.model.channels:
-        raise UserError(f"{cfg.dataset} images have {c} channel(s) but model.channels = {config.model.channels}")
-    return dataset
-
-
 def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
     """The :class:`Run` a new training of ``config`` goes to: ``out``, or a fresh ``runs/NAME-DATE-TIME``.
 
@@ -192,7 +178,7 @@ def validate(config: Config, dataset=None) -> None:
     """Everything about ``config`` that can fail before training, checked before a run directory exists.
 
     The config's own types and ranges are checked when it is read
-    (:mod:`nsvae.experiments.config`); here: the device exists, the network
+    (:mod:`nsvae.config.schema`); here: the device exists, the network
     and the objective can be built, and (given the dataset) the batch fits it.
     """
     from ..models import VAE
@@ -237,7 +223,7 @@ def start(
     validate(config)
     run = new_run_path(config, out)
     show = _show_progress(config, progress)
-    dataset = load_data(config, show)
+    dataset = open_dataset(config, show)
     validate(config, dataset)
     with run.lock():
         return _start_locked(run, config, dataset, show, callback)
@@ -290,7 +276,7 @@ def resume(
         checkpoints = run.checkpoints()
         show = _show_progress(config, progress)
         if not checkpoints:
-            dataset = load_data(config, show)
+            dataset = open_dataset(config, show)
             validate(config, dataset)
             return _start_locked(run, config, dataset, show, callback)
         newest = checkpoints[-1][0]
@@ -303,7 +289,7 @@ def resume(
         done, state = run.newest_intact_checkpoint()
         if state.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"checkpoint format {state.get('format')} of {run.path} is not {CHECKPOINT_FORMAT}")
-        dataset = load_data(config, show)
+        dataset = open_dataset(config, show)
         if len(dataset) != config.common.dataset_size:
             raise UserError(
                 f"{config.data.dataset} now has {len(dataset)} images, the run was trained on "

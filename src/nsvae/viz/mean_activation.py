@@ -164,11 +164,11 @@ def encode_run(run, step: int | None, samples: int, seed: int):
 
     Raises :class:`nsvae.errors.UserError` for a dataset without ground-truth factors.
     """
+    from ..config import open_dataset
     from ..errors import UserError
     from ..evaluation import posterior_encoder
-    from ..train.trainer import load_data
 
-    data = load_data(run.config, progress=False)
+    data = open_dataset(run.config, progress=False)
     if not hasattr(data, "factor_sizes"):
         raise UserError(f"{run.config.data.dataset} has no ground-truth factors: the mean-activation plot needs them")
     encode = posterior_encoder(run.load_model(step))

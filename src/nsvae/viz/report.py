@@ -13,12 +13,12 @@ reconstruction error, the synergy proxy over training, one traversal per
 setting).
 
 A *setting* is a run's config without its seeds and incidental keys
-(:func:`nsvae.experiments.config.defines_setting`, as in the sweep results
+(:func:`nsvae.config.schema.defines_setting`, as in the sweep results
 table); runs that differ only there are seeds of one setting. Settings are
 labelled by the method and the keys that differ between the compared runs,
 e.g. ``nonsyn alpha=5``. When the compared runs differ outside their
 objectives' own tables (the network, the optimiser, the steps, ...:
-:func:`nsvae.experiments.comparison.differences`), the comparison page opens
+:func:`nsvae.config.comparison.differences`), the comparison page opens
 with a warning naming those keys and the settings with each value.
 
 In the comparison tables the synergy score (S_max) is followed by its whole
@@ -144,7 +144,7 @@ def read_run(path: Path) -> RunRecord:
 
 def _relevant(key: str, method: str) -> bool:
     """A key that labels a run of ``method``: part of the setting, and not another method's hyper-parameter."""
-    from ..experiments.config import defines_setting
+    from ..config.schema import defines_setting
 
     section = key.split(".")[0]
     return defines_setting(key) and (section == method or section not in METHOD_SECTIONS)
@@ -163,7 +163,7 @@ def _format_value(value: Any) -> str:
 
 def setting_labels(records: Sequence[RunRecord]) -> list[str]:
     """One label per run: the method and the relevant keys whose values differ between ``records``."""
-    from ..experiments.config import flatten
+    from ..config.schema import flatten
 
     flats = [flatten(r.config) for r in records]
     keys = sorted({k for f in flats for k in f})
@@ -487,7 +487,7 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
             shown += 1
     if not shown:
         parts.append('<p class="muted">No figure yet: the run has no logged step or checkpoint.</p>')
-    from ..experiments.config import dumps
+    from ..config.schema import dumps
 
     parts.append("<h2>Config</h2><details><summary>the fully resolved config (TOML)</summary>")
     parts.append(f"<pre>{html.escape(dumps(cfg), quote=False)}</pre></details>")
@@ -570,9 +570,9 @@ def _mean_std_text(values: Sequence[float]) -> str:
 
 
 def mismatch_lines(records: Sequence[RunRecord], labels: Sequence[str] | None = None) -> list[str]:
-    """The warning (:func:`nsvae.experiments.comparison.warning_lines`) when ``records`` differ outside their
+    """The warning (:func:`nsvae.config.comparison.warning_lines`) when ``records`` differ outside their
     objectives' own tables, each value named by the settings that have it; empty when they do not."""
-    from ..experiments.comparison import differences, warning_lines
+    from ..config.comparison import differences, warning_lines
 
     labels = setting_labels(records) if labels is None else labels
     return warning_lines(differences([(label, r.config) for r, label in zip(records, labels)]), what="settings")
@@ -661,7 +661,7 @@ def write_report(
     ``output`` defaults to ``report.html`` inside the run (or the one directory
     given). ``samples`` images are encoded for a run's mean-activation figure
     (0 leaves it out). ``warn`` receives the comparison's warning as text
-    (:func:`nsvae.experiments.comparison.warning_text`) when the runs differ
+    (:func:`nsvae.config.comparison.warning_text`) when the runs differ
     outside their objectives' own tables (the page shows it too). Returns the
     path written.
     """
@@ -702,7 +702,7 @@ def write_report(
     else:
         mismatch = mismatch_lines(records) if warn else []
         if mismatch:
-            from ..experiments.comparison import warning_text
+            from ..config.comparison import warning_text
 
             warn(warning_text(mismatch))
         say(f"drawing the comparison figures of {len(records)} runs")

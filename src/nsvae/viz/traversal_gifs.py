@@ -173,7 +173,7 @@ def training_frames(
     device: str | torch.device = "cpu",
 ) -> tuple[list[int], list[np.ndarray]]:
     """``(steps, frames)`` of :func:`training_gif`: the default figure at every kept checkpoint, oldest first."""
-    from ..train.trainer import load_data
+    from ..config import open_dataset
 
     _check(n_values, limit, threshold)
     checkpoints = run.checkpoints()
@@ -181,7 +181,7 @@ def training_frames(
         raise UserError(f"run {run.path} has no checkpoint: the training GIF needs at least one")
     if kl_batch < 1:
         raise ValueError(f"kl_batch must be at least 1, got {kl_batch}")
-    data = load_data(run.config, progress=False)
+    data = open_dataset(run.config, progress=False)
     if images is None:
         images = fixed_images(data, n_images, seed)
     batch = kl_images(data, kl_batch, seed)
@@ -245,11 +245,11 @@ def run_traversal_gif(
 
     Images and KLs as :func:`nsvae.viz.traversals.run_traversal`; returns the frame count.
     """
-    from ..train.trainer import load_data
+    from ..config import open_dataset
 
     _check_duration(duration_ms)
     model = run.load_model(step, device=device)
-    data = load_data(run.config, progress=False)
+    data = open_dataset(run.config, progress=False)
     images = fixed_images(data, n_images, seed)
     kl = kl_per_latent(model, kl_images(data, kl_batch, seed))
     return traversal_gif(model, images, out, n_values, limit, kl, threshold, hide_inactive, duration_ms, colors)

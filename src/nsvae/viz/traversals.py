@@ -497,12 +497,12 @@ def run_traversal(
     (:func:`kl_images`, ``seed``). Other arguments as :func:`traversal_figure`.
     Raises :class:`nsvae.errors.UserError` for a run without that checkpoint.
     """
-    from ..train.trainer import load_data
+    from ..config import open_dataset
 
     if style not in STYLES:
         raise ValueError(f"style must be one of {STYLES}, got {style!r}")
     model = run.load_model(step, device=device)  # first: a missing checkpoint fails before the data load
-    data = load_data(run.config, progress=False)
+    data = open_dataset(run.config, progress=False)
     original = style == "original"
     if n_images is None:  # the original shows one image per value (nb_test = 9 for both)
         n_images = (9 if n_values is None else n_values) if original else 3

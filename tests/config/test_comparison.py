@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nsvae.experiments import Config, apply_overrides
-from nsvae.experiments.comparison import OBJECTIVE_SECTIONS, KeyDifference, differences, may_differ, warning_lines
-from nsvae.experiments.config import flatten, valid_keys
+from nsvae.config import Config, apply_overrides
+from nsvae.config.comparison import OBJECTIVE_SECTIONS, KeyDifference, differences, may_differ, warning_lines
+from nsvae.config.schema import flatten, valid_keys
 from nsvae.experiments.sweep import load_sweep, sweep_preset_names
 
 

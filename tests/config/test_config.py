@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nsvae import experiments
+from nsvae.config import Config, apply_overrides, dumps, load_config, loads, parse_override, preset_names, toml_io
+from nsvae.config.schema import SECTIONS, resolve_key, valid_keys
 from nsvae.errors import UserError
-from nsvae.experiments import Config, apply_overrides, dumps, loads, parse_override, toml_io
-from nsvae.experiments.config import SECTIONS, resolve_key, valid_keys
 from nsvae.objectives import METHODS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,7 +72,7 @@ def test_every_method_with_hyper_parameters_has_a_section():
 
 
 def test_presets_load_validate_and_round_trip():
-    names = experiments.preset_names()
+    names = preset_names()
     expected = {
         "nonsyn", "nonsyn-1.2m", "vae", "beta-vae", "factor-vae", "factor-vae-kim-mnih", "beta-tcvae",
         "celeba-nonsyn", "chairs-nonsyn",
@@ -81,32 +80,32 @@ def test_presets_load_validate_and_round_trip():
     assert expected <= set(names)
     assert {f"quick-{n}" for n in expected - {"nonsyn-1.2m"}} <= set(names)
     for name in names:
-        config = experiments.load_config(name)
+        config = load_config(name)
         assert config.run.name == name
         assert loads(dumps(config)) == config
 
 
 def test_presets_hold_the_original_settings():
-    readme = experiments.load_config("nonsyn")
+    readme = load_config("nonsyn")
     assert (readme.method, readme.nonsyn.alpha, readme.nonsyn.omega) == ("nonsyn", 5.0, 0.9)
     assert (readme.run.steps, readme.data.batch_size, readme.optim.lr, readme.model.z_dim) == (149_760, 64, 1e-4, 10)
-    assert experiments.load_config("nonsyn-1.2m").run.steps == 1_198_080
-    assert experiments.load_config("beta-vae").beta_vae.beta == 4.0
-    assert experiments.load_config("factor-vae").factor_vae.gamma == 6.4
-    kim = experiments.load_config("factor-vae-kim-mnih")
+    assert load_config("nonsyn-1.2m").run.steps == 1_198_080
+    assert load_config("beta-vae").beta_vae.beta == 4.0
+    assert load_config("factor-vae").factor_vae.gamma == 6.4
+    kim = load_config("factor-vae-kim-mnih")
     assert (kim.factor_vae.gamma, kim.factor_vae.d_layers, kim.factor_vae.d_width) == (40.0, 6, 1000)
     assert (kim.factor_vae.d_slope, kim.run.steps) == (0.2, 300_000)
     for name in ("factor-vae-kim-mnih", "quick-factor-vae-kim-mnih"):  # disentanglement_lib's network, as named
-        assert experiments.load_config(name).model.architecture == "dlib_conv"
-    tcvae = experiments.load_config("beta-tcvae").beta_tcvae
+        assert load_config(name).model.architecture == "dlib_conv"
+    tcvae = load_config("beta-tcvae").beta_tcvae
     assert (tcvae.beta, tcvae.estimator) == (6.0, "mws")  # Chen et al.'s default estimator (no --mss)
-    celeba = experiments.load_config("celeba-nonsyn")
+    celeba = load_config("celeba-nonsyn")
     assert (celeba.data.dataset, celeba.model.architecture, celeba.model.channels) == ("celeba", "conv_rgb", 3)
     assert celeba.common.likelihood == "gaussian"
-    assert experiments.load_config("chairs-nonsyn").data.dataset == "chairs"
-    for name in experiments.preset_names():
+    assert load_config("chairs-nonsyn").data.dataset == "chairs"
+    for name in preset_names():
         if name.startswith("quick-"):
-            assert experiments.load_config(name).run.steps <= 1500
+            assert load_config(name).run.steps <= 1500
 
 
 def test_the_presets_live_in_the_package_only():
@@ -117,13 +116,13 @@ def test_the_presets_live_in_the_package_only():
 def test_load_config_from_a_file_and_by_name(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('method = "vae"\n[run]\nsteps = 3\n', encoding="utf-8")
-    config = experiments.load_config(path)
+    config = load_config(path)
     assert (config.method, config.run.steps, config.run.name) == ("vae", 3, "mine")
-    assert experiments.load_config(str(path)) == config
+    assert load_config(str(path)) == config
     with pytest.raises(UserError, match=r"no config file or preset named 'quick-nonsin'; did you mean 'quick-nonsyn'"):
-        experiments.load_config("quick-nonsin")
+        load_config("quick-nonsin")
     with pytest.raises(UserError, match="does not exist"):
-        experiments.load_config(tmp_path / "missing.toml")
+        load_config(tmp_path / "missing.toml")
 
 
 @pytest.mark.parametrize(
@@ -212,3 +211,39 @@ def test_writer_rejects_what_it_cannot_write():
     with pytest.raises(TypeError):
         toml_io.format_value([1, 2])
     assert toml_io.dumps({"a": None, "t": {"b": None, "c": 1}}) == "\n[t]\nc = 1\n".lstrip("\n")
+
+
+def test_experiments_re_exports_the_config_names():
+    """``nsvae.experiments`` (the sweeps) keeps the config's public names it exported before the split."""
+    import nsvae.config
+    import nsvae.experiments
+
+    assert {"Config", "load_config", "apply_overrides", "dumps", "loads"} <= set(nsvae.experiments.__all__)
+    for name in nsvae.experiments.__all__:
+        assert getattr(nsvae.experiments, name) is getattr(nsvae.config, name)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        ((1, 64, 64), None),
+        ((1, 32, 32), "the networks take 64x64 images; dsprites has 32x32"),
+        ((3, 64, 64), r"dsprites images have 3 channel\(s\) but model.channels = 1"),
+    ],
+)
+def test_open_dataset_opens_the_configs_data_and_checks_it_against_the_model(monkeypatch, shape, message):
+    from nsvae import data
+    from nsvae.config import open_dataset
+
+    class Fake:
+        observation_shape = shape
+
+    calls = []
+    monkeypatch.setattr(data, "load", lambda name, **options: calls.append((name, options)) or Fake())
+    config = apply_overrides(Config(), {"data.origin": "generated"})
+    if message is None:
+        assert isinstance(open_dataset(config, progress=True), Fake)
+    else:
+        with pytest.raises(UserError, match=message):
+            open_dataset(config)
+    assert calls == [("dsprites", {"source": None, "progress": message is None, "origin": "generated"})]

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..objectives import METHODS
-from .config import SECTIONS, Config, flatten, valid_keys
+from .schema import SECTIONS, Config, flatten, valid_keys
 
 __all__ = [
     "FREE_KEYS",
@@ -110,7 +110,7 @@ def differences(configs: Mapping[str, AnyConfig] | Iterable[tuple[str, AnyConfig
 
     ``configs``: run (or setting) name -> its resolved config, as a mapping or
     as ``(name, config)`` pairs (a name may repeat: the seeds of one setting);
-    a config is a :class:`Config` or its :func:`~nsvae.experiments.config.flatten`
+    a config is a :class:`Config` or its :func:`~nsvae.config.schema.flatten`
     dict. Keys that :func:`may_differ` are not compared. The result is in the
     config file's key order; a key absent from some flattened configs (an
     older run) counts as a difference.
