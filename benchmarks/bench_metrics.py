@@ -28,10 +28,10 @@ import torch
 
 from nsvae import data as datasets
 from nsvae.cpus import usable_cpus
-from nsvae.evaluation import posterior_encoder
 from nsvae.metrics import evaluate
 from nsvae.models import VAE, NetConfig
 from nsvae.train.allocator import keep_freed_memory
+from nsvae.train.latents import posterior_encoder
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -110,7 +110,7 @@ def test_training_gif_has_one_frame_per_checkpoint(tiny_run, tmp_path):
 def test_traversal_of_a_latent_the_decoder_ignores_is_constant(tiny_run, tmp_path):
     import torch
 
-    from nsvae.viz.traversals import traversal_images
+    from nsvae.train.latents import traversal_images
 
     model = tiny_run.load_model()
     with torch.no_grad():

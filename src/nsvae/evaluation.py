@@ -1,10 +1,11 @@
 """Evaluating a trained run: the bridge between a run directory (torch) and :mod:`nsvae.metrics` (numpy).
 
-:func:`posterior_encoder` wraps a VAE into ``represent_posterior(obs) ->
-(mean, logvar)`` for the metrics; :func:`evaluate_run` scores a run's
-checkpoint with :func:`nsvae.metrics.evaluate` (every image encoded once,
-encodings shared by the metrics) and writes ``eval.json`` in the run,
-atomically.
+:func:`evaluate_run` scores a run's checkpoint with
+:func:`nsvae.metrics.evaluate` (every image encoded once through
+:func:`nsvae.train.latents.posterior_encoder`, encodings shared by the
+metrics) and writes ``eval.json`` in the run, atomically. The numbers a table
+shows of a result (:func:`nsvae.metrics.evaluate.table_scores`) are read by
+the metrics package, so training's learning curves use them too.
 
 ``eval.json`` holds the step that was evaluated and one entry per protocol
 (``results[protocol]``) with each metric's scores and exact protocol, the
@@ -21,46 +22,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .cpus import usable_cpus
 from .errors import UserError
 
 EVAL_FILE = "eval.json"
-
-
-#: Images per encoder call on the CPU: 128 keeps the first layer's activations (16 MiB) under the heap
-#: reuse limit of ``keep_freed_memory``; encoding 4,096 images took 160 us each against 205 in batches of 512.
-CPU_ENCODE_BATCH = 128
-GPU_ENCODE_BATCH = 512
-
-
-def posterior_encoder(model, device=None, batch_size: int | None = None):
-    """``represent_posterior(obs) -> (mean, logvar)`` (float64 numpy) for a trained VAE, in batches.
-
-    ``batch_size`` images per encoder call; default 128 on the CPU, 512 on a GPU.
-    """
-    import torch
-
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    if batch_size is None:
-        batch_size = CPU_ENCODE_BATCH if device.type == "cpu" else GPU_ENCODE_BATCH
-    model.eval()
-
-    def represent_posterior(obs: np.ndarray):
-        means, logvars = [], []
-        with torch.inference_mode():
-            for start in range(0, len(obs), batch_size):
-                x = torch.as_tensor(np.asarray(obs[start : start + batch_size]), dtype=torch.float32).to(device)
-                mu, logvar = model.encode(x)
-                means.append(mu.double().cpu().numpy())
-                logvars.append(logvar.double().cpu().numpy())
-        if not means:
-            d = model.z_dim
-            return np.zeros((0, d)), np.zeros((0, d))
-        return np.concatenate(means), np.concatenate(logvars)
-
-    return represent_posterior
 
 
 def check_protocol_overrides(overrides: dict[str, dict] | None, where: str = "--set") -> None:
@@ -112,6 +77,7 @@ def evaluate_run(
     from .metrics.protocols import resolve
     from .train import load_run
     from .train.allocator import keep_freed_memory
+    from .train.latents import posterior_encoder
     from .train.trainer import resolve_device
 
     run = load_run(run) if not hasattr(run, "load_model") else run
@@ -181,31 +147,3 @@ def write_eval(run_dir: Path, step: int, protocol: str, result: dict[str, Any]) 
     json.dumps(current, allow_nan=False)
     write_json_atomic(path, current)
     return path
-
-
-def headline_scores(result: dict[str, Any]) -> dict[str, float]:
-    """One number per metric (its ``score``) for tables and reports."""
-    out = {}
-    for name, value in result.get("metrics", {}).items():
-        if isinstance(value, dict) and isinstance(value.get("score"), (int, float)):
-            out[name] = float(value["score"])
-    return out
-
-
-#: Fields shown beside a metric's headline score wherever scores are put in a table (``nsvae results``, the
-#: comparison report): the synergy metric's score is S_max, and whole minus sum (WMS) goes beside it.
-BESIDE_SCORE: dict[str, tuple[str, ...]] = {"synergy": ("wms",)}
-
-
-def table_scores(result: dict[str, Any]) -> dict[str, float]:
-    """:func:`headline_scores`, each followed by the fields :data:`BESIDE_SCORE` names for its metric, as
-    ``"<metric>.<field>"``: ``{"mig": ..., "synergy": S_max, "synergy.wms": WMS, ...}``."""
-    metrics = result.get("metrics", {})
-    out = {}
-    for name, score in headline_scores(result).items():
-        out[name] = score
-        for field in BESIDE_SCORE.get(name, ()):
-            value = metrics[name].get(field)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[f"{name}.{field}"] = float(value)
-    return out

@@ -9,7 +9,8 @@ import pytest
 
 from nsvae.cli import main
 from nsvae.config import Config, apply_overrides
-from nsvae.evaluation import evaluate_run, posterior_encoder, read_eval
+from nsvae.evaluation import evaluate_run, read_eval
+from nsvae.train.latents import posterior_encoder
 
 # Pool-based metrics only (no whole-dataset encoding), with small pools: a few seconds.
 CHEAP = ["mig", "active_units", "unsupervised"]

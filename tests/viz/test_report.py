@@ -216,7 +216,7 @@ def test_a_damaged_eval_json_is_named(report_sweep, tmp_path, capsys):
 
 
 def test_fake_evaluation_matches_what_headline_scores_reads():
-    from nsvae.evaluation import headline_scores
+    from nsvae.metrics.evaluate import headline_scores
 
     from .conftest import fake_evaluation
 

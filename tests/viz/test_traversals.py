@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from nsvae.models import VAE, NetConfig
+from nsvae.pictures import to_uint8
+from nsvae.train import latents as L
 from nsvae.viz import traversals as T
 
 
@@ -51,7 +53,7 @@ def label(fig, row):
 def test_kl_per_latent_is_the_closed_form_mean_over_images():
     model = FixedCode([0.0, 1.0, -2.0], logvar=[0.0, np.log(0.25), 1.0])
     expected = 0.5 * (np.array([0.0, 1.0, 4.0]) + np.array([1.0, 0.25, np.e]) - 1 - np.array([0.0, np.log(0.25), 1.0]))
-    np.testing.assert_allclose(T.kl_per_latent(model, images(3)), expected, rtol=1e-6)
+    np.testing.assert_allclose(L.kl_per_latent(model, images(3)), expected, rtol=1e-6)
     # A real encoder: the mean over images of kl_elementwise, in any batch size.
     from nsvae.objectives.losses import kl_elementwise
 
@@ -60,8 +62,8 @@ def test_kl_per_latent_is_the_closed_form_mean_over_images():
     x = images(5)
     with torch.no_grad():
         by_hand = kl_elementwise(*vae.encode(x)).double().mean(0).numpy()
-    np.testing.assert_allclose(T.kl_per_latent(vae, x), by_hand, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(T.kl_per_latent(vae, x, batch_size=2), by_hand, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(L.kl_per_latent(vae, x), by_hand, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(L.kl_per_latent(vae, x, batch_size=2), by_hand, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("n_images, n_values", [(1, 1), (2, 3), (3, 7)])
@@ -90,7 +92,7 @@ def test_rows_are_sorted_by_kl_and_the_input_sits_above_the_middle_column():
         ]
         assert constant == [ORDER.index(silent)]
     top, left = T.TITLE_H + T.VALUES_H, T.LABEL_W + 5 * 65 + T.BLOCK_GAP + 2 * 65  # image 1, middle column
-    np.testing.assert_array_equal(fig[top : top + 64, left : left + 64], T.to_uint8(x[1].numpy()))
+    np.testing.assert_array_equal(fig[top : top + 64, left : left + 64], to_uint8(x[1].numpy()))
 
 
 def test_each_image_is_traversed_around_its_own_mean():
@@ -104,10 +106,10 @@ def test_each_image_is_traversed_around_its_own_mean():
     x = torch.zeros(2, 1, 64, 64)
     x[1, 0, 0, 0] = 1.0
     fig = T.default_figure(model, x, n_values=3, kl=KL, threshold=0.0)
-    tiles = T.sweep(model, model.encode(x)[0], torch.linspace(-3, 3, 3), absolute=False)
+    tiles = L.sweep(model, model.encode(x)[0], torch.linspace(-3, 3, 3), absolute=False)
     for b in range(2):
         for c in range(3):
-            np.testing.assert_array_equal(tile(fig, ORDER.index(0), b, c, 3), T.to_uint8(tiles[0, b, c]).astype(int))
+            np.testing.assert_array_equal(tile(fig, ORDER.index(0), b, c, 3), to_uint8(tiles[0, b, c]).astype(int))
     assert not np.array_equal(tile(fig, ORDER.index(0), 0, 0, 3), tile(fig, ORDER.index(0), 1, 0, 3))
 
 
@@ -141,12 +143,12 @@ def test_original_figure_is_the_canvas_of_section_5_2():
         return fig[2 + r * 66 : 2 + r * 66 + 64, 2 + c * 66 : 2 + c * 66 + 64]
 
     for c in range(4):
-        np.testing.assert_array_equal(cell(0, c), T.to_uint8(x[c].numpy()))
+        np.testing.assert_array_equal(cell(0, c), to_uint8(x[c].numpy()))
     assert (cell(0, 4) == 255).all() and (cell(1, 4) == 255).all()  # 4 images, 5 columns: blank cells
-    rows = T.traversal_images(model, x[0], n_values=5, absolute=True)  # -3..3 absolute, image 0's code
+    rows = L.traversal_images(model, x[0], n_values=5, absolute=True)  # -3..3 absolute, image 0's code
     for i in range(3):
         for c in range(5):
-            np.testing.assert_array_equal(cell(2 + i, c), T.to_uint8(rows[i, c]))
+            np.testing.assert_array_equal(cell(2 + i, c), to_uint8(rows[i, c]))
     # Reconstructions from a sampled code: the seed decides them.
     again = T.original_figure(model, x, n_values=5, seed=7)
     other = T.original_figure(model, x, n_values=5, seed=8)

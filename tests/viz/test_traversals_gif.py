@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nsvae.train import latents as L
 from nsvae.viz import traversal_gifs as G
 from nsvae.viz import traversals as T
 
@@ -101,6 +102,6 @@ def test_sweep_moves_one_latent_per_row():
     base = torch.tensor([MU, [0.0, 0.0, 0.0, 0.0]])
     with torch.no_grad():
         model.decoder[0].weight[:, 1:] = 0.0  # only latent 0 reaches the decoder
-    tiles = T.sweep(model, base, torch.tensor([-1.0, 1.0]), absolute=False)
+    tiles = L.sweep(model, base, torch.tensor([-1.0, 1.0]), absolute=False)
     assert tiles.shape == (4, 2, 2, 1, 64, 64)
     assert not np.allclose(tiles[0, 0, 0], tiles[0, 0, 1]) and np.allclose(tiles[1, 0, 0], tiles[1, 0, 1])

@@ -71,7 +71,8 @@ def parse_overrides(items: list[str]) -> dict[str, dict]:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_run, headline_scores
+    from ..evaluation import evaluate_run
+    from ..metrics.evaluate import headline_scores
 
     result = evaluate_run(
         args.run_dir,

@@ -170,7 +170,8 @@ def export_run(
     ``code``: :func:`code_version` as it was when the process that trained the run started (the commit
     checked out later may differ); None when that is not known (a run trained by an earlier process).
     """
-    from ..evaluation import read_eval, table_scores
+    from ..evaluation import read_eval
+    from ..metrics.evaluate import table_scores
     from ..train.learning_curve import read_curve
     from ..train.run import Run
 

@@ -487,7 +487,8 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
     other top-level numbers ``metric.<name>.<field>`` (from ``eval.json``: the
     ``protocol`` given, else the sweep's, else the first one there).
     """
-    from ..evaluation import headline_scores, read_eval
+    from ..evaluation import read_eval
+    from ..metrics.evaluate import headline_scores
     from ..train.run import Run
 
     sweep_dir = Path(sweep_dir)
@@ -575,9 +576,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def default_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The columns ``nsvae results`` shows by default: each metric's headline score, followed by the fields
-    :data:`nsvae.evaluation.BESIDE_SCORE` puts beside it (``metric.synergy``, then ``metric.synergy.wms``),
+    :data:`nsvae.metrics.evaluate.BESIDE_SCORE` puts beside it (``metric.synergy``, then ``metric.synergy.wms``),
     then ``train.recon`` and ``train.kl``."""
-    from ..evaluation import BESIDE_SCORE
+    from ..metrics.evaluate import BESIDE_SCORE
 
     names = result_columns(rows)
     columns = []

@@ -18,7 +18,7 @@ from .active_units import active_units
 from .beta_vae import beta_vae_score
 from .chen_mig import chen_mig, chen_mig_from_posteriors
 from .dci import completeness, dci, disentanglement
-from .evaluate import DEFAULT_METRICS, METRICS, evaluate
+from .evaluate import BESIDE_SCORE, DEFAULT_METRICS, METRICS, evaluate, headline_scores, table_scores
 from .factor_vae import factor_vae_score, majority_vote_accuracy
 from .mig import mig, mig_from_mi
 from .modularity import modularity, modularity_explicitness
@@ -38,6 +38,7 @@ from .utils import (
 )
 
 __all__ = [
+    "BESIDE_SCORE",
     "DEFAULT_METRICS",
     "METRICS",
     "PROTOCOLS",
@@ -57,6 +58,7 @@ __all__ = [
     "factor_vae_score",
     "gaussian_total_correlation",
     "gaussian_wasserstein_correlation",
+    "headline_scores",
     "histogram_discretize",
     "majority_vote_accuracy",
     "make_pool",
@@ -70,6 +72,7 @@ __all__ = [
     "synergy",
     "synergy_from_posteriors",
     "synergy_proxy",
+    "table_scores",
     "top_two_gap",
     "unibound",
     "unibound_from_posteriors",

@@ -249,3 +249,31 @@ def _same_as_mean(represent, tab: CodeTable | None, data=None, represent_posteri
     mean = tab.codes[idx] if tab is not None else np.asarray(represent_posterior(obs)[0], dtype=np.float64)
     codes = np.asarray(represent(obs), dtype=np.float64)
     return codes.shape == mean.shape and bool(np.allclose(codes, mean, rtol=1e-6, atol=1e-7))
+
+
+def headline_scores(result: dict[str, Any]) -> dict[str, float]:
+    """One number per metric (its ``score``) for tables and reports."""
+    out = {}
+    for name, value in result.get("metrics", {}).items():
+        if isinstance(value, dict) and isinstance(value.get("score"), (int, float)):
+            out[name] = float(value["score"])
+    return out
+
+
+#: Fields shown beside a metric's headline score wherever scores are put in a table (``nsvae results``, the
+#: comparison report): the synergy metric's score is S_max, and whole minus sum (WMS) goes beside it.
+BESIDE_SCORE: dict[str, tuple[str, ...]] = {"synergy": ("wms",)}
+
+
+def table_scores(result: dict[str, Any]) -> dict[str, float]:
+    """:func:`headline_scores`, each followed by the fields :data:`BESIDE_SCORE` names for its metric, as
+    ``"<metric>.<field>"``: ``{"mig": ..., "synergy": S_max, "synergy.wms": WMS, ...}``."""
+    metrics = result.get("metrics", {})
+    out = {}
+    for name, score in headline_scores(result).items():
+        out[name] = score
+        for field in BESIDE_SCORE.get(name, ()):
+            value = metrics[name].get(field)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"{name}.{field}"] = float(value)
+    return out

@@ -78,8 +78,8 @@ def evaluate_model(model, data, seed: int, device=None, pool: int = 10_000, vote
     The model is put in eval mode for the encoding and back in train mode
     afterwards. Returns :func:`nsvae.metrics.evaluate`'s result.
     """
-    from ..evaluation import posterior_encoder
     from ..metrics import evaluate
+    from .latents import posterior_encoder
 
     was_training = model.training
     try:
@@ -103,7 +103,7 @@ def curve_scores(result: dict[str, Any]) -> dict[str, float]:
     ``synergy.proxy`` is the KL (nats) of the greedy-worst set under
     ``omega`` = 0.9, the quantity the Non-Syn VAE penalises.
     """
-    from ..evaluation import table_scores
+    from ..metrics.evaluate import table_scores
 
     scores = table_scores(result)
     proxy = result.get("metrics", {}).get("synergy", {}).get("proxy")

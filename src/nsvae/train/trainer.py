@@ -43,8 +43,10 @@ from ..config import apply_overrides, load_config, open_dataset
 from ..config.schema import Config, to_dict
 from ..data.cache import atomic_write
 from ..errors import NsvaeWarning, UserError
+from ..pictures import to_uint8
 from .allocator import keep_freed_memory
 from .divergence import DivergenceWatch
+from .latents import traversal_grid
 from .learning_curve import CurveRecorder
 from .run import CHECKPOINT_FORMAT, CONFIG_FILE, Run
 
@@ -608,8 +610,6 @@ class _Logger:
 
     def traversal(self, step: int, model, image: torch.Tensor) -> None:
         from PIL import Image
-
-        from ..viz.traversals import to_uint8, traversal_grid
 
         grid = traversal_grid(model, image, n_values=self.config.log.traversal_values)
         if self.writer is not None:

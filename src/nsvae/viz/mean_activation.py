@@ -166,7 +166,7 @@ def encode_run(run, step: int | None, samples: int, seed: int):
     """
     from ..config import open_dataset
     from ..errors import UserError
-    from ..evaluation import posterior_encoder
+    from ..train.latents import posterior_encoder
 
     data = open_dataset(run.config, progress=False)
     if not hasattr(data, "factor_sizes"):

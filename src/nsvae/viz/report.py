@@ -22,7 +22,7 @@ objectives' own tables (the network, the optimiser, the steps, ...:
 with a warning naming those keys and the settings with each value.
 
 In the comparison tables the synergy score (S_max) is followed by its whole
-minus sum (WMS) (:data:`nsvae.evaluation.BESIDE_SCORE`).
+minus sum (WMS) (:data:`nsvae.metrics.evaluate.BESIDE_SCORE`).
 
 The reconstruction error of a run is the mean of the training log's
 ``recon`` (nats per image) over its last :data:`RECON_WINDOW` logged steps:
@@ -87,14 +87,14 @@ class RunRecord:
         return results.get(protocol) if protocol else None
 
     def scores(self, protocol: str | None) -> dict[str, float]:
-        from ..evaluation import headline_scores
+        from ..metrics.evaluate import headline_scores
 
         result = self.result(protocol)
         return headline_scores(result) if result else {}
 
     def table_scores(self, protocol: str | None) -> dict[str, float]:
         """:meth:`scores` with the fields shown beside them in tables (the synergy's WMS as ``synergy.wms``)."""
-        from ..evaluation import table_scores
+        from ..metrics.evaluate import table_scores
 
         result = self.result(protocol)
         return table_scores(result) if result else {}

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..train.latents import kl_per_latent
 from .traversals import (
     DEFAULT_VALUES,
     INACTIVE_KL,
@@ -40,7 +41,6 @@ from .traversals import (
     default_figure,
     fixed_images,
     kl_images,
-    kl_per_latent,
     row_order,
     sorted_sweep,
 )

@@ -16,16 +16,19 @@ the text drawn in them:
   its **own** mean code (``z_i = mu_i + v``, ``v`` in
   ``linspace(-limit, limit, n_values)``), one block of ``V`` columns per
   image side by side; the input image above the block's middle column
-  (``V // 2``); rows sorted by the mean KL of each latent (:func:`kl_per_latent`,
+  (``V // 2``); rows sorted by the mean KL of each latent (:func:`~nsvae.train.latents.kl_per_latent`,
   largest first) and labelled ``z3 / KL 2.41``; a latent with KL below
   ``threshold`` (:data:`INACTIVE_KL`) has a grey label saying "inactive" and
   its row dimmed towards white, or is left out (``hide_inactive``). Size
   (``R`` rows shown): ``height = 47 + h + R·(h + 1)``,
   ``width = 93 + N·V·(w + 1) + 10·(N − 1)`` (:func:`default_figure_size`).
 
-The trainer's periodic pictures use :func:`traversal_grid` (rows only, 1 px
-lines). Decoded logits go through a sigmoid (pixel means in [0, 1]). The
-animated versions are in :mod:`nsvae.viz.traversal_gifs`.
+The computation (codes swept and decoded, the KL per latent) is
+:mod:`nsvae.train.latents`, which also makes the trainer's periodic pictures
+(:func:`~nsvae.train.latents.traversal_grid`: rows only, 1 px lines); this
+module lays the arrays out and labels them. Decoded logits go through a
+sigmoid (pixel means in [0, 1]). The animated versions are in
+:mod:`nsvae.viz.traversal_gifs`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from ..pictures import tile_grid, to_uint8
+from ..train.latents import as_batch, decode_means, kl_per_latent, model_device, sweep
 
 #: Mean KL (nats) under which a latent is marked inactive. The mean over
 #: images of KL(q(z_j|x) || N(0, 1)) bounds the information the latent
@@ -63,117 +69,7 @@ DIM = 0.65  # an inactive row is mixed with this much white
 PAGE, INK, GREY = 255, 0, 140
 
 
-# -- computation ----------------------------------------------------------------------------
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _as_batch(images, device) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images, dtype=torch.float32)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[0] < 1:
-        raise ValueError(f"images must have shape (N, C, H, W) or (C, H, W) with N >= 1, got {tuple(x.shape)}")
-    return x.to(device)
-
-
-@torch.no_grad()
-def kl_per_latent(model, images, batch_size: int = 256) -> np.ndarray:
-    """Mean KL(q(z_j|x) || N(0, 1)) of each latent over ``images``: float64 ``(d,)``, in nats.
-
-    ``images``: ``(N, C, H, W)`` in [0, 1] (numpy or torch). The KL of each
-    image and latent is :func:`nsvae.objectives.losses.kl_elementwise` (the
-    training objectives' own), averaged over the images, not summed over
-    latents: the ``kl_per_dim`` of the training log, on these images.
-    """
-    from ..objectives.losses import kl_elementwise
-
-    x = _as_batch(images, _device(model))
-    total = None
-    for start in range(0, x.shape[0], batch_size):
-        mu, logvar = model.encode(x[start : start + batch_size])
-        part = kl_elementwise(mu, logvar).double().sum(dim=0)
-        total = part if total is None else total + part
-    return (total / x.shape[0]).cpu().numpy()
-
-
-@torch.no_grad()
-def _decode(model, codes: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """Pixel means of ``codes`` ``(n, d)``, decoded ``chunk`` at a time (bounded memory), on the CPU."""
-    out = [torch.sigmoid(model.decode(codes[i : i + chunk])).float().cpu() for i in range(0, codes.shape[0], chunk)]
-    return torch.cat(out)
-
-
-@torch.no_grad()
-def sweep(model, base: torch.Tensor, values: torch.Tensor, absolute: bool) -> np.ndarray:
-    """Decode ``base`` codes ``(N, d)`` with each latent swept: float32 ``(d, N, V, C, H, W)`` in [0, 1].
-
-    ``[i, n, k]`` is code ``n`` with latent ``i`` set to ``values[k]``
-    (``absolute``) or moved by it (``base[n, i] + values[k]``); every other
-    latent keeps its base value.
-    """
-    n, d = base.shape
-    v = values.numel()
-    codes = base[None, :, None, :].repeat(d, 1, v, 1)  # (d, N, V, d)
-    rows = torch.arange(d, device=base.device)
-    swept = values.view(1, 1, v) if absolute else base.t()[:, :, None] + values.view(1, 1, v)
-    codes[rows, :, :, rows] = swept.expand(d, n, v)
-    decoded = _decode(model, codes.reshape(d * n * v, d))
-    return decoded.view(d, n, v, *decoded.shape[1:]).numpy()
-
-
-@torch.no_grad()
-def traversal_images(
-    model, image: torch.Tensor, n_values: int = 9, limit: float = 3.0, absolute: bool = True
-) -> np.ndarray:
-    """Decoded traversals of ``image`` ``(C, H, W)``: float32 ``(z_dim, n_values, C, H, W)`` in [0, 1].
-
-    ``model`` is an :class:`nsvae.models.VAE` (anything with ``encode`` and
-    ``decode``); it draws no random numbers.
-    """
-    if n_values < 1:
-        raise ValueError(f"n_values must be at least 1, got {n_values}")
-    device = _device(model)
-    x = torch.as_tensor(image, dtype=torch.float32, device=device)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[0] != 1:
-        raise ValueError(f"image must have shape (C, H, W), got {tuple(image.shape)}")
-    mu, _ = model.encode(x)
-    values = torch.linspace(-limit, limit, n_values, device=device)
-    return sweep(model, mu, values, absolute)[:, 0]
-
-
-def traversal_grid(
-    model,
-    image: torch.Tensor,
-    n_values: int = 9,
-    limit: float = 3.0,
-    absolute: bool = True,
-    pad: int = 1,
-) -> np.ndarray:
-    """The traversals as one picture ``(C, rows·(H+pad)+pad, cols·(W+pad)+pad)``, white grid lines."""
-    tiles = traversal_images(model, image, n_values, limit, absolute)
-    return _grid(tiles, pad)
-
-
-def _grid(tiles: np.ndarray, pad: int) -> np.ndarray:
-    """Tiles ``(rows, cols, C, H, W)`` on a white float canvas ``(C, rows·(H+pad)+pad, cols·(W+pad)+pad)``."""
-    rows, cols, c, h, w = tiles.shape
-    canvas = np.ones((c, rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
-    for i in range(rows):
-        for j in range(cols):
-            top, left = pad + i * (h + pad), pad + j * (w + pad)
-            canvas[:, top : top + h, left : left + w] = tiles[i, j]
-    return canvas
-
-
-def to_uint8(picture: np.ndarray) -> np.ndarray:
-    """A ``(C, H, W)`` float picture in [0, 1] as ``(H, W)`` or ``(H, W, 3)`` uint8 for Pillow."""
-    arr = np.clip(np.rint(picture * 255.0), 0, 255).astype(np.uint8)
-    return arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+# -- images of a dataset -------------------------------------------------------------------
 
 
 def fixed_images(data, n: int, seed: int = 0) -> np.ndarray:
@@ -370,8 +266,8 @@ def sorted_sweep(
     many latents were left out.
     """
     _check(n_values, limit, threshold)
-    device = _device(model)
-    x = _as_batch(images, device)
+    device = model_device(model)
+    x = as_batch(images, device)
     mu, _ = model.encode(x)
     kl = kl_per_latent(model, x) if kl is None else np.asarray(kl, dtype=np.float64)
     d = mu.shape[1]
@@ -426,20 +322,20 @@ def original_figure(model, images, n_values: int | None = None, limit: float = 3
     absolute value of ``linspace(-limit, limit, n_values)``. 2 px white lines:
     ``(2 + d)·(h + 2) + 2`` by ``n_values·(w + 2) + 2`` pixels.
     """
-    x = _as_batch(images, _device(model))
+    x = as_batch(images, model_device(model))
     n_values = x.shape[0] if n_values is None else n_values
     _check(n_values, limit)
     if x.shape[0] > n_values:
         raise ValueError(f"the original layout has a column per value: {x.shape[0]} images need >= {x.shape[0]} values")
     mu, logvar = model.encode(x)
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed), dtype=mu.dtype).to(mu.device)
-    recon = _decode(model, mu + torch.exp(0.5 * logvar) * eps).numpy()
+    recon = decode_means(model, mu + torch.exp(0.5 * logvar) * eps).numpy()
     values = torch.linspace(-limit, limit, n_values, device=mu.device)
     rows = sweep(model, mu[:1], values, absolute=True)[:, 0]
     blank = np.ones((2, n_values, *rows.shape[2:]), dtype=np.float32)
     blank[0, : x.shape[0]] = x.cpu().numpy()
     blank[1, : x.shape[0]] = recon
-    return to_uint8(_grid(np.concatenate([blank, rows]), pad=2))
+    return to_uint8(tile_grid(np.concatenate([blank, rows]), pad=2))
 
 
 def traversal_figure(

@@ -1,4 +1,4 @@
-"""Latent traversals: row i sweeps latent i only, over -3..3 (absolute) or around the image's code."""
+"""nsvae.train.latents and nsvae.pictures: row i of a traversal sweeps latent i only, absolute or around the code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from nsvae.models import VAE, NetConfig
-from nsvae.viz.traversals import to_uint8, traversal_grid, traversal_images
+from nsvae.pictures import to_uint8
+from nsvae.train.latents import traversal_grid, traversal_images
 
 
 class CodeEcho(nn.Module):
@@ -54,3 +55,11 @@ def test_grid_layout_of_the_conv_net():
     assert to_uint8(grid).shape == grid.shape[1:] and to_uint8(np.ones((3, 2, 2))).shape == (2, 2, 3)
     with pytest.raises(ValueError, match="shape"):
         traversal_images(model, torch.rand(2, 1, 64, 64))
+
+
+def test_to_uint8_rounds_clips_and_puts_channels_last():
+    picture = np.array([[[0.0, 0.5, 1.0, 1.5]], [[-0.2, 0.002, 0.998, 0.4]], [[1.0, 1.0, 0.0, 0.0]]])
+    out = to_uint8(picture)
+    assert out.dtype == np.uint8 and out.shape == (1, 4, 3)
+    assert out[0].tolist() == [[0, 0, 255], [128, 1, 255], [255, 254, 0], [255, 102, 0]]
+    assert to_uint8(picture[:1]).tolist() == [[0, 128, 255, 255]]
