@@ -107,12 +107,15 @@ PREPARE = textwrap.dedent(
 )
 
 
-def test_killing_a_prepare_kills_its_workers_and_frees_the_cache(tmp_path):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_killing_a_prepare_kills_its_workers_and_frees_the_cache(tmp_path, start_method):
     """kill -9 of `data prepare` mid-generation: its pool workers die with it, the lock is free, the leftover
-    build directory is removed by the next preparation."""
+    build directory is removed by the next preparation. Spawned workers (macOS, Windows) too, even when the kill
+    comes while they are still starting."""
     from nsvae.data import cache, dsprites
+    from nsvae.processes import START_METHOD_ENV
 
-    prep = _python(PREPARE, str(tmp_path))
+    prep = _python(PREPARE, str(tmp_path), env={**os.environ, START_METHOD_ENV: start_method})
     try:
         assert wait_until(lambda: len(descendants_of(prep.pid)) >= 2, timeout=60)
         workers = descendants_of(prep.pid)

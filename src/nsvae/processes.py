@@ -66,7 +66,9 @@ def worker_pool(n_workers: int) -> concurrent.futures.ProcessPoolExecutor:
     import concurrent.futures
 
     context = start_context("fork" if sys.platform.startswith("linux") else "spawn")
-    parent = os.getpid() if context.get_start_method() == "fork" else None
+    # Forked and spawned workers are this process's children: they check it is still there once armed (it may die
+    # while they start). A forkserver's workers are the server's children.
+    parent = None if context.get_start_method() == "forkserver" else os.getpid()
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=n_workers, mp_context=context, initializer=die_with_parent, initargs=(KILL, parent)
     )

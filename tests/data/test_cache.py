@@ -68,15 +68,20 @@ def _slow_prepare(entry: str, log: str) -> None:
                 time.sleep(0.05)
 
 
-def test_concurrent_prepares_build_once(tmp_path):
-    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+def _race(target, n: int, *args: str) -> list[int | None]:
+    """Run ``target(*args)`` in ``n`` spawned processes at once; their exit codes."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_slow_prepare, args=(str(entry), str(log))) for _ in range(3)]
+    procs = [ctx.Process(target=target, args=args) for _ in range(n)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
+    return [p.exitcode for p in procs]
+
+
+def test_concurrent_prepares_build_once(tmp_path):
+    entry, log = tmp_path / "ds" / "key", tmp_path / "log"
+    assert _race(_slow_prepare, 3, str(entry), str(log)) == [0, 0, 0]
     assert len(log.read_text().split()) == 1
     files = sorted(f.name for f in entry.iterdir())
     assert files == [cache.STAMP_FILE, "meta.json", *[f"part{k}" for k in range(5)]]
@@ -159,13 +164,7 @@ def test_ensure_entry_builds_once_and_then_reuses(tmp_path):
 
 def test_ensure_entry_in_racing_processes_builds_once(tmp_path):
     entry, log = tmp_path / "ds" / "key", tmp_path / "log"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_ensure, args=(str(entry), str(log))) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert _race(_ensure, 2, str(entry), str(log)) == [0, 0]
     assert len(log.read_text().split()) == 1
     assert cache.verify_entry(entry, full=True) == ""
 
