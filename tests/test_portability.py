@@ -76,3 +76,36 @@ def test_locks_need_no_fcntl_import():
 
     src = Path(nsvae.__file__).parent
     assert [p.name for p in src.rglob("*.py") if "import fcntl" in p.read_text(encoding="utf-8")] == []
+
+
+def test_a_path_with_slashes_is_a_path_on_windows_too(monkeypatch):
+    """On Windows os.sep is a backslash, and users still write configs/x: a missing file, not a preset name."""
+    import os
+
+    import pytest
+
+    from nsvae.config import load_config
+    from nsvae.errors import UserError
+    from nsvae.experiments.sweep import load_sweep
+
+    monkeypatch.setattr(os, "sep", "\\")
+    with pytest.raises(UserError, match=r"^config file configs/missing does not exist$"):
+        load_config("configs/missing")
+    with pytest.raises(UserError, match=r"^config file configs\\missing does not exist$"):
+        load_config("configs\\missing")
+    with pytest.raises(UserError, match=r"^sweep file sweeps/missing does not exist$"):
+        load_sweep("sweeps/missing")
+
+
+def test_names_that_would_be_directories_on_windows_are_refused():
+    import pytest
+
+    from nsvae.config import load_config
+    from nsvae.config.schema import apply_overrides
+    from nsvae.errors import UserError
+    from nsvae.experiments.sweep import loads_sweep
+
+    with pytest.raises((ValueError, UserError), match=r"without '/' or '\\'"):
+        apply_overrides(load_config("quick-vae"), {"run.name": "a\\b"})
+    with pytest.raises(UserError, match=r"name must be a non-empty string without '/' or '\\', got 'a\\\\b'"):
+        loads_sweep('name = "a\\\\b"\n[base]\nconfig = "quick-vae"\n')

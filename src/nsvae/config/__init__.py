@@ -100,7 +100,8 @@ def load_config(source: Config | str | os.PathLike | dict[str, Any]) -> Config:
     if path.is_file():
         config = load(path)
         default_name = path.stem
-    elif str(source).endswith(".toml") or os.sep in str(source):
+    elif str(source).endswith(".toml") or any(sep in str(source) for sep in ("/", os.sep)):
+        # "/" separates directories on Windows too: configs/x.toml there is a missing file, not a preset name.
         raise UserError(f"config file {source} does not exist")
     else:
         config = loads(preset_text(str(source)), where=f"preset {source}")

@@ -94,8 +94,8 @@ class RunConfig:
     fast_layout: bool = True
 
     def __post_init__(self):
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty file name without '/', got {self.name!r}")
+        if not self.name or "/" in self.name or "\\" in self.name:  # a directory on Windows, whatever the OS here
+            raise ValueError(f"name must be a non-empty file name without '/' or '\\', got {self.name!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.threads < 0:

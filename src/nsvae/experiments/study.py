@@ -282,7 +282,7 @@ def commit_files(study_dir: Path, message: str, echo: Callable[[str], None]) -> 
     top = _git("rev-parse", "--show-toplevel", cwd=study_dir)
     if top is None:
         raise UserError(f"--commit: {study_dir} is not inside a git repository")
-    rel = os.path.relpath(study_dir.resolve(), top)
+    rel = Path(os.path.relpath(study_dir.resolve(), top)).as_posix()  # git takes "/" on every platform
     for attempt in range(5):  # another git command (a person's commit) may hold the index lock for a moment
         # --force: a study's files are committed even where an ignore rule (such as a bare "runs/") matches them.
         added = subprocess.run(["git", "add", "--force", "--", rel], cwd=top, capture_output=True, text=True)

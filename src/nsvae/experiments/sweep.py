@@ -191,7 +191,7 @@ def load_sweep(source: str | os.PathLike) -> Sweep:
         return loads_sweep(
             _read_text(path), where=str(path), base_dir=str(path.parent.resolve()), default_name=path.stem
         )
-    if str(source).endswith(".toml") or os.sep in str(source):
+    if str(source).endswith(".toml") or any(sep in str(source) for sep in ("/", os.sep)):
         raise UserError(f"sweep file {source} does not exist")
     return loads_sweep(sweep_preset_text(str(source)), where=f"sweep preset {source}", default_name=str(source))
 
@@ -307,8 +307,8 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
         raise UserError(f"{where}: not valid TOML: {exc}") from None
     _check_keys(doc, _TOP_KEYS, where)
     name = doc.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise UserError(f"{where}: name must be a non-empty string without '/', got {name!r}")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise UserError(f"{where}: name must be a non-empty string without '/' or '\\', got {name!r}")
     description = doc.get("description", "")
     base = _table(doc.get("base"), f"{where}: [base]")
     _check_keys(base, _BASE_KEYS, f"{where}: [base]")
