@@ -23,40 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .schema import (
-    Config,
-    DataConfig,
-    EvalConfig,
-    LogConfig,
-    RunConfig,
-    apply_overrides,
-    dumps,
-    from_dict,
-    load,
-    loads,
-    parse_override,
-    to_dict,
-)
+from . import schema
+from .schema import *  # noqa: F403  (the typed config's public names: Config, apply_overrides, dumps, ...)
+from .schema import Config, RunConfig, apply_overrides, from_dict, load, loads
 
 __all__ = [
-    "Config",
-    "DataConfig",
-    "EvalConfig",
-    "LogConfig",
-    "RunConfig",
-    "apply_overrides",
-    "dumps",
-    "from_dict",
-    "load",
+    *schema.__all__,
     "load_config",
-    "loads",
     "open_dataset",
-    "parse_override",
     "preset_names",
     "preset_text",
     "shipped_names",
     "shipped_text",
-    "to_dict",
 ]
 
 

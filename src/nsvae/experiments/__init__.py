@@ -8,38 +8,7 @@ apply_overrides`` keeps working.
 
 from __future__ import annotations
 
-from ..config import (
-    Config,
-    DataConfig,
-    EvalConfig,
-    LogConfig,
-    RunConfig,
-    apply_overrides,
-    dumps,
-    from_dict,
-    load,
-    load_config,
-    loads,
-    parse_override,
-    preset_names,
-    preset_text,
-    to_dict,
-)
+from .. import config as _config
+from ..config import *  # noqa: F403
 
-__all__ = [
-    "Config",
-    "DataConfig",
-    "EvalConfig",
-    "LogConfig",
-    "RunConfig",
-    "apply_overrides",
-    "dumps",
-    "from_dict",
-    "load",
-    "load_config",
-    "loads",
-    "parse_override",
-    "preset_names",
-    "preset_text",
-    "to_dict",
-]
+__all__ = list(_config.__all__)
