@@ -146,9 +146,7 @@ def test_cli_prepare_refuses_a_wrong_checksum_with_exit_2(tmp_path, rng, capsys)
 
 def test_cli_prepare_forced_with_a_small_file_reports_the_wrong_shape(tmp_path, rng, capsys):
     path = write_npz(tmp_path / "copy.npz", small_images(rng), official_classes())
-    code = main(
-        ["data", "prepare", "dsprites", "--from", str(path), "--force", "--cache-dir", str(tmp_path / "cache")]
-    )
+    code = main(["data", "prepare", "dsprites", "--from", str(path), "--force", "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert code == 2 and "latents_classes has shape (192, 6), expected (737280, 6)" in err
     assert not entry_of(tmp_path).exists() and leftovers(tmp_path) == []

@@ -27,9 +27,7 @@ def joint_pmfs(draw, min_predictors=2, max_predictors=3, max_alphabet=4):
 
 
 # derandomize: the same examples on every machine, so CI is reproducible.
-SETTINGS = settings(
-    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

@@ -386,9 +386,7 @@ class _NpzSource(_Source):
         member = self.zip.open("imgs.npy")
         self._close.append(member.close)
         version = np.lib.format.read_magic(member)
-        header = (
-            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        )
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = header(member)
         if tuple(shape) != expected or fortran or np.dtype(dtype) not in (np.dtype(np.uint8), np.dtype(bool)):
             raise UserError(

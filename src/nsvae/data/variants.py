@@ -276,4 +276,3 @@ register(
         source_hint="your copy of " + SCREAM_HINT,
     )
 )
-
