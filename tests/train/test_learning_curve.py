@@ -51,6 +51,8 @@ def test_the_curve_has_a_point_every_n_steps_and_at_the_last(tiny, tmp_path):
             entry["scores"]
         )
         assert entry["seconds"] > 0 and entry["eval_seed"] == 0
+        assert set(entry["part_seconds"]) == {"pool", *CURVE_METRICS}
+        assert sum(entry["part_seconds"].values()) <= entry["seconds"]
         assert entry["metrics"]["chen_mig"]["protocol"]["population"] == "pool"
         assert entry["metrics"]["synergy"]["protocol"]["reference"] == "pool"
         assert entry["metrics"]["factor_vae_score"]["protocol"]["num_eval"] == 5

@@ -66,6 +66,7 @@ from .synergy import (
     PoolKernel,
     _BestSubset,
     _class_index,
+    eliminate_backward,
     posterior_population,
     table_single_latent_information,
 )
@@ -285,35 +286,25 @@ def pool_pid_information(
         full = kernel.own_posteriors(classes, [varies])[0]
         first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
     i_single = np.empty((k, d))
-    i_rest = np.empty((k, d))
-    joint = np.empty(k)
-    details = []
+    bests = [_BestSubset(p_own[i]) for i in range(k)]
+    rest_ce = np.full((k, d), math.inf)  # per factor and l, the best cross-entropy of a classifier on a set without l
     for i in range(k):
-        best = _BestSubset(p_own[i])
-        rest_ce = np.full(d, math.inf)  # per l, the best cross-entropy of a classifier on a set without l
         for j in range(d):
-            ce = best.consider(singles[j, i], eye[j])[0]
+            ce = bests[i].consider(singles[j, i], eye[j])[0]
             i_single[i, j] = h_v[i] - ce
-            _offer(rest_ce, eye[j], ce)
-        current = varies.copy()
-        if current.sum() > 1:
-            _offer(rest_ce, current, best.consider(full[i], current)[0])
-            step_scores = first_step[:, i]
-            while current.sum() > 2:  # the synergy metric's elimination, step for step
-                members = np.flatnonzero(current).tolist()
-                if step_scores is None:
-                    step_scores = kernel.own_posteriors_without([classes[i]], current, members)[:, 0]
-                ces = []
-                for own, j in zip(step_scores, members):
-                    mask = current.copy()
-                    mask[j] = False
-                    ces.append(_offer(rest_ce, mask, best.consider(own, mask)[0]))
-                current[members[int(np.argmin(ces))]] = False
-                step_scores = None
-        joint[i] = h_v[i] - best.ce
-        rest_ce = np.minimum(rest_ce, h_v[i])  # the constant classifier (I = 0) is always in the family
-        i_rest[i] = h_v[i] - rest_ce
-        details.append({"joint_latents": best.latents})
+            _offer(rest_ce[i], eye[j], ce)
+        if varies.sum() > 1:
+            _offer(rest_ce[i], varies, bests[i].consider(full[i], varies)[0])
+    if varies.sum() > 1:  # the synergy metric's elimination, step for step
+
+        def score(i: int, own: np.ndarray, mask: np.ndarray) -> float:
+            return _offer(rest_ce[i], mask, bests[i].consider(own, mask)[0])
+
+        eliminate_backward(kernel, classes, varies, first_step, score)
+    joint = np.array([h_v[i] - bests[i].ce for i in range(k)])
+    rest_ce = np.minimum(rest_ce, h_v[:, None])  # the constant classifier (I = 0) is always in the family
+    i_rest = h_v[:, None] - rest_ce
+    details = [{"joint_latents": best.latents} for best in bests]
     return i_single, i_rest, joint, h_v, details
 
 

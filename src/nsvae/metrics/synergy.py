@@ -63,6 +63,7 @@ the worst set (nats).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -123,17 +124,34 @@ class PoolKernel:
         self.chunk = chunk
         self._a = np.exp(-logvar)
         self._cached = None
+        self._work: np.ndarray | None = None
         if self.d * self.n * self.n <= _PIECES_BUDGET:
-            self._cached = np.concatenate([self._pieces(s, self.n) for s in range(0, self.n, chunk)], axis=1)
+            self._cached = np.empty((self.d, self.n, self.n), dtype=np.float32)
+            for start in range(0, self.n, chunk):
+                stop = min(self.n, start + chunk)
+                self._pieces(start, stop, out=self._cached[:, start:stop])
+            self._work = None  # the float64 buffer is only needed while filling the cache
 
-    def _pieces(self, start: int, stop: int) -> np.ndarray:
-        zc = self.z[start:stop]
+    def _pieces(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The float32 log-kernels of rows ``start:stop`` against every point, ``(d, stop - start, n)``.
+
+        Computed in float64 in one reused buffer (no fresh allocation per
+        chunk), then rounded to float32 into ``out``.
+        """
+        rows = stop - start
+        if self._work is None or self._work.shape[1] < rows:
+            self._work = np.empty((self.d, rows, self.n))
+        work = self._work[:, :rows]
         # log N up to the constant -0.5 log 2 pi, which cancels in every ratio
-        out = (zc.T[:, :, None] - self.mean.T[:, None, :]) ** 2
-        out *= self._a.T[:, None, :]
-        out += self.logvar.T[:, None, :]
-        out *= -0.5
-        return out.astype(np.float32)
+        np.subtract(self.z[start:stop].T[:, :, None], self.mean.T[:, None, :], out=work)
+        np.square(work, out=work)
+        work *= self._a.T[:, None, :]
+        work += self.logvar.T[:, None, :]
+        work *= -0.5
+        if out is None:
+            out = np.empty(work.shape, dtype=np.float32)
+        np.copyto(out, work, casting="same_kind")
+        return out
 
     def own_posteriors(self, classes: list[np.ndarray], subsets: list[np.ndarray]) -> np.ndarray:
         """q(v_i | z_{i,S}) for each subset S (a boolean mask) and factor: ``(len(subsets), len(classes), n)``."""
@@ -151,16 +169,21 @@ class PoolKernel:
             oh = np.zeros((n, int(inv.max()) + 1), dtype=np.float32)
             oh[np.arange(n), inv] = 1.0
             onehots.append(oh)
+        logk_buffer = np.empty((min(self.chunk, n), n), dtype=np.float32)
         for start in range(0, n, self.chunk):
             stop = min(n, start + self.chunk)
             pieces = self._cached[:, start:stop] if self._cached is not None else self._pieces(start, stop)
             rows = np.arange(stop - start)
+            logk = logk_buffer[: stop - start]
             sums: dict[bytes, np.ndarray] = {}  # the log-kernel of each distinct base set, summed once per chunk
             for s_idx, (mask, dropped) in enumerate(sets):
                 key = mask.tobytes()
                 if key not in sums:
-                    sums[key] = pieces[mask].sum(axis=0)
-                logk = sums[key] - pieces[dropped] if dropped is not None else sums[key].copy()
+                    sums[key] = _sum_pieces(pieces, mask)
+                if dropped is not None:
+                    np.subtract(sums[key], pieces[dropped], out=logk)
+                else:
+                    np.copyto(logk, sums[key])
                 logk[rows, start + rows] = -np.inf  # leave one out
                 logk -= logk.max(axis=1, keepdims=True)
                 np.exp(logk, out=logk)
@@ -169,6 +192,52 @@ class PoolKernel:
                     own = (logk @ oh)[rows, inv[start:stop]]
                     out[s_idx, k, start:stop] = own / norm
         return np.clip(out, 0.0, 1.0)
+
+
+def _sum_pieces(pieces: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``pieces[mask].sum(axis=0)`` without copying the selected pieces: the same float32 additions, same order."""
+    members = np.flatnonzero(mask)
+    total = pieces[members[0]].copy()
+    for j in members[1:]:
+        total += pieces[j]
+    return total
+
+
+def eliminate_backward(
+    kernel: PoolKernel,
+    classes: list[np.ndarray],
+    start: np.ndarray,
+    first_step: np.ndarray,
+    score: Callable[[int, np.ndarray, np.ndarray], float],
+) -> None:
+    """The backward elimination from the latents of ``start`` down to two latents, for every factor in lockstep.
+
+    At each step factor i scores every set that drops one latent from its
+    current set with ``score(i, own posteriors, mask)`` (a cross-entropy) and
+    drops the latent of the smallest. ``first_step`` is
+    ``kernel.own_posteriors_without(classes, start, members of start)``.
+    Factors whose eliminations have reached the same set share one kernel
+    evaluation; a factor's numbers do not depend on which others are
+    computed with it, so this gives exactly the per-factor elimination.
+    """
+    k = len(classes)
+    current = [start.copy() for _ in range(k)]
+    step_scores: list[np.ndarray | None] = [first_step[:, i] for i in range(k)]
+    while int(start.sum()) > 2 and int(current[0].sum()) > 2:
+        groups: dict[bytes, list[int]] = {}
+        for i in range(k):
+            if step_scores[i] is None:
+                groups.setdefault(current[i].tobytes(), []).append(i)
+        for factors in groups.values():
+            base = current[factors[0]]
+            own = kernel.own_posteriors_without([classes[i] for i in factors], base, np.flatnonzero(base).tolist())
+            for column, i in enumerate(factors):
+                step_scores[i] = own[:, column]
+        for i in range(k):
+            members = np.flatnonzero(current[i]).tolist()
+            ces = [score(i, own, _without(current[i], j)) for own, j in zip(step_scores[i], members)]
+            current[i] = _without(current[i], members[int(np.argmin(ces))])
+            step_scores[i] = None
 
 
 def _best_prior_weight(own: np.ndarray, p_own: np.ndarray) -> tuple[np.ndarray, float]:
@@ -206,30 +275,21 @@ def pool_information(
     if varies.sum() > 1:
         full = kernel.own_posteriors(classes, [varies])[0]
         first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
-    specs, details = [], []
-    joint = np.empty(k)
+    bests = [_BestSubset(p_own[i]) for i in range(k)]
+    specs = []
     for i in range(k):
-        best = _BestSubset(p_own[i])
         spec = np.empty((d, len(priors[i])))
         counts = np.bincount(classes[i], minlength=len(priors[i]))
         for j in range(d):
-            logq = best.consider(singles[j, i], eye[j])[1]
+            logq = bests[i].consider(singles[j, i], eye[j])[1]
             spec[j] = np.bincount(classes[i], weights=logq - np.log(p_own[i]), minlength=len(counts)) / counts
-        current = varies.copy()
-        step_scores = None
-        if current.sum() > 1:
-            best.consider(full[i], current)
-            step_scores = first_step[:, i]
-        while current.sum() > 2:
-            members = np.flatnonzero(current).tolist()
-            if step_scores is None:
-                step_scores = kernel.own_posteriors_without([classes[i]], current, members)[:, 0]
-            ces = [best.consider(own, _without(current, j))[0] for own, j in zip(step_scores, members)]
-            current = _without(current, members[int(np.argmin(ces))])
-            step_scores = None
-        joint[i] = h_v[i] - best.ce
         specs.append(spec)
-        details.append({"joint_latents": best.latents})
+        if varies.sum() > 1:
+            bests[i].consider(full[i], varies)
+    if varies.sum() > 1:
+        eliminate_backward(kernel, classes, varies, first_step, lambda i, own, mask: bests[i].consider(own, mask)[0])
+    joint = np.array([h_v[i] - bests[i].ce for i in range(k)])
+    details = [{"joint_latents": best.latents} for best in bests]
     return joint, h_v, specs, priors, details
 
 

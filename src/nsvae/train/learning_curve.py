@@ -29,8 +29,8 @@ Evaluating does not touch training's randomness (the encoder runs in
 inference mode and the metrics draw from numpy generators only): a run with
 curves computes exactly the weights of a run without (a test checks it).
 Each point is one line of ``eval_curve.jsonl`` in the run directory (step,
-seconds, the scores as ``nsvae results`` names them, and the full metric
-results) and TensorBoard scalars under ``eval/``.
+seconds in all and per part, the scores as ``nsvae results`` names them, and
+the full metric results) and TensorBoard scalars under ``eval/``.
 """
 
 from __future__ import annotations
@@ -113,10 +113,11 @@ def curve_scores(result: dict[str, Any]) -> dict[str, float]:
 
 
 def curve_entry(step: int, result: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """The ``eval_curve.jsonl`` line of one evaluation."""
+    """The ``eval_curve.jsonl`` line of one evaluation (``part_seconds``: encoding the pool, then each metric)."""
     return {
         "step": int(step),
         "seconds": float(seconds),
+        "part_seconds": {name: float(value) for name, value in result.get("seconds", {}).items()},
         "eval_seed": int(result["seed"]),
         "scores": curve_scores(result),
         "metrics": result["metrics"],
