@@ -33,8 +33,6 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def train_seconds_per_step(study: str, method: str, steps: int, out: Path):
     """Seconds per training step of the study's ``method`` (after 20 warm-up steps), and the trained model."""
@@ -69,7 +67,9 @@ def train_seconds_per_step(study: str, method: str, steps: int, out: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", default="study-cpu", help="the study preset or spec file (default: study-cpu)")
-    parser.add_argument("--method", default="vae", help="the study method to train, as its run names spell it (default: vae)")
+    parser.add_argument(
+        "--method", default="vae", help="the method to train, as run names spell it (default: vae)"
+    )
     parser.add_argument("--run", help="a trained dSprites run whose model is scored (default: the freshly trained one)")
     parser.add_argument("--steps", type=int, default=300, help="training steps timed per repeat (default: 300)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -103,10 +103,14 @@ def main() -> None:
         values = [row[key] * scale for row in rows]
         return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
 
-    git = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    import nsvae
+
+    # the commit of the code measured (PYTHONPATH may point at another worktree than this script's)
+    code_dir = Path(nsvae.__file__).resolve().parent
+    git = subprocess.run(["git", "-C", str(code_dir), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     print(
         f"median [min-max] over {len(rows)}: {summary('per_step', 1000)} ms/step, curve point {summary('point')} s, "
-        f"cost {summary('share', 100)}% of training; code {torch.__version__}, repo {git.stdout.strip()}, "
+        f"cost {summary('share', 100)}% of training; torch {torch.__version__}, nsvae at {git.stdout.strip()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     if args.json:

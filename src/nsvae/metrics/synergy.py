@@ -122,7 +122,9 @@ class PoolKernel:
         self.z, self.mean, self.logvar = z, mean, logvar
         self.n, self.d = mean.shape
         self.chunk = chunk
-        self._a = np.exp(-logvar)
+        # latent-major copies: the kernels are built one latent at a time over contiguous rows
+        self._z_t, self._mean_t = np.ascontiguousarray(z.T), np.ascontiguousarray(mean.T)
+        self._a_t, self._logvar_t = np.ascontiguousarray(np.exp(-logvar).T), np.ascontiguousarray(logvar.T)
         self._cached = None
         self._work: np.ndarray | None = None
         if self.d * self.n * self.n <= _PIECES_BUDGET:
@@ -143,10 +145,10 @@ class PoolKernel:
             self._work = np.empty((self.d, rows, self.n))
         work = self._work[:, :rows]
         # log N up to the constant -0.5 log 2 pi, which cancels in every ratio
-        np.subtract(self.z[start:stop].T[:, :, None], self.mean.T[:, None, :], out=work)
+        np.subtract(self._z_t[:, start:stop, None], self._mean_t[:, None, :], out=work)
         np.square(work, out=work)
-        work *= self._a.T[:, None, :]
-        work += self.logvar.T[:, None, :]
+        work *= self._a_t[:, None, :]
+        work += self._logvar_t[:, None, :]
         work *= -0.5
         if out is None:
             out = np.empty(work.shape, dtype=np.float32)
