@@ -67,9 +67,7 @@ def train_seconds_per_step(study: str, method: str, steps: int, out: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", default="study-cpu", help="the study preset or spec file (default: study-cpu)")
-    parser.add_argument(
-        "--method", default="vae", help="the method to train, as run names spell it (default: vae)"
-    )
+    parser.add_argument("--method", default="vae", help="the method to train, as run names spell it (default: vae)")
     parser.add_argument("--run", help="a trained dSprites run whose model is scored (default: the freshly trained one)")
     parser.add_argument("--steps", type=int, default=300, help="training steps timed per repeat (default: 300)")
     parser.add_argument("--repeats", type=int, default=3)
