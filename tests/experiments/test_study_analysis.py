@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -55,18 +56,62 @@ def test_bootstrap_interval_matches_a_literal_resampling():
 
 
 @pytest.mark.parametrize(
-    "low, high, higher, expected",
+    "low, high, higher, p_greater, p_less, expected",
     [
-        (0.1, 0.3, True, "supported"),
-        (0.1, 0.3, False, "not supported"),
-        (-0.3, -0.1, True, "not supported"),
-        (-0.3, -0.1, False, "supported"),
-        (-0.1, 0.2, True, "undecided at this budget"),
-        (0.0, 0.2, True, "undecided at this budget"),
+        (0.1, 0.3, True, 0.03, 1.0, "supported"),
+        (0.1, 0.3, False, 0.03, 1.0, "not supported"),
+        (-0.3, -0.1, True, 1.0, 0.03, "not supported"),
+        (-0.3, -0.1, False, 1.0, 0.03, "supported"),
+        (-0.1, 0.2, True, 0.03, 1.0, "undecided at this budget"),
+        (0.0, 0.2, True, 0.03, 1.0, "undecided at this budget"),
+        # an interval clear of 0 is not enough: three seeds of one sign give p = 1/8
+        (0.1, 0.3, True, 0.125, 1.0, "undecided at this budget"),
+        (-0.3, -0.1, True, 1.0, 0.125, "undecided at this budget"),
     ],
 )
-def test_verdicts(low, high, higher, expected):
-    assert sa.verdict(low, high, higher) == expected
+def test_verdicts(low, high, higher, p_greater, p_less, expected):
+    assert sa.verdict(low, high, higher, p_greater, p_less) == expected
+
+
+def _literal_sign_flip(diffs, alternative):
+    """Every sign assignment written out with itertools, the mean compared as a fraction-free sum."""
+    observed = sum(diffs)
+    sums = [sum(s * abs(d) for s, d in zip(signs, diffs)) for signs in itertools.product((1, -1), repeat=len(diffs))]
+    if alternative == "greater":
+        hits = [t >= observed - 1e-12 for t in sums]
+    elif alternative == "less":
+        hits = [t <= observed + 1e-12 for t in sums]
+    else:
+        hits = [abs(t) >= abs(observed) - 1e-12 for t in sums]
+    return sum(hits) / len(sums)
+
+
+def test_sign_flip_p_exact_values():
+    assert sa.sign_flip_p([1.0, 2.0, 3.0], "greater") == 1 / 8  # only the observed signs reach a mean of 2
+    assert sa.sign_flip_p([1.0, 2.0, 3.0], "less") == 1.0
+    assert sa.sign_flip_p([1.0, -2.0, 3.0], "greater") == 3 / 8  # sums 6, 4, 2 reach the observed 2
+    assert sa.sign_flip_p([1.0, -2.0, 3.0], "two-sided") == 6 / 8
+    assert sa.sign_flip_p([0.1] * 5, "greater") == 1 / 32  # five seeds: the smallest p, below 0.05
+    assert sa.sign_flip_p([0.0, 0.0], "two-sided") == 1.0
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 4, 7):
+        diffs = rng.normal(0.1, 0.3, n).round(3).tolist()
+        for alternative in ("greater", "less", "two-sided"):
+            assert sa.sign_flip_p(diffs, alternative) == pytest.approx(
+                _literal_sign_flip(diffs, alternative), abs=1e-15
+            )
+    with pytest.raises(ValueError):
+        sa.sign_flip_p([], "greater")
+    with pytest.raises(ValueError):
+        sa.sign_flip_p([1.0], "bigger")
+
+
+def test_sign_flip_p_beyond_exact_enumeration_samples_assignments():
+    n = sa.EXACT_UP_TO + 2
+    p = sa.sign_flip_p([0.5] * n, "greater", n_random=999)
+    assert p == pytest.approx(1 / 1000, rel=0.5)  # the observed assignment alone (counted), barring a 2^-22 draw
+    mixed = np.random.default_rng(0).normal(0.0, 1.0, n)
+    assert 0.05 < sa.sign_flip_p(mixed, "two-sided", n_random=4000) <= 1.0
 
 
 def _fake_study(root):
@@ -124,25 +169,44 @@ def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "4 of 4 runs done" in out
     assert "| nonsyn | 0.750 ± 0.071 (2) |" in out
-    assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 2 |" in out
-    assert "- **The Non-Syn VAE disentangles better than the VAE: supported.**" in out
+    assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 0.500 | 2 |" in out
+    # two seeds of one sign: the interval excludes 0, but p = 1/4 decides nothing
+    assert "- **The Non-Syn VAE disentangles better than the VAE: undecided at this budget.**" in out
+    assert "one-sided p = 0.250 (the claimed side), n = 2: undecided at this budget" in out
     assert "The Non-Syn VAE lowers the measured synergy (than the VAE): no data yet" in out
 
 
-def test_findings_name_each_claims_verdict():
+def _claim_rows(d_score, d_syn, f_syn):
     rows = []
-    for seed, (d_score, d_syn, f_syn) in enumerate([(0.10, -0.05, 0.02), (0.20, 0.04, 0.03), (0.15, -0.01, 0.01)]):
+    for seed, (ds, dy, fy) in enumerate(zip(d_score, d_syn, f_syn)):
         rows.append({"method": "vae", "seed": seed, "factor_vae_score": 0.5, "mig": 0.1, "synergy": 0.4})
-        scores = {"factor_vae_score": 0.5 + d_score, "mig": 0.1 + d_score, "synergy": 0.4 + d_syn}
-        rows.append({"method": "ns", "seed": seed, **scores})
-        rows.append({"method": "fv", "seed": seed, "factor_vae_score": 0.5, "mig": 0.1, "synergy": 0.4 + f_syn})
+        rows.append({"method": "ns", "seed": seed, "factor_vae_score": 0.5 + ds, "mig": 0.1 + ds, "synergy": 0.4 + dy})
+        rows.append({"method": "fv", "seed": seed, "factor_vae_score": 0.5, "mig": 0.1, "synergy": 0.4 + fy})
+    return rows
+
+
+def test_findings_name_each_claims_verdict():
+    rows = _claim_rows(
+        d_score=(0.10, 0.20, 0.15, 0.12, 0.18),  # five seeds of one sign: p = 1/32
+        d_syn=(-0.05, 0.04, -0.01, 0.02, -0.03),  # both signs
+        f_syn=(0.02, 0.03, 0.01, 0.02, 0.04),  # FactorVAE's synergy higher on every seed
+    )
     found = {f["claim"]: f for f in sa.findings(rows, {"nonsyn": "ns", "vae": "vae", "factor_vae": "fv"})}
     better = found["The Non-Syn VAE disentangles better than the VAE"]
     assert better["verdict"] == "supported"
     assert [d["metric"] for d in better["differences"]] == ["factor_vae_score", "mig"]  # no DCI in these rows
+    assert all(d["p_claimed"] == 1 / 32 for d in better["differences"])
     assert found["The Non-Syn VAE lowers the measured synergy (than the VAE)"]["verdict"] == "undecided at this budget"
     assert found["FactorVAE lowers synergy implicitly (than the VAE)"]["verdict"] == "not supported"
     text = sa.format_findings(list(found.values()))
     assert "- **FactorVAE lowers synergy implicitly (than the VAE): not supported.**" in text
     assert sa.findings(rows, {"nonsyn": "ns"}) == []
     assert sa.overall(["supported", "undecided at this budget"]) == "undecided at this budget"
+
+
+def test_three_seeds_decide_no_claim():
+    """The same one-sided effects on the first three seeds only: the intervals exclude 0, the exact test cannot."""
+    rows = _claim_rows(d_score=(0.10, 0.20, 0.15), d_syn=(-0.05, -0.04, -0.01), f_syn=(0.02, 0.03, 0.01))
+    found = sa.findings(rows, {"nonsyn": "ns", "vae": "vae", "factor_vae": "fv"})
+    assert all(d["low"] > 0 or d["high"] < 0 for f in found for d in f["differences"])
+    assert [f["verdict"] for f in found] == ["undecided at this budget"] * 3

@@ -144,6 +144,10 @@ def _summary(args: argparse.Namespace) -> int:
             settings.setdefault(run.config.method, run.setting)
     found = study_analysis.findings(rows, settings)
     if found:
-        print("Findings (95% bootstrap intervals over the shared seeds; a claim holds where its interval excludes 0):")
+        print(
+            "Findings (paired over the shared seeds: a verdict needs the 95% bootstrap interval to exclude 0 and the "
+            f"exact sign-flip test to give p <= {study_analysis.LEVEL} on the same side; its smallest p with n "
+            "seeds is 2^-n, so fewer than 5 seeds decide nothing):"
+        )
         print(study_analysis.format_findings(found))
     return 0

@@ -9,12 +9,22 @@ Everything here reads the study's tables (``final.csv`` and ``results.csv``,
   (the same seed means the same initial weights, batches and noise streams),
   the mean difference and a percentile bootstrap interval over seeds
   (resampling the seeds with replacement, ``n_boot`` times, a fixed seed);
+- :func:`sign_flip_p`: the exact paired sign-flip (permutation) test of those
+  differences: under "the two methods are exchangeable on each seed" every
+  difference is as likely to have either sign, so the p-value is the share of
+  the 2^n sign assignments whose mean is at least as extreme as the observed;
 - :func:`verdict`: "supported" when the interval lies wholly on the side the
-  claim predicts, "not supported" when it lies wholly on the other side, and
-  "undecided at this budget" when it contains zero.
+  claim predicts **and** the one-sided exact test on that side gives
+  p <= :data:`LEVEL`; "not supported" when both say the other side; and
+  "undecided at this budget" otherwise.
 
-With 3 to 5 seeds a bootstrap interval is wide and rough (it cannot be wider
-than the range of the differences); the table states n beside every interval.
+Why both: with 3 to 5 seeds a percentile bootstrap interval is rough and too
+narrow (it cannot be wider than the range of the differences: three
+differences of one sign give an interval that excludes zero, which happens
+one time in eight when there is no effect at all). The exact test states
+what so few seeds can show: its smallest one-sided p-value is 2^-n, 0.125
+for 3 seeds and 0.031 for 5, so no claim is decided with fewer than 5 seeds,
+whatever the interval says. The tables state n and p beside every interval.
 """
 
 from __future__ import annotations
@@ -25,6 +35,10 @@ from typing import Any
 import numpy as np
 
 KEYS = ("method", "seed", "step")
+#: The level of the exact paired test a verdict needs (one-sided, on the side the verdict names).
+LEVEL = 0.05
+#: Up to this many seeds every sign assignment is enumerated; beyond, this many random ones (a fixed seed).
+EXACT_UP_TO = 20
 
 
 def metric_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -74,6 +88,35 @@ def bootstrap_interval(
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
 
 
+def sign_flip_p(differences: Sequence[float], alternative: str = "two-sided", n_random: int = 1 << 20) -> float:
+    """The paired sign-flip test's p-value for ``differences`` (one per seed).
+
+    ``alternative``: ``"greater"`` (the mean difference is above 0),
+    ``"less"`` or ``"two-sided"``. Exact (all 2^n sign assignments) up to
+    :data:`EXACT_UP_TO` seeds, else from ``n_random`` random assignments
+    (fixed seed, the observed one counted).
+    """
+    x = np.abs(np.asarray(differences, dtype=np.float64))
+    n = x.size
+    if n == 0:
+        raise ValueError("no differences")
+    if alternative not in ("greater", "less", "two-sided"):
+        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', not {alternative!r}")
+    observed = float(np.mean(differences))
+    if n <= EXACT_UP_TO:
+        bits = (np.arange(1 << n)[:, None] >> np.arange(n)) & 1
+        means = ((1 - 2 * bits) * x).mean(axis=1)
+    else:
+        signs = np.random.default_rng(0).choice((-1.0, 1.0), size=(n_random, n))
+        means = np.concatenate([(signs * x).mean(axis=1), [observed]])
+    tol = 1e-12 * max(1.0, float(x.max()))  # equal means computed in a different order count as ties
+    if alternative == "greater":
+        return float(np.mean(means >= observed - tol))
+    if alternative == "less":
+        return float(np.mean(means <= observed + tol))
+    return float(np.mean(np.abs(means) >= abs(observed) - tol))
+
+
 def paired_differences(
     rows: Sequence[Mapping[str, Any]],
     method: str,
@@ -83,7 +126,8 @@ def paired_differences(
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """``method`` minus each baseline per metric, on their shared seeds: one dict per (baseline, metric) with
-    ``mean``, ``low``, ``high`` (95% bootstrap), ``n`` and the per-seed ``differences``."""
+    ``mean``, ``low``, ``high`` (95% bootstrap), ``n``, the per-seed ``differences`` and the sign-flip
+    test's p-values ``p_greater``, ``p_less`` and ``p`` (two-sided)."""
     metrics = list(metric_columns(rows) if metrics is None else metrics)
     baselines = [b for b in (baselines or methods(rows)) if b != method]
     by_key = {(str(r["method"]), int(r["seed"])): r for r in rows}
@@ -109,17 +153,23 @@ def paired_differences(
                     "high": high,
                     "n": len(diffs),
                     "differences": diffs,
+                    "p_greater": sign_flip_p(diffs, "greater"),
+                    "p_less": sign_flip_p(diffs, "less"),
+                    "p": sign_flip_p(diffs, "two-sided"),
                 }
             )
     return out
 
 
-def verdict(low: float, high: float, higher_is_claimed: bool) -> str:
-    """The wording of a finding from a difference's interval (see the module docstring)."""
-    if low > 0:
-        return "supported" if higher_is_claimed else "not supported"
-    if high < 0:
-        return "not supported" if higher_is_claimed else "supported"
+def verdict(low: float, high: float, higher_is_claimed: bool, p_greater: float, p_less: float) -> str:
+    """The wording of a finding from a difference's bootstrap interval and sign-flip p-values (module docstring)."""
+    p_claimed, p_other = (p_greater, p_less) if higher_is_claimed else (p_less, p_greater)
+    claimed_side = low > 0 if higher_is_claimed else high < 0
+    other_side = high < 0 if higher_is_claimed else low > 0
+    if claimed_side and p_claimed <= LEVEL:
+        return "supported"
+    if other_side and p_other <= LEVEL:
+        return "not supported"
     return "undecided at this budget"
 
 
@@ -140,12 +190,16 @@ def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence
 
 
 def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
-    """A markdown table of paired differences: method − baseline, mean [95% bootstrap interval], n."""
-    lines = ["| difference | metric | mean | 95% bootstrap interval | n |", "|---|---|---|---|---|"]
+    """A markdown table of paired differences: method − baseline, mean [95% bootstrap interval], the
+    two-sided sign-flip p, n."""
+    lines = [
+        "| difference | metric | mean | 95% bootstrap interval | sign-flip p (two-sided) | n |",
+        "|---|---|---|---|---|---|",
+    ]
     for d in diffs:
         lines.append(
             f"| {d['method']} − {d['baseline']} | {d['metric']} | {d['mean']:+.{digits}f} | "
-            f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {d['n']} |"
+            f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {d['p']:.3f} | {d['n']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -184,7 +238,8 @@ def findings(
         present = [m for m in metrics if any(_number(r.get(m)) for r in rows)]
         diffs = paired_differences(rows, settings[method], [settings[baseline]], present, n_boot=n_boot, seed=seed)
         for d in diffs:
-            d["verdict"] = verdict(d["low"], d["high"], higher)
+            d["verdict"] = verdict(d["low"], d["high"], higher, d["p_greater"], d["p_less"])
+            d["p_claimed"] = d["p_greater"] if higher else d["p_less"]
         out.append(
             {
                 "claim": claim,
@@ -202,6 +257,7 @@ def format_findings(found: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
         for d in f["differences"]:
             lines.append(
                 f"  {d['metric']}: {d['method']} − {d['baseline']} = {d['mean']:+.{digits}f} "
-                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], n = {d['n']}: {d['verdict']}"
+                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], one-sided p = {d['p_claimed']:.3f} "
+                f"(the claimed side), n = {d['n']}: {d['verdict']}"
             )
     return "\n".join(lines) + "\n"
