@@ -57,8 +57,10 @@ def register(sub) -> None:
     p.add_argument(
         "--summary",
         action="store_true",
-        help="print the final table (mean ± sd (n) over seeds, Markdown) and the paired differences of --versus "
-        "against every other method with 95%% bootstrap intervals over seeds; trains nothing",
+        help="print the final table (mean ± sd (n) over seeds, Markdown), the paired differences of --versus "
+        "against every other method (95%% bootstrap interval and exact sign-flip p over the shared seeds) and "
+        "the study's findings (docs/results.md: a verdict needs both, so fewer than 5 seeds decide nothing); "
+        "trains nothing",
     )
     p.add_argument(
         "--versus",
