@@ -172,7 +172,7 @@ def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 0.500 | 2 |" in out
     # two seeds of one sign: the interval excludes 0, but p = 1/4 decides nothing
     assert "- **The Non-Syn VAE disentangles better than the VAE: undecided at this budget.**" in out
-    assert "one-sided p = 0.250 (the claimed side), n = 2: undecided at this budget" in out
+    assert "one-sided p = 0.250 (the claimed side), n = 2 (per seed: +0.200, +0.200): undecided at this budget" in out
     assert "The Non-Syn VAE lowers the measured synergy (than the VAE): no data yet" in out
 
 

@@ -255,9 +255,10 @@ def format_findings(found: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
     for f in found:
         lines.append(f"- **{f['claim']}: {f['verdict']}.**")
         for d in f["differences"]:
+            per_seed = ", ".join(f"{x:+.{digits}f}" for x in d["differences"])
             lines.append(
                 f"  {d['metric']}: {d['method']} − {d['baseline']} = {d['mean']:+.{digits}f} "
                 f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], one-sided p = {d['p_claimed']:.3f} "
-                f"(the claimed side), n = {d['n']}: {d['verdict']}"
+                f"(the claimed side), n = {d['n']} (per seed: {per_seed}): {d['verdict']}"
             )
     return "\n".join(lines) + "\n"
