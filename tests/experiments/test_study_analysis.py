@@ -168,6 +168,7 @@ def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     assert main(["study", str(spec), "--studies-dir", str(folder.parent), "--summary"]) == 0
     out = capsys.readouterr().out
     assert "4 of 4 runs done" in out
+    assert "Machine time of the 4 finished runs" in out
     assert "| nonsyn | 0.750 ± 0.071 (2) |" in out
     assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 0.500 | 2 |" in out
     # two seeds of one sign: the interval excludes 0, but p = 1/4 decides nothing
@@ -210,3 +211,30 @@ def test_three_seeds_decide_no_claim():
     found = sa.findings(rows, {"nonsyn": "ns", "vae": "vae", "factor_vae": "fv"})
     assert all(d["low"] > 0 or d["high"] < 0 for f in found for d in f["differences"])
     assert [f["verdict"] for f in found] == ["undecided at this budget"] * 3
+
+
+def test_machine_time_adds_the_runs_seconds(tmp_path):
+    from nsvae.experiments import study
+
+    folder = _fake_study(tmp_path)
+    seconds = {
+        "nonsyn-seed0": {"train_and_curve": 3600.0, "curve_evaluations": 360.0, "final_evaluation": 720.0},
+        "nonsyn-seed1": {"train_and_curve": 7200.0, "curve_evaluations": 720.0, "final_evaluation": 0.0},
+        "vae-seed0": {"train_and_curve": None, "curve_evaluations": 0.0, "final_evaluation": 1800.0},
+    }
+    for name, values in seconds.items():
+        path = folder / "runs" / name / "final.json"
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "seconds": values}))
+    cost = study.machine_time(folder)
+    assert cost["runs"] == 4  # vae-seed1 has no seconds at all
+    assert cost["unknown"] == 2
+    assert cost["train_and_curve"] == pytest.approx(3.0)
+    assert cost["curve_evaluations"] == pytest.approx(0.3)  # inside train_and_curve, not added again
+    assert cost["final_evaluation"] == pytest.approx(0.7)
+    assert cost["total"] == pytest.approx(3.7)
+    assert cost["per_method"] == pytest.approx({"nonsyn": 3.2, "vae": 0.5})
+    text = study.format_machine_time(cost)
+    assert "3.7 CPU-hours = 3.0 h training with curve points (0.3 h of them curve points) + 0.7 h" in text
+    assert "per method: nonsyn 3.2, vae 0.5." in text
+    assert "2 run(s) recorded no training time" in text

@@ -57,7 +57,8 @@ def register(sub) -> None:
     p.add_argument(
         "--summary",
         action="store_true",
-        help="print the final table (mean ± sd (n) over seeds, Markdown), the paired differences of --versus "
+        help="print the finished runs' machine time (CPU-hours from their final.json), the final table (mean ± sd "
+        "(n) over seeds, Markdown), the paired differences of --versus "
         "against every other method (95%% bootstrap interval and exact sign-flip p over the shared seeds) and "
         "the study's findings (docs/results.md: a verdict needs both, so fewer than 5 seeds decide nothing); "
         "trains nothing",
@@ -136,6 +137,7 @@ def _summary(args: argparse.Namespace) -> int:
     metrics = study_analysis.metric_columns(rows)
     done, left = study.plan_study(spec, folder)
     print(f"{spec.name}: {len(done)} of {len(spec.runs)} runs done, {len(left)} left ({final_path})\n")
+    print(study.format_machine_time(study.machine_time(folder)) + "\n")
     print(study_analysis.format_final_table(study_analysis.final_table(rows, metrics), metrics))
     diffs = study_analysis.paired_differences(rows, versus, metrics=metrics)
     if diffs:

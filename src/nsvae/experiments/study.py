@@ -65,6 +65,45 @@ def finished_runs(study_dir: Path) -> set[str]:
     return {p.name for p in runs.iterdir() if (p / DONE_FILE).is_file()}
 
 
+def machine_time(study_dir: Path) -> dict[str, Any]:
+    """What the finished runs cost, from their ``final.json`` ``seconds``, in hours of one thread (a study's
+    runs train with one thread each): ``runs``, ``train_and_curve`` (of which ``curve_evaluations``),
+    ``final_evaluation``, ``total``, and ``per_method`` totals; ``unknown`` counts runs without a training time."""
+    hours = {"train_and_curve": 0.0, "curve_evaluations": 0.0, "final_evaluation": 0.0}
+    per_method: dict[str, float] = {}
+    runs = unknown = 0
+    for name in sorted(finished_runs(study_dir)):
+        record = json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8"))
+        seconds = record.get("seconds") or {}
+        runs += 1
+        if seconds.get("train_and_curve") is None:
+            unknown += 1
+        run_hours = 0.0
+        for key in hours:
+            value = float(seconds.get(key) or 0.0) / 3600
+            hours[key] += value
+            if key != "curve_evaluations":  # already inside train_and_curve
+                run_hours += value
+        method = str(record.get("method", name))
+        per_method[method] = per_method.get(method, 0.0) + run_hours
+    total = hours["train_and_curve"] + hours["final_evaluation"]
+    return {"runs": runs, **hours, "total": total, "per_method": per_method, "unknown": unknown}
+
+
+def format_machine_time(cost: dict[str, Any]) -> str:
+    """One paragraph for ``nsvae study --summary``."""
+    methods = ", ".join(f"{method} {h:.1f}" for method, h in sorted(cost["per_method"].items()))
+    text = (
+        f"Machine time of the {cost['runs']} finished runs (final.json 'seconds'; one thread each): "
+        f"{cost['total']:.1f} CPU-hours = {cost['train_and_curve']:.1f} h training with curve points "
+        f"({cost['curve_evaluations']:.1f} h of them curve points) + {cost['final_evaluation']:.1f} h final "
+        f"evaluation; per method: {methods}."
+    )
+    if cost["unknown"]:
+        text += f" {cost['unknown']} run(s) recorded no training time and count only their evaluation."
+    return text
+
+
 def check_study(sweep: Sweep) -> None:
     """Refuse a study whose runs would not draw learning curves (``eval.every`` = 0) or would not be evaluated."""
     missing = [r.name for r in sweep.runs if r.config.eval.every <= 0]
