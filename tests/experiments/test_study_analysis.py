@@ -175,6 +175,13 @@ def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     assert "- **The Non-Syn VAE disentangles better than the VAE: undecided at this budget.**" in out
     assert "one-sided p = 0.250 (the claimed side), n = 2 (per seed: +0.200, +0.200): undecided at this budget" in out
     assert "The Non-Syn VAE lowers the measured synergy (than the VAE): no data yet" in out
+    args = ["study", str(spec), "--studies-dir", str(folder.parent), "--summary", "--metrics", "mig"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| method | mig |" in out and "factor_vae_score |" not in out.split("Findings")[0]
+    assert "- **The Non-Syn VAE disentangles better than the VAE: undecided at this budget.**" in out
+    assert main([*args[:-1], "nope"]) == 2
+    assert "--metrics: fake has no column 'nope'; columns: factor_vae_score, mig" in capsys.readouterr().err
 
 
 def _claim_rows(d_score, d_syn, f_syn):

@@ -68,6 +68,12 @@ def register(sub) -> None:
         metavar="METHOD",
         help="--summary: the method compared with the others (default: the Non-Syn VAE's, else the first)",
     )
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="M",
+        help="--summary: only these columns in the final table and the differences (the findings keep theirs)",
+    )
     p.set_defaults(run=run_study_command)
 
 
@@ -135,6 +141,13 @@ def _summary(args: argparse.Namespace) -> int:
     if versus not in methods:
         raise UserError(f"--versus {versus!r} has no finished run; methods: {', '.join(methods)}")
     metrics = study_analysis.metric_columns(rows)
+    if args.metrics:
+        unknown = [m for m in args.metrics if m not in metrics]
+        if unknown:
+            raise UserError(
+                f"--metrics: {spec.name} has no column {', '.join(map(repr, unknown))}; columns: {', '.join(metrics)}"
+            )
+        metrics = list(args.metrics)
     done, left = study.plan_study(spec, folder)
     print(f"{spec.name}: {len(done)} of {len(spec.runs)} runs done, {len(left)} left ({final_path})\n")
     print(study.format_machine_time(study.machine_time(folder)) + "\n")
