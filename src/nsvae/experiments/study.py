@@ -76,14 +76,13 @@ def machine_time(study_dir: Path) -> dict[str, Any]:
         record = json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8"))
         seconds = record.get("seconds") or {}
         runs += 1
-        if seconds.get("train_and_curve") is None:
-            unknown += 1
-        run_hours = 0.0
+        unknown += seconds.get("train_and_curve") is None
         for key in hours:
-            value = float(seconds.get(key) or 0.0) / 3600
-            hours[key] += value
-            if key != "curve_evaluations":  # already inside train_and_curve
-                run_hours += value
+            hours[key] += float(seconds.get(key) or 0.0) / 3600
+        # curve_evaluations is a part of train_and_curve, so a run's time is the other two
+        run_hours = (
+            float(seconds.get("train_and_curve") or 0.0) + float(seconds.get("final_evaluation") or 0.0)
+        ) / 3600
         method = str(record.get("method", name))
         per_method[method] = per_method.get(method, 0.0) + run_hours
     total = hours["train_and_curve"] + hours["final_evaluation"]

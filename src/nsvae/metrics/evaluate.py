@@ -107,6 +107,12 @@ def metric_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
 
 
+def tabulable(data) -> bool:
+    """Whether ``data`` has a fixed set of images to encode once (``table=True``): it can fetch images by index
+    and draws no new noise per sample."""
+    return hasattr(data, "observations_at") and not getattr(data, "draws_noise", False)
+
+
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
         return None
@@ -158,7 +164,7 @@ def evaluate(
 
     overrides = dict(overrides or {})
     timings: dict[str, float] = {}
-    finite = hasattr(data, "observations_at") and not getattr(data, "draws_noise", False)
+    finite = tabulable(data)
     use_table = table is True or (table == "auto" and finite and bool(_TABLE_METRICS & set(metrics)))
     if use_table and not finite:
         raise MetricInputError(f"{getattr(data, 'name', data)} cannot be tabulated (it draws per-sample noise)")

@@ -178,17 +178,15 @@ class CurveRecorder:
                 f"eval.every = {self.every}: learning curves need a dataset with ground-truth factors "
                 f"(such as dsprites); {config.data.dataset} has none. Set eval.every = 0"
             )
-        if (
-            self.every > 0
-            and self.whole_dataset
-            and (not hasattr(dataset, "observations_at") or getattr(dataset, "draws_noise", False))
-        ):
+        if self.every > 0 and self.whole_dataset:
             from ..errors import UserError
+            from ..metrics.evaluate import tabulable
 
-            raise UserError(
-                f"eval.whole_dataset = true: {config.data.dataset} draws new noise per image, so it has no fixed "
-                "set of images to encode. Set eval.whole_dataset = false"
-            )
+            if not tabulable(dataset):
+                raise UserError(
+                    f"eval.whole_dataset = true: {config.data.dataset} has no fixed set of images to encode (it "
+                    "draws new noise per image). Set eval.whole_dataset = false"
+                )
 
     @property
     def active(self) -> bool:
