@@ -77,15 +77,13 @@ def machine_time(study_dir: Path) -> dict[str, Any]:
         seconds = record.get("seconds") or {}
         runs += 1
         unknown += seconds.get("train_and_curve") is None
-        for key in hours:
-            hours[key] += float(seconds.get(key) or 0.0) / 3600
-        # curve_evaluations is a part of train_and_curve, so a run's time is the other two
-        run_hours = (
-            float(seconds.get("train_and_curve") or 0.0) + float(seconds.get("final_evaluation") or 0.0)
-        ) / 3600
+        part = {key: float(seconds.get(key) or 0.0) / 3600 for key in hours}
+        for key, value in part.items():
+            hours[key] += value
         method = str(record.get("method", name))
-        per_method[method] = per_method.get(method, 0.0) + run_hours
-    total = hours["train_and_curve"] + hours["final_evaluation"]
+        # curve_evaluations is a part of train_and_curve, so a run's time is the other two
+        per_method[method] = per_method.get(method, 0.0) + part["train_and_curve"] + part["final_evaluation"]
+    total = sum(per_method.values())
     return {"runs": runs, **hours, "total": total, "per_method": per_method, "unknown": unknown}
 
 
