@@ -143,6 +143,16 @@ def _fake_study(root):
     return folder
 
 
+def _fake_spec(root):
+    """The study file of :func:`_fake_study`'s runs."""
+    spec = root / "fake.toml"
+    spec.write_text(
+        'name = "fake"\nseeds = [0, 1]\n[set]\n"eval.every" = 10\n"run.steps" = 20\n'
+        '[[runs]]\nname = "nonsyn"\nconfig = "quick-nonsyn"\n[[runs]]\nname = "vae"\nconfig = "quick-vae"\n'
+    )
+    return spec
+
+
 def test_the_study_figures_and_summary(tmp_path, capsys):
     folder = _fake_study(tmp_path)
     out = tmp_path / "curves.png"
@@ -160,11 +170,7 @@ def test_the_study_figures_and_summary(tmp_path, capsys):
 
 def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     folder = _fake_study(tmp_path)
-    spec = tmp_path / "fake.toml"
-    spec.write_text(
-        'name = "fake"\nseeds = [0, 1]\n[set]\n"eval.every" = 10\n"run.steps" = 20\n'
-        '[[runs]]\nname = "nonsyn"\nconfig = "quick-nonsyn"\n[[runs]]\nname = "vae"\nconfig = "quick-vae"\n'
-    )
+    spec = _fake_spec(tmp_path)
     assert main(["study", str(spec), "--studies-dir", str(folder.parent), "--summary"]) == 0
     out = capsys.readouterr().out
     assert "4 of 4 runs done" in out
@@ -245,3 +251,31 @@ def test_machine_time_adds_the_runs_seconds(tmp_path):
     assert "3.7 CPU-hours = 3.0 h training with curve points (0.3 h of them curve points) + 0.7 h" in text
     assert "per method: nonsyn 3.2, vae 0.5." in text
     assert "2 run(s) recorded no training time" in text
+
+
+def test_synergy_terms_split_the_final_synergy_into_joint_and_redundant_parts(tmp_path, capsys):
+    from nsvae.experiments import study
+
+    folder = _fake_study(tmp_path)
+    per_factor = {
+        # S_max / H = (2.0 - 0.5) / 4.0 = 0.375, WMS / H = (2.0 - 1.0) / 4.0 = 0.25
+        "posX": {"i_joint": 2.0, "i_max": 0.5, "sum_single": 1.0, "entropy": 4.0, "s_max": 0.375, "wms": 0.25},
+        # S_max / H = (1.0 - 0.5) / 2.0 = 0.25, WMS / H = (1.0 - 0.8) / 2.0 = 0.1
+        "scale": {"i_joint": 1.0, "i_max": 0.5, "sum_single": 0.8, "entropy": 2.0, "s_max": 0.25, "wms": 0.1},
+        "shape": {"skipped": "the factor takes one value in the population"},
+    }
+    path = folder / "runs" / "vae-seed1" / "final.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "evaluation": {"metrics": {"synergy": {"per_factor": per_factor}}}}))
+    rows = study.synergy_terms(folder)
+    assert len(rows) == 1  # the other runs' final.json have no synergy
+    assert rows[0]["method"] == "vae" and rows[0]["seed"] == 1
+    assert rows[0]["synergy.joint"] == pytest.approx((0.5 + 0.5) / 2)
+    assert rows[0]["synergy.i_max"] == pytest.approx((0.125 + 0.25) / 2)
+    assert rows[0]["synergy.sum_single"] == pytest.approx((0.25 + 0.4) / 2)
+    assert rows[0]["synergy"] == pytest.approx((0.375 + 0.25) / 2)  # the mean of the factors' S_max / H
+    spec = _fake_spec(tmp_path)
+    assert main(["study", str(spec), "--studies-dir", str(folder.parent), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | synergy.joint | synergy.i_max | synergy.sum_single | synergy |" in out
+    assert "| vae | 0.500 (1) | 0.188 (1) | 0.325 (1) | 0.312 (1) |" in out

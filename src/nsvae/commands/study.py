@@ -58,7 +58,8 @@ def register(sub) -> None:
         "--summary",
         action="store_true",
         help="print the finished runs' machine time (CPU-hours from their final.json), the final table (mean ± sd "
-        "(n) over seeds, Markdown), the paired differences of --versus "
+        "(n) over seeds, Markdown), the synergy's terms (joint information, I_max, sum of singles, each / H(v_k)), "
+        "the paired differences of --versus "
         "against every other method (95%% bootstrap interval and exact sign-flip p over the shared seeds) and "
         "the study's findings (docs/results.md: a verdict needs both, so fewer than 5 seeds decide nothing); "
         "trains nothing",
@@ -152,6 +153,14 @@ def _summary(args: argparse.Namespace) -> int:
     print(f"{spec.name}: {len(done)} of {len(spec.runs)} runs done, {len(left)} left ({final_path})\n")
     print(study.format_machine_time(study.machine_time(folder)) + "\n")
     print(study_analysis.format_final_table(study_analysis.final_table(rows, metrics), metrics))
+    terms = study.synergy_terms(folder)
+    if terms:
+        print(
+            "The synergy's terms (final evaluation; each / H(v_k), mean over factors; S_max = joint - I_max, "
+            "WMS = joint - sum of singles): a lower S_max comes from a lower joint information or a higher I_max."
+        )
+        columns = list(study.SYNERGY_TERMS)
+        print(study_analysis.format_final_table(study_analysis.final_table(terms, columns), columns))
     diffs = study_analysis.paired_differences(rows, versus, metrics=metrics)
     if diffs:
         print(study_analysis.format_differences(diffs))

@@ -31,6 +31,7 @@ import io
 import json
 import os
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -99,6 +100,37 @@ def format_machine_time(cost: dict[str, Any]) -> str:
     if cost["unknown"]:
         text += f" {cost['unknown']} run(s) recorded no training time and count only their evaluation."
     return text
+
+
+#: The columns of :func:`synergy_terms`: S_max = joint - I_max and WMS = joint - sum of singles, each / H(v_k).
+SYNERGY_TERMS = ("synergy.joint", "synergy.i_max", "synergy.sum_single", "synergy")
+
+
+def synergy_terms(study_dir: Path) -> list[dict[str, Any]]:
+    """Per finished run, the terms its final synergy score is made of, from ``final.json``.
+
+    A lower S_max can mean single latents carry more of what the latents
+    together know about a factor, or that the latents together know less;
+    these rows tell the two apart. Each term is ``/ H(v_k)`` and averaged over
+    the factors the score averages: ``synergy.joint`` (I(z; v_k)),
+    ``synergy.i_max`` (the redundancy S_max subtracts), ``synergy.sum_single``
+    (the sum WMS subtracts) and ``synergy`` (their S_max, joint - I_max).
+    Runs whose final evaluation has no synergy are left out.
+    """
+    rows = []
+    for name in sorted(finished_runs(study_dir)):
+        record = json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8"))
+        synergy = ((record.get("evaluation") or {}).get("metrics") or {}).get("synergy") or {}
+        factors = [f for f in (synergy.get("per_factor") or {}).values() if "skipped" not in f]
+        if not factors:
+            continue
+        terms = {
+            column: statistics.fmean(f[key] / f["entropy"] for f in factors)
+            for column, key in zip(SYNERGY_TERMS[:3], ("i_joint", "i_max", "sum_single"))
+        }
+        terms["synergy"] = terms["synergy.joint"] - terms["synergy.i_max"]
+        rows.append({"method": str(record.get("method", name)), "seed": record.get("seed"), **terms})
+    return rows
 
 
 def check_study(sweep: Sweep) -> None:
