@@ -157,7 +157,7 @@ def _summary(args: argparse.Namespace) -> int:
     if terms:
         print(
             "The synergy's terms (final evaluation; each / H(v_k), mean over factors; S_max = joint - I_max, "
-            "WMS = joint - sum of singles): a lower S_max comes from a lower joint information or a higher I_max."
+            "WMS = joint - sum of singles): a lower S_max comes from a lower joint information or a higher I_max.\n"
         )
         columns = list(study.SYNERGY_TERMS)
         print(study_analysis.format_final_table(study_analysis.final_table(terms, columns), columns))
