@@ -200,12 +200,15 @@ def test_sigint_stops_a_sweep_with_checkpoints_and_the_same_command_resumes_it(d
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stdout + stderr
+    # no worker was killed before its exit handlers ran (the resource tracker would warn of tqdm's semaphores)
+    assert "leaked semaphore" not in stderr, stderr
     states = {n: r["state"] for n, r in read_state(out)["runs"].items()}
     assert states == {"vae-seed0": "interrupted", "vae-seed1": "interrupted"}, stdout + stderr
     steps = [load_run(out / "runs" / f"vae-seed{s}").status()["step"] for s in (0, 1)]
     assert all(0 < s < 150 for s in steps)
 
-    assert subprocess.run(command, env=env, capture_output=True, text=True).returncode == 0
+    finish = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert finish.returncode == 0 and "leaked semaphore" not in finish.stderr, finish.stdout + finish.stderr
     assert all(load_run(out / "runs" / f"vae-seed{s}").status()["state"] == "finished" for s in (0, 1))
     import nsvae
 
@@ -259,3 +262,22 @@ def test_a_local_sweep_under_spawn_gives_the_runs_of_this_process(dsprites, tmp_
     sweep = load_sweep(spec)
     reference = nsvae.train(sweep.run("vae-seed1").config, out=tmp_path / "reference")
     assert _same_log(load_run(out / "runs" / "vae-seed1").log()[-1], reference.log()[-1])
+
+
+def test_a_worker_is_stopped_by_a_lost_driver_only_while_its_run_goes_on(monkeypatch):
+    """The lifeline's end SIGTERMs a run in progress; a worker that has its record lets its exit handlers run."""
+    import multiprocessing
+    import threading
+
+    from nsvae.experiments import executors
+
+    sent = []
+    monkeypatch.setattr(executors.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    for ended in (False, True):
+        lifeline, keep_alive = multiprocessing.Pipe(duplex=False)
+        reported = threading.Event()
+        if ended:
+            reported.set()
+        keep_alive.close()  # the driver is gone (or has closed it after receiving the record)
+        executors._watch_driver(lifeline, reported)
+    assert sent == [(os.getpid(), signal.SIGTERM)]

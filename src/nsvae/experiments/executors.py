@@ -361,18 +361,29 @@ def _child(task: Task, conn, lifeline=None) -> None:
     # The terminal's Ctrl-C reaches the whole process group; the driver forwards a SIGTERM, which the trainer
     # handles (checkpoint, then stop). Ignoring SIGINT here keeps a double signal from abandoning the step.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reported = threading.Event()
     if lifeline is not None:
-        threading.Thread(target=_watch_driver, args=(lifeline,), daemon=True, name="nsvae-lifeline").start()
+        watch = threading.Thread(target=_watch_driver, args=(lifeline, reported), daemon=True, name="nsvae-lifeline")
+        watch.start()
     record = execute(task)
+    reported.set()
     with contextlib.suppress(OSError):  # the driver is gone: the run's own files say how it ended
         conn.send(record)
         conn.close()
 
 
-def _watch_driver(lifeline) -> None:
+def _watch_driver(lifeline, reported: threading.Event) -> None:
+    """SIGTERM this worker when the driver is gone, unless its run has already ended.
+
+    The driver closes the lifeline as soon as it has the record, while this
+    process may still be running its exit handlers; a SIGTERM then would kill
+    it before multiprocessing unlinks the semaphores it made (tqdm's lock),
+    and the resource tracker would report them as leaked.
+    """
     with contextlib.suppress(EOFError, OSError):
         lifeline.recv()  # the driver never writes: this returns only when it is gone
-    os.kill(os.getpid(), signal.SIGTERM)
+    if not reported.is_set():
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 _PRELOAD = ["nsvae.experiments.executors", "nsvae.train", "nsvae.evaluation", "nsvae.metrics", "torch._dynamo"]
