@@ -265,7 +265,6 @@ def _comparison(args: argparse.Namespace, output: Path) -> None:
 
 
 def _study_figure(args: argparse.Namespace, output: Path) -> None:
-    import json
 
     from ..experiments import study
     from ..viz import study as study_viz
@@ -289,10 +288,7 @@ def _study_figure(args: argparse.Namespace, output: Path) -> None:
         metric = args.metric or "factor_vae_score"
         if not any(metric in r for r in final):
             raise UserError(f"no final {metric!r} score in {folder / study.FINAL_CSV}; choose another --metric")
-        names = {}
-        for name in study.finished_runs(folder):
-            record = json.loads((folder / study.RUNS / name / study.DONE_FILE).read_text(encoding="utf-8"))
-            names[(str(record["method"]), int(record["seed"]))] = name
+        names = {(str(record["method"]), int(record["seed"])): name for name, record in study.final_records(folder)}
         fig = study_viz.best_and_worst(folder, final, metric, names)
     _save_figure(fig, output, args.dpi)
 

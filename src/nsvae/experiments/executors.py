@@ -363,8 +363,7 @@ def _child(task: Task, conn, lifeline=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reported = threading.Event()
     if lifeline is not None:
-        watch = threading.Thread(target=_watch_driver, args=(lifeline, reported), daemon=True, name="nsvae-lifeline")
-        watch.start()
+        threading.Thread(target=_watch_driver, args=(lifeline, reported), daemon=True, name="nsvae-lifeline").start()
     record = execute(task)
     reported.set()
     with contextlib.suppress(OSError):  # the driver is gone: the run's own files say how it ended

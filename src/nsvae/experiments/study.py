@@ -66,6 +66,14 @@ def finished_runs(study_dir: Path) -> set[str]:
     return {p.name for p in runs.iterdir() if (p / DONE_FILE).is_file()}
 
 
+def final_records(study_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(run name, its final.json)`` of every finished run, by name."""
+    return [
+        (name, json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8")))
+        for name in sorted(finished_runs(study_dir))
+    ]
+
+
 def machine_time(study_dir: Path) -> dict[str, Any]:
     """What the finished runs cost, from their ``final.json`` ``seconds``, in hours of one thread (a study's
     runs train with one thread each): ``runs``, ``train_and_curve`` (of which ``curve_evaluations``),
@@ -73,8 +81,7 @@ def machine_time(study_dir: Path) -> dict[str, Any]:
     hours = {"train_and_curve": 0.0, "curve_evaluations": 0.0, "final_evaluation": 0.0}
     per_method: dict[str, float] = {}
     runs = unknown = 0
-    for name in sorted(finished_runs(study_dir)):
-        record = json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8"))
+    for name, record in final_records(study_dir):
         seconds = record.get("seconds") or {}
         runs += 1
         unknown += seconds.get("train_and_curve") is None
@@ -118,8 +125,7 @@ def synergy_terms(study_dir: Path) -> list[dict[str, Any]]:
     Runs whose final evaluation has no synergy are left out.
     """
     rows = []
-    for name in sorted(finished_runs(study_dir)):
-        record = json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8"))
+    for name, record in final_records(study_dir):
         synergy = ((record.get("evaluation") or {}).get("metrics") or {}).get("synergy") or {}
         factors = [f for f in (synergy.get("per_factor") or {}).values() if "skipped" not in f]
         if not factors:
@@ -311,10 +317,8 @@ def write_tables(study_dir: Path) -> tuple[Path, Path]:
     """``results.csv`` (every curve point) and ``final.csv`` (every final evaluation) from the runs' files."""
     curve_rows_all: list[dict[str, Any]] = []
     final_rows: list[dict[str, Any]] = []
-    for name in sorted(finished_runs(study_dir)):
-        folder = study_dir / RUNS / name
-        curve_rows_all += read_table(folder / "curve.csv")
-        record = json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))
+    for name, record in final_records(study_dir):
+        curve_rows_all += read_table(study_dir / RUNS / name / "curve.csv")
         final_rows.append(
             {"method": record["method"], "seed": record["seed"], "step": record["step"], **record["scores"]}
         )
