@@ -101,3 +101,12 @@ def test_the_document_s_run_count_and_machine_time_are_the_summary_s(summary, st
         assert f"{done} of {total} runs done" in heading
     hours = re.search(r"([0-9.]+) CPU-hours", summary).group(1)
     assert f"**What it cost**: {hours} CPU-hours for the {done} runs" in study_section
+
+
+def test_the_synergy_correlations_the_document_quotes_are_the_summary_s(summary, study_section):
+    def rho_rows(text: str) -> list[str]:
+        return [line.strip() for line in text.splitlines() if re.match(r"\| [a-z_.]+ \| [+-][0-9.]+ \(\d+\) \|", line)]
+
+    printed = rho_rows(summary)
+    assert len(printed) >= 6
+    assert rho_rows(study_section) == printed, "docs/results.md's synergy correlations differ from the summary's"

@@ -279,3 +279,39 @@ def test_synergy_terms_split_the_final_synergy_into_joint_and_redundant_parts(tm
     out = capsys.readouterr().out
     assert "| method | synergy.joint | synergy.i_max | synergy.sum_single | synergy |" in out
     assert "| vae | 0.500 (1) | 0.188 (1) | 0.325 (1) | 0.312 (1) |" in out
+
+
+def test_spearman_exact_values():
+    assert sa.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert sa.spearman([1, 2, 3, 4], [0.4, 0.3, 0.2, 0.1]) == pytest.approx(-1.0)
+    # no ties: 1 - 6 sum d^2 / (n (n^2 - 1)) with d = (-1, 1, -1, 1, 0): 1 - 24/120
+    assert sa.spearman([1, 2, 3, 4, 5], [2, 1, 4, 3, 5]) == pytest.approx(0.8)
+    # a tie takes the mean rank (1.5, 1.5, 3, 4): 4.5 / sqrt(4.5 * 5) by hand
+    assert sa.spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(22.5))
+    # monotone transforms do not change ranks
+    assert sa.spearman([0.1, 0.5, 0.2, 0.9], [1, 2, 3, 4]) == pytest.approx(sa.spearman([1, 5, 2, 9], [-4, -3, -2, -1]))
+    assert math.isnan(sa.spearman([1, 2], [2, 1]))  # fewer than 3 pairs
+    assert math.isnan(sa.spearman([1, 1, 1], [1, 2, 3]))  # a constant side has no ranking
+    with pytest.raises(ValueError):
+        sa.spearman([1, 2, 3], [1, 2])
+
+
+def test_rank_correlations_pooled_and_within_each_method():
+    rows = [
+        {"method": "a", "seed": s, "synergy": syn, "mig": mig, "active_units": 10}
+        for s, (syn, mig) in enumerate([(0.9, 0.1), (0.8, 0.2), (0.7, 0.3)])
+    ] + [
+        {"method": "b", "seed": s, "synergy": syn, "mig": mig, "active_units": 10}
+        for s, (syn, mig) in enumerate([(0.1, 0.5), (0.2, 0.7), (0.3, 0.6)])
+    ]
+    corr = sa.rank_correlations(rows, "synergy")
+    assert list(corr) == ["mig", "active_units"]  # the column against itself is left out
+    assert corr["mig"]["a"] == (pytest.approx(-1.0), 3)
+    assert corr["mig"]["b"] == (pytest.approx(0.5), 3)  # ranks (1, 2, 3) vs (1, 3, 2)
+    # pooled: synergy ranks (6, 5, 4, 1, 2, 3), mig ranks (1, 2, 3, 4, 6, 5): d = (5, 3, 1, -3, -4, -2)
+    assert corr["mig"]["all runs"] == (pytest.approx(1 - 6 * 64 / (6 * 35)), 6)
+    assert math.isnan(corr["active_units"]["all runs"][0])
+    table = sa.format_rank_correlations(corr, "synergy")
+    assert table.splitlines()[0] == "| synergy vs | all runs | a | b |"
+    assert "| mig | -0.83 (6) | -1.00 (3) | +0.50 (3) |" in table
+    assert "| active_units | – (6) | – (3) | – (3) |" in table

@@ -164,6 +164,19 @@ def _summary(args: argparse.Namespace) -> int:
     diffs = study_analysis.paired_differences(rows, versus, metrics=metrics)
     if diffs:
         print(study_analysis.format_differences(diffs))
+    others = [m for m in metrics if not m.startswith("synergy")]
+    if "synergy" in study_analysis.metric_columns(rows) and others:
+        print(
+            "Synergy and disentanglement across runs (descriptive, no finding rests on it): Spearman's rank "
+            "correlation of S_max with each metric over all finished runs, then within each method over its seeds. "
+            "The pooled value mixes methods with seeds, and S_max subtracts single-latent informations that "
+            "MIG-like metrics reward, so part of it is by construction.\n"
+        )
+        print(
+            study_analysis.format_rank_correlations(
+                study_analysis.rank_correlations(rows, "synergy", others), "synergy"
+            )
+        )
     settings: dict[str, str] = {}
     for run in spec.runs:
         if run.setting in methods:

@@ -262,3 +262,62 @@ def format_findings(found: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
                 f"(the claimed side), n = {d['n']} (per seed: {per_seed}): {d['verdict']}"
             )
     return "\n".join(lines) + "\n"
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation: the Pearson correlation of the ranks, ties given their mean rank.
+    NaN with fewer than 3 pairs or when either side is constant (no ranking to compare)."""
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError("spearman needs two sequences of the same length")
+    if a.size < 3:
+        return float("nan")
+    ra, rb = rankdata(a) - (a.size + 1) / 2.0, rankdata(b) - (b.size + 1) / 2.0
+    norm = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / norm) if norm > 0 else float("nan")
+
+
+def rank_correlations(
+    rows: Sequence[Mapping[str, Any]], against: str, metrics: Sequence[str] | None = None
+) -> dict[str, dict[str, tuple[float, int]]]:
+    """``{metric: {"all runs": (rho, n), method: (rho, n), ...}}``: Spearman's rho of ``against`` with each other
+    metric over every finished run pooled, then within each method over its seeds.
+
+    Descriptive only: the pooled value mixes differences between methods with differences between seeds, and
+    two metrics built from the same information terms (S_max and MIG both use single-latent informations)
+    correlate partly by construction; no p-value is attached."""
+    metrics = [m for m in (metric_columns(rows) if metrics is None else metrics) if m != against]
+    groups = {"all runs": list(rows)} | {m: [r for r in rows if r["method"] == m] for m in methods(rows)}
+    out: dict[str, dict[str, tuple[float, int]]] = {}
+    for metric in metrics:
+        entry = {}
+        for group, members in groups.items():
+            pairs = [
+                (float(r[against]), float(r[metric]))
+                for r in members
+                if _number(r.get(against)) and _number(r.get(metric))
+            ]
+            if pairs:
+                xs, ys = zip(*pairs, strict=True)
+                entry[group] = (spearman(xs, ys), len(pairs))
+        if entry:
+            out[metric] = entry
+    return out
+
+
+def format_rank_correlations(corr: Mapping[str, Mapping[str, tuple[float, int]]], against: str, digits: int = 2) -> str:
+    """A markdown table: one row per metric, ``rho (n)`` over all runs and within each method."""
+    groups = list(dict.fromkeys(g for entry in corr.values() for g in entry))
+    lines = [f"| {against} vs | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    for metric, entry in corr.items():
+        cells = []
+        for group in groups:
+            if group not in entry:
+                cells.append("")
+                continue
+            rho, n = entry[group]
+            cells.append(f"{rho:+.{digits}f} ({n})" if np.isfinite(rho) else f"– ({n})")
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
