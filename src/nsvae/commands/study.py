@@ -60,7 +60,8 @@ def register(sub) -> None:
         help="print the finished runs' machine time (CPU-hours from their final.json), the final table (mean ± sd "
         "(n) over seeds, Markdown), the synergy's terms (joint information, I_max, sum of singles, each / H(v_k)), "
         "the paired differences of --versus "
-        "against every other method (95%% bootstrap interval and exact sign-flip p over the shared seeds) and "
+        "against every other method (95%% bootstrap interval and exact sign-flip p over the shared seeds), "
+        "Spearman's rank correlation of S_max with each other metric (all runs, then per method; descriptive) and "
         "the study's findings (docs/results.md: a verdict needs both, so fewer than 5 seeds decide nothing); "
         "trains nothing",
     )
@@ -73,7 +74,8 @@ def register(sub) -> None:
         "--metrics",
         nargs="+",
         metavar="M",
-        help="--summary: only these columns in the final table and the differences (the findings keep theirs)",
+        help="--summary: only these columns in the final table, the differences and the correlations (the findings "
+        "keep theirs)",
     )
     p.set_defaults(run=run_study_command)
 
