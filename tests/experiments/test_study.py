@@ -129,7 +129,7 @@ def test_dry_run_lists_done_and_left(spec, tmp_path, capsys):
     assert not (tmp_path / "studies").exists()
 
 
-def test_commit_commits_the_study_files_alone(spec, tmp_path):
+def test_commit_commits_the_study_files_alone(spec, tmp_path, capsys):
     repo = tmp_path / "repo"
     repo.mkdir()
 
@@ -158,6 +158,8 @@ def test_commit_commits_the_study_files_alone(spec, tmp_path):
         ]
     )
     assert code == 0
+    # the sweep's count line speaks of the selected run only, not of the one --only leaves alone
+    assert f"nsvae sweep: tiny-study: 1 of its 2 runs in {tmp_path / 'work'} - 1 train\n" in capsys.readouterr().out
     log = git("log", "--format=%s")
     assert log.strip() == "study tiny-study: run vae-seed0 (1/2)"
     files = git("show", "--name-only", "--format=", "HEAD").split()

@@ -686,12 +686,16 @@ def _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, devi
     todo = [
         r for r in sweep.runs if actions[r.name] in ("train", "resume", "evaluate") and (not only or r.name in only)
     ]
-    counts = {a: sum(1 for v in actions.values() if v == a) for a in ACTIONS}
-    say = echo or (lambda text: None)
-    say(
-        f"nsvae sweep: {sweep.name}: {len(sweep.runs)} runs in {sweep_dir} - "
-        + ", ".join(f"{n} {a}" for a, n in counts.items() if n)
+    # With `only` (a study's batch, --only) the counts are of the selected runs: the others are not touched.
+    selected = [r.name for r in sweep.runs if not only or r.name in only]
+    counts = {a: sum(1 for name in selected if actions[name] == a) for a in ACTIONS}
+    scope = (
+        f"{len(sweep.runs)} runs"
+        if len(selected) == len(sweep.runs)
+        else f"{len(selected)} of its {len(sweep.runs)} runs"
     )
+    say = echo or (lambda text: None)
+    say(f"nsvae sweep: {sweep.name}: {scope} in {sweep_dir} - " + ", ".join(f"{n} {a}" for a, n in counts.items() if n))
     if counts["failed"] and not retry_failed:
         say(f"nsvae sweep: {counts['failed']} failed run(s) skipped; --retry-failed runs them again")
     threads = max(1, usable_cpus() // workers) if ray is None else max(1, int(sweep.cpus))
