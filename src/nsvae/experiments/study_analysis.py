@@ -29,7 +29,7 @@ whatever the interval says. The tables state n and p beside every interval.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -173,20 +173,27 @@ def verdict(low: float, high: float, higher_is_claimed: bool, p_greater: float, 
     return "undecided at this budget"
 
 
+def _markdown_table(
+    corner: str, columns: Sequence[str], rows: Mapping[str, Mapping[str, Any]], cell: Callable[[Any], str]
+) -> str:
+    """A markdown table with a row per key of ``rows``, a column per ``columns``: ``cell(value)``, empty where
+    the row has no value for that column."""
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, entry in rows.items():
+        cells = [cell(entry[column]) if column in entry else "" for column in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], digits: int = 3) -> str:
     """A markdown table: one row per method, ``mean ± sd (n)`` per metric."""
-    lines = ["| method | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    for method, entry in table.items():
-        cells = []
-        for metric in metrics:
-            if metric not in entry:
-                cells.append("")
-                continue
-            mean, sd, n = entry[metric]
-            spread = "" if not np.isfinite(sd) else f" ± {sd:.{digits}f}"
-            cells.append(f"{mean:.{digits}f}{spread} ({n})")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+
+    def cell(value: tuple[float, float, int]) -> str:
+        mean, sd, n = value
+        spread = "" if not np.isfinite(sd) else f" ± {sd:.{digits}f}"
+        return f"{mean:.{digits}f}{spread} ({n})"
+
+    return _markdown_table("method", metrics, table, cell)
 
 
 def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
@@ -310,14 +317,9 @@ def rank_correlations(
 def format_rank_correlations(corr: Mapping[str, Mapping[str, tuple[float, int]]], against: str, digits: int = 2) -> str:
     """A markdown table: one row per metric, ``rho (n)`` over all runs and within each method."""
     groups = list(dict.fromkeys(g for entry in corr.values() for g in entry))
-    lines = [f"| {against} vs | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
-    for metric, entry in corr.items():
-        cells = []
-        for group in groups:
-            if group not in entry:
-                cells.append("")
-                continue
-            rho, n = entry[group]
-            cells.append(f"{rho:+.{digits}f} ({n})" if np.isfinite(rho) else f"– ({n})")
-        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+
+    def cell(value: tuple[float, int]) -> str:
+        rho, n = value
+        return f"{rho:+.{digits}f} ({n})" if np.isfinite(rho) else f"– ({n})"
+
+    return _markdown_table(f"{against} vs", groups, corr, cell)
