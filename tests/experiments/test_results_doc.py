@@ -4,6 +4,8 @@ document being brought up to date fails here instead of leaving stale numbers in
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
@@ -37,9 +39,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def summary() -> str:
-    import contextlib
-    import io
-
+    # module-scoped, so the output is captured here rather than with capsys (a per-test fixture)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = main(

@@ -265,7 +265,6 @@ def _comparison(args: argparse.Namespace, output: Path) -> None:
 
 
 def _study_figure(args: argparse.Namespace, output: Path) -> None:
-
     from ..experiments import study
     from ..viz import study as study_viz
 
