@@ -121,3 +121,28 @@ def test_every_sweep_preset_comparing_methods_differs_only_in_the_objective(name
     lr = 1e-3 if name == "study-cpu" else 1e-4
     assert (first.optim.lr, first.optim.beta1, first.optim.beta2, first.optim.eps) == (lr, 0.9, 0.999, 1e-8)
     assert first.data.batch_size == 64
+
+
+def test_the_authors_setting_study_trains_as_study_paper_does():
+    """study-authors' runs are study-paper's rows for their methods and seeds: every key that changes what a
+    run trains to is equal; only logging and the curve protocol (the [log] and [eval] tables) may differ."""
+    paper = {r.name: r.config for r in load_sweep("study-paper").runs}
+    authors = load_sweep("study-authors").runs
+    assert {r.config.method for r in authors} == {"vae", "nonsyn", "beta_tcvae"}
+    for run in authors:
+        mine = flatten(run.config)
+        # study-paper has seeds 0-4; a later seed's row is its seed-0 row with the seed changed
+        row = (
+            paper[run.name]
+            if run.name in paper
+            else apply_overrides(paper[f"{run.setting}-seed0"], {"run.seed": run.seed, "run.name": run.name})
+        )
+        theirs = flatten(row)
+        assert mine.keys() == theirs.keys()
+        differing = {k for k in mine if mine[k] != theirs[k]}
+        assert all(k.split(".", 1)[0] in ("log", "eval") for k in differing), (run.name, differing)
+    by_method = {r.config.method: r.config for r in authors}
+    nonsyn = by_method["nonsyn"].nonsyn
+    assert (nonsyn.alpha, nonsyn.omega, nonsyn.update, nonsyn.selection) == (5.0, 0.9, "two_step", "greedy")
+    assert by_method["beta_tcvae"].beta_tcvae.beta == 6.0
+    assert by_method["vae"].run.steps == 149760 and by_method["vae"].optim.lr == 1e-4

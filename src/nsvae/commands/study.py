@@ -28,6 +28,7 @@ EPILOG = """\
 examples:
   nsvae study study-cpu --dry-run
   nice nsvae study study-cpu --workers 2 --commit       (two runs at once, one thread each)
+  nice nsvae study study-authors --stage look-2 --commit (a stage marked on_request runs only when named)
   nsvae plot study-curves studies/study-cpu -o docs/figures/study-cpu.png"""
 
 
@@ -52,6 +53,12 @@ def register(sub) -> None:
     )
     p.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N for every run (overrides run.device)")
     p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the study")
+    p.add_argument(
+        "--stage",
+        metavar="NAME",
+        help="run only this stage of the study file's [[stages]] (the runs go in the stages' order; a stage marked "
+        "on_request, such as a second look, runs only when named here)",
+    )
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's files as it ends")
     p.add_argument("--dry-run", action="store_true", help="list the runs, which are done and which are left, then exit")
     p.add_argument(
@@ -99,12 +106,15 @@ def run_study_command(args: argparse.Namespace) -> int:
         done, left = study.plan_study(spec, study_dir)
         print(f"{spec.name}: {len(spec.runs)} runs, {len(done)} done in {study_dir}, {len(left)} left")
         width = max(len(r.name) for r in spec.runs)
+        on_request = {s.name for s in spec.stages if s.on_request}
         for run in spec.runs:
             cfg = run.config
             what = "done" if run.name in done else "left"
+            stage = study.stage_of(spec, run.name)
+            where = "" if stage is None else f"  [{stage}{', on request' if stage in on_request else ''}]"
             print(
                 f"  {run.name:<{width}}  {what}  {cfg.method}, {cfg.run.steps:,} steps, "
-                f"lr {cfg.optim.lr:g}, batch {cfg.data.batch_size}, curve every {cfg.eval.every:,}"
+                f"lr {cfg.optim.lr:g}, batch {cfg.data.batch_size}, curve every {cfg.eval.every:,}{where}"
             )
         return 0
     outcome = study.run_study(
@@ -115,9 +125,17 @@ def run_study_command(args: argparse.Namespace) -> int:
         device=args.device,
         commit=args.commit,
         only=args.only,
+        stage=args.stage,
     )
     if outcome is None:
-        print("nsvae study: every run is done")
+        spec = sweep.load_sweep(args.study)
+        _, left = study.plan_study(spec, study.study_dir_for(spec, args.studies_dir))
+        waiting = [s for s in spec.stages if s.on_request and s.name != args.stage and set(s.runs) & set(left)]
+        if waiting:
+            names = ", ".join(s.name for s in waiting)
+            print(f"nsvae study: every run is done but those of {names}, which run only when named (--stage NAME)")
+        else:
+            print("nsvae study: every run is done")
         return 0
     if outcome.failed:
         print(f"nsvae study: failed: {', '.join(outcome.failed)} (errors in {outcome.sweep_dir}/sweep.json)")

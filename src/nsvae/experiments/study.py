@@ -19,8 +19,9 @@ handed to the sweep machinery in a working directory (``runs/<name>`` by
 default), which resumes a run whose directory is still there and restarts
 one whose directory is gone. ``commit=True`` commits each finished run's
 files (and the two tables) with git as the run ends, so work is never lost in
-bulk. The runs of every method's three lowest seeds go first, the later seeds after
-(:func:`seed_batches`). In the tables, ``method`` is the run's setting (its name without the
+bulk. The runs go in the order of the file's ``[[stages]]`` (:mod:`.stages`; a stage marked
+``on_request`` runs only when named); without stages, every method's three lowest seeds go first,
+the later seeds after (:func:`seed_batches`). In the tables, ``method`` is the run's setting (its name without the
 seed), and the metric columns are named as ``nsvae results`` names them.
 """
 
@@ -389,9 +390,12 @@ def run_study(
     device: str | None = None,
     commit: bool = False,
     only: Sequence[str] | None = None,
+    stage: str | None = None,
     echo: Callable[[str], None] = print,
 ):
-    """Run what is left of study ``source``; returns the sweep's outcome (or None when nothing was left)."""
+    """Run what is left of study ``source``; returns the sweep's outcome (or None when nothing was left).
+
+    ``stage``: run only that ``[[stages]]`` entry's runs (the only way to run an ``on_request`` stage)."""
     from .executors import run_sweep
 
     sweep = load_sweep(source)
@@ -403,6 +407,8 @@ def run_study(
         if unknown:
             raise UserError(f"the study has no run named {unknown[0]!r}; see the names with --dry-run")
         left = [n for n in left if n in only]
+    batches = study_batches(sweep, left, stage)
+    left = [n for batch in batches for n in batch]
     study_dir.mkdir(parents=True, exist_ok=True)
     spec = study_dir / SPEC_FILE
     if spec.is_file() and spec.read_text(encoding="utf-8") != sweep.text:
@@ -442,7 +448,7 @@ def run_study(
             commit_files(study_dir, f"study {sweep.name}: run {task.name} ({n_done}/{len(sweep.runs)})", echo)
 
     outcome = None
-    for batch in seed_batches(sweep, left):
+    for batch in batches:
         outcome = run_sweep(source, work, workers=workers, device=device, only=batch, echo=echo, on_run_end=on_run_end)
         if outcome.signum is not None:
             break
@@ -452,6 +458,31 @@ def run_study(
 #: A study runs every method's first seeds before any method's later ones, so that an unfinished study
 #: holds complete comparisons (the same seeds of every method) as early as possible.
 FIRST_SEEDS = 3
+
+
+def study_batches(sweep: Sweep, names: Sequence[str], stage: str | None = None) -> list[list[str]]:
+    """The runs of ``names`` to train now, in batches run one after the other: the file's ``[[stages]]`` in
+    order, without the ``on_request`` ones (``stage`` names the one stage to run); without stages,
+    :func:`seed_batches`."""
+    if not sweep.stages:
+        if stage is not None:
+            raise UserError(f"--stage {stage!r}: the study file has no [[stages]]")
+        return seed_batches(sweep, names)
+    known = [s.name for s in sweep.stages]
+    if stage is not None and stage not in known:
+        raise UserError(f"--stage {stage!r}: the study's stages are {', '.join(known)}")
+    wanted = set(names)
+    batches = [
+        [n for n in s.runs if n in wanted]
+        for s in sweep.stages
+        if (s.name == stage if stage is not None else not s.on_request)
+    ]
+    return [b for b in batches if b]
+
+
+def stage_of(sweep: Sweep, run_name: str) -> str | None:
+    """The name of the stage ``run_name`` belongs to (None without stages)."""
+    return next((s.name for s in sweep.stages if run_name in s.runs), None)
 
 
 def seed_batches(sweep: Sweep, names: Sequence[str]) -> list[list[str]]:

@@ -17,6 +17,12 @@ A sweep file names a base config and the keys to vary::
     config = "quick-nonsyn"
     grid = { "nonsyn.omega" = [0.8, 0.9] }
 
+    [[stages]]                           # optional: the order the runs train in (nsvae.experiments.stages)
+    name = "all"
+    settings = ["nonsyn-omega0.8-alpha2.5", "nonsyn-omega0.8-alpha5",
+                "nonsyn-omega0.9-alpha2.5", "nonsyn-omega0.9-alpha5"]
+    seeds = [0, 1, 2]
+
     [evaluation]                         # after training; see docs/sweeps.md
     metrics = ["mig", "sap"]
     overrides = { mig = { num_train = 2000 } }
@@ -66,6 +72,7 @@ from ..config import shipped_names, shipped_text, toml_io
 from ..config.comparison import KeyDifference, differences
 from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 from ..errors import UserError
+from .stages import Stage, parse_stages
 
 __all__ = [
     "EvaluationSpec",
@@ -92,7 +99,7 @@ RESULTS_CSV = "results.csv"
 RESULTS_SQLITE = "results.sqlite"
 
 
-_TOP_KEYS = ("name", "description", "seeds", "base", "set", "grid", "runs", "evaluation", "resources")
+_TOP_KEYS = ("name", "description", "seeds", "base", "set", "grid", "runs", "stages", "evaluation", "resources")
 _ENTRY_KEYS = ("name", "config", "set", "grid")
 _BASE_KEYS = ("config", "set")
 _EVAL_KEYS = ("enabled", "metrics", "protocol", "seed", "overrides")
@@ -156,6 +163,8 @@ class Sweep:
     #: The directory config paths are relative to (the sweep file's).
     base_dir: str = "."
     description: str = ""
+    #: The file's ``[[stages]]`` (:mod:`nsvae.experiments.stages`); ``runs`` is in their order.
+    stages: tuple[Stage, ...] = ()
 
     def run(self, name: str) -> PlannedRun:
         for run in self.runs:
@@ -386,9 +395,11 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
             seen[run_name] = here
             config = apply_overrides(config, {"run.name": run_name})
             runs.append(PlannedRun(run_name, setting, config.run.seed, values, config))
+    stages, runs = parse_stages(doc.get("stages"), runs, where)
     return Sweep(
         name=name,
         runs=tuple(runs),
+        stages=stages,
         evaluation=evaluation,
         cpus=float(cpus),
         gpus=float(gpus),
