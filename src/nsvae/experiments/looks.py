@@ -1,0 +1,143 @@
+"""A study decided in looks: the level split, t-intervals, effect sizes, the minimal detectable effect, four verdicts.
+
+study-authors (docs/results.md) decides its claims at two looks, after 5 and after 8 seeds per method, by the
+exact paired sign-flip test of :mod:`.study_analysis`. This module holds the design's numbers and rule:
+
+- :data:`LOOKS`: ``(seeds per method, one-sided level)`` of each look. The levels add up to at most 0.05
+  (a Bonferroni split, valid whatever the dependence between the looks), so each claim's one-sided
+  false-positive rate over both looks stays at most 0.05. Look 1 gets 1/32, the smallest one-sided p-value
+  five seeds can give (all five differences on one side): any smaller level could never decide. Look 2 gets
+  the rest, 0.05 - 1/32 = 0.01875; with 8 seeds the p-values are multiples of 1/256, so it decides at
+  p <= 4/256 and the two looks spend 12/256 = 0.047 in all.
+- :func:`t_interval` and :func:`t_bound`: Student-t intervals of the mean difference. At n = 5 the
+  percentile bootstrap interval cannot be wider than the range of the differences and under-covers; the
+  t-interval is about twice as wide and is reported beside it.
+- :func:`effect_size`: the mean paired difference over its standard deviation (Cohen's d_z).
+- :func:`sign_flip_power` and :func:`minimal_detectable_effect`: the power of the one-sided exact sign-flip
+  test at a look when the paired differences are normal with mean delta and sd sigma, and the smallest
+  delta / sigma it detects with 80% power. At n = 5 and level 1/32 the test decides only when all five
+  differences share the claimed sign, so the power is Phi(delta / sigma)^5 and the effect is
+  Phi^-1(0.8^(1/5)) = 1.710 sds, a closed form the tests check the simulation against.
+- :func:`look_verdict`: "supported" when the one-sided exact test on the claimed side gives p <= the look's
+  level; "not supported" when the test on the opposite side does; "no effect larger than X" when neither
+  and the claimed-side end of the one-sided (1 - level) t-bound falls short of X, the minimal detectable
+  effect fixed before the runs (the data exclude every effect that the design could have detected);
+  "undecided" otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .study_analysis import sign_flip_p
+
+#: ``(seeds per method, one-sided level)`` of each look of a study decided in looks (module docstring).
+LOOKS: tuple[tuple[int, float], ...] = ((5, 1 / 32), (8, 0.05 - 1 / 32))
+#: The power the minimal detectable effect is stated at.
+POWER = 0.8
+
+SUPPORTED = "supported"
+NOT_SUPPORTED = "not supported"
+UNDECIDED = "undecided"
+NO_EFFECT_PREFIX = "no effect larger than"
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The two-sided Student-t interval of the mean of ``values`` (n - 1 degrees of freedom)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError("a t-interval needs at least 2 values")
+    half = float(t.ppf(0.5 + level / 2.0, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return float(x.mean()) - half, float(x.mean()) + half
+
+
+def t_bound(values: Sequence[float], level: float, upper: bool) -> float:
+    """The one-sided Student-t confidence bound of the mean at ``level``: an upper bound when ``upper``."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError("a t-bound needs at least 2 values")
+    half = float(t.ppf(level, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return float(x.mean()) + (half if upper else -half)
+
+
+def effect_size(values: Sequence[float]) -> float:
+    """The mean of the paired differences over their sample standard deviation (NaN when it is 0 or n < 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return float("nan")
+    sd = float(x.std(ddof=1))
+    return float(x.mean()) / sd if sd > 0 else float("nan")
+
+
+def _sign_means(n: int) -> np.ndarray:
+    """The ``(n, 2^n)`` matrix of every sign assignment, divided by n: ``d @ it`` is every sign-flipped mean."""
+    bits = (np.arange(1 << n)[None, :] >> np.arange(n)[:, None]) & 1
+    return (1 - 2 * bits).astype(np.float64) / n
+
+
+def _rejects(draws: np.ndarray, alpha: float) -> np.ndarray:
+    """Per row of ``draws`` (paired differences), whether the exact one-sided ("greater") sign-flip test
+    rejects at ``alpha``: the share of sign assignments whose mean is at least the observed one."""
+    signs = _sign_means(draws.shape[1])
+    out = np.empty(draws.shape[0], dtype=bool)
+    for start in range(0, draws.shape[0], 8192):  # in blocks: 8 seeds give 256 means per draw
+        block = draws[start : start + 8192]
+        observed = block.mean(axis=1, keepdims=True)
+        p = (np.abs(block) @ signs >= observed - 1e-12).mean(axis=1)
+        out[start : start + 8192] = p <= alpha + 1e-15
+    return out
+
+
+def _standard_draws(n: int, draws: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((draws, n))
+
+
+def sign_flip_power(effect: float, n: int, alpha: float, draws: int = 100_000, seed: int = 0) -> float:
+    """The power of the one-sided exact sign-flip test at level ``alpha`` with ``n`` paired differences drawn
+    from N(effect, 1) (``effect`` in sds of the differences), from ``draws`` simulated studies (fixed seed)."""
+    if n > 16:
+        raise ValueError("the exact test's power is simulated for up to 16 seeds")
+    return float(_rejects(_standard_draws(n, draws, seed) + effect, alpha).mean())
+
+
+def minimal_detectable_effect(
+    n: int, alpha: float, power: float = POWER, draws: int = 100_000, seed: int = 0, tol: float = 1e-4
+) -> float:
+    """The smallest effect (mean / sd of the paired differences) the one-sided exact sign-flip test detects with
+    ``power`` at level ``alpha`` and ``n`` seeds. The same draws for every candidate effect make the power
+    monotone in it, so bisection finds it. Infinite when the level is below the test's smallest p (2^-n)."""
+    if alpha < 2.0**-n:
+        return float("inf")
+    base = _standard_draws(n, draws, seed)
+    low, high = 0.0, 1.0
+    while _rejects(base + high, alpha).mean() < power:
+        low, high = high, 2.0 * high
+    while high - low > tol:
+        mid = (low + high) / 2.0
+        if _rejects(base + mid, alpha).mean() >= power:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def look_verdict(differences: Sequence[float], higher_is_claimed: bool, alpha: float, detectable: float) -> str:
+    """The verdict on one metric at one look (module docstring). ``differences``: method minus baseline per
+    seed; ``detectable``: the minimal detectable effect fixed before the runs, in the metric's units (> 0)."""
+    p_greater, p_less = sign_flip_p(differences, "greater"), sign_flip_p(differences, "less")
+    p_claimed, p_other = (p_greater, p_less) if higher_is_claimed else (p_less, p_greater)
+    if p_claimed <= alpha:
+        return SUPPORTED
+    if p_other <= alpha:
+        return NOT_SUPPORTED
+    if len(differences) >= 2:
+        bound = t_bound(differences, 1.0 - alpha, upper=higher_is_claimed)
+        if (bound < detectable) if higher_is_claimed else (bound > -detectable):
+            return f"{NO_EFFECT_PREFIX} {detectable:.3g}"
+    return UNDECIDED
