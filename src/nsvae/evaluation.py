@@ -10,9 +10,11 @@ the metrics package, so training's learning curves use them too.
 ``eval.json`` holds the step that was evaluated and one entry per protocol
 (``results[protocol]``) with each metric's scores and exact protocol, the
 seed, and the versions of numpy, scipy, scikit-learn and nsvae. Evaluating
-more metrics of the same step, protocol and seed adds to the entry;
-a different step starts a new file (the previous one is kept as
-``eval-step<N>.json``).
+more metrics of the same step, protocol and seed adds to the entry.
+``eval.json`` holds the latest evaluated step; each other step's results are
+kept in ``eval-step<N>.json`` and merged back when that step is evaluated again
+(:func:`write_eval`: per-step results are merged, never replaced wholesale, under
+the run's evaluation lock).
 """
 
 from __future__ import annotations
@@ -117,33 +119,80 @@ def evaluate_run(
 
 
 def read_eval(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    path = Path(run_dir) / EVAL_FILE
+    """The run's ``eval.json`` (its latest evaluated step), or None when it has none."""
+    return _read_record(Path(run_dir) / EVAL_FILE)
+
+
+#: Held around every read-merge-write of a run's evaluation files, so two ``evaluate`` commands of one run at
+#: once both keep their metrics (a separate lock from the training lock: a run may be evaluated while it trains).
+EVAL_LOCK = ".eval.lock"
+
+
+def step_eval_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """Where the results of an evaluated step other than the latest one are kept."""
+    return Path(run_dir) / f"eval-step{step}.json"
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise UserError(f"{path} is not valid JSON; delete it and evaluate again") from None
+    results = record.get("results") if isinstance(record, dict) else None
+    if (
+        not isinstance(results, dict)
+        or not isinstance(record.get("step"), int)
+        or not all(isinstance(e, dict) and isinstance(e.get("metrics", {}), dict) for e in results.values())
+    ):
+        raise UserError(
+            f"{path} is not an nsvae evaluation (it needs a step and a 'results' table of protocols); move it away "
+            "and evaluate again"
+        )
+    return record
 
 
-def write_eval(run_dir: Path, step: int, protocol: str, result: dict[str, Any]) -> Path:
-    """Merge ``result`` into ``run_dir/eval.json`` (same step: add or replace metrics; else a new file)."""
-    from .data.cache import write_json_atomic
-
-    path = run_dir / EVAL_FILE
-    current = read_eval(run_dir)
-    if current is not None and current.get("step") != step:
-        write_json_atomic(run_dir / f"eval-step{current.get('step')}.json", current)
-        current = None
-    current = current or {"step": step, "results": {}}
-    entry = current["results"].get(protocol)
-    if entry is not None and entry.get("seed") == result["seed"]:
-        entry["metrics"].update(result["metrics"])
-        entry["seconds"].update(result["seconds"])
+def _merge(record: dict[str, Any] | None, step: int, protocol: str, result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` (one protocol's) added to ``record`` (a whole step's): the same protocol and seed add or
+    replace metrics; another seed replaces the protocol's entry."""
+    record = record or {"step": step, "results": {}}
+    entry = record["results"].get(protocol)
+    if isinstance(entry, dict) and entry.get("seed") == result.get("seed"):
+        entry.setdefault("metrics", {}).update(result.get("metrics", {}))
+        entry.setdefault("seconds", {}).update(result.get("seconds", {}))
         entry.update({k: v for k, v in result.items() if k not in ("metrics", "seconds")})
     else:
-        current["results"][protocol] = result
-    # JSON has no NaN: the metrics never return one (they raise), and this guards the file.
-    json.dumps(current, allow_nan=False)
-    write_json_atomic(path, current)
+        record["results"][protocol] = result
+    return record
+
+
+def write_eval(run_dir: str | os.PathLike, step: int, protocol: str, result: dict[str, Any]) -> Path:
+    """Merge ``result`` into the run's results of ``step`` and make that step's file ``eval.json``.
+
+    ``eval.json`` holds the most recently evaluated step; every other evaluated step keeps its own
+    ``eval-step<N>.json``. Results are merged per step, never replaced wholesale: evaluating step 10 after
+    step 20 moves step 20's results into ``eval-step20.json`` (merged with what that file held), and
+    evaluating step 20 again brings them back. The read-merge-write holds the run's :data:`EVAL_LOCK`."""
+    from .data.cache import write_json_atomic
+    from .locks import FileLock
+
+    run_dir = Path(run_dir)
+    # JSON has no NaN: the metrics never return one (they raise), and this guards the files.
+    json.dumps(result, allow_nan=False)
+    path = run_dir / EVAL_FILE
+    with FileLock(run_dir / EVAL_LOCK).hold():
+        latest = _read_record(path)
+        older = step_eval_path(run_dir, step)
+        if latest is not None and latest.get("step") != step:
+            other = latest.get("step")
+            kept = _read_record(step_eval_path(run_dir, other)) if isinstance(other, int) else None
+            for name, entry in latest["results"].items():  # the newer eval.json wins over the kept file
+                kept = _merge(kept, other, name, entry)
+            write_json_atomic(step_eval_path(run_dir, other), kept)
+            latest = None
+        record = _merge(latest if latest is not None else _read_record(older), step, protocol, result)
+        write_json_atomic(path, record)
+        if older.is_file():  # now merged into eval.json (a kill before this leaves a duplicate, never a loss)
+            older.unlink()
     return path
