@@ -25,7 +25,10 @@ DOC = ROOT / "docs" / "development.md"
 
 #: The layers, bottom to top, as docs/development.md lists them: a name is a module or a package (all its modules).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("nsvae", "nsvae.errors", "nsvae.cpus", "nsvae.locks", "nsvae.processes", "nsvae.pictures")),
+    (
+        "foundation",
+        ("nsvae", "nsvae.errors", "nsvae.names", "nsvae.cpus", "nsvae.locks", "nsvae.processes", "nsvae.pictures"),
+    ),
     ("info", ("nsvae.info",)),
     ("data", ("nsvae.data",)),
     ("models", ("nsvae.models",)),

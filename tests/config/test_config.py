@@ -21,7 +21,7 @@ def _changed_config() -> Config:
         Config(),
         {
             "method": "factor_vae",
-            "run.name": 'a "quoted" näme',
+            "run.name": "a 'quoted' näme",
             "run.seed": 7,
             "run.device": "cuda:1",
             "run.deterministic": True,
@@ -29,7 +29,7 @@ def _changed_config() -> Config:
             "data.dataset": "celeba",
             "data.crop": "center",
             "data.crop_size": 140,
-            "data.source": "C:\\Users\\me\\img_align_celeba.zip",  # backslashes: TOML escapes them
+            "data.source": 'C:\\Users\\me "odd"\\img_align_celeba.zip',  # backslashes and quotes: TOML escapes them
             "data.channels": 3,
             "model.architecture": "conv_rgb",
             "model.channels": 3,
@@ -58,7 +58,7 @@ def test_toml_round_trip_is_exact(config):
 def test_changed_values_survive_the_round_trip():
     config = loads(dumps(_changed_config()))
     assert config.method == "factor_vae"
-    assert config.run.name == 'a "quoted" näme' and config.data.source == "C:\\Users\\me\\img_align_celeba.zip"
+    assert config.run.name == "a 'quoted' näme" and config.data.source == 'C:\\Users\\me "odd"\\img_align_celeba.zip'
     assert config.optim.lr == 3.3e-5 and config.optim.eps == 1e-12
     assert isinstance(config.factor_vae.gamma, float) and config.factor_vae.gamma == 40.0
     assert config.data.seed == 11 and config.data_seed == 11

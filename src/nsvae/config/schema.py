@@ -36,6 +36,7 @@ from typing import Any
 from ..errors import UserError
 from ..models import NetConfig
 from ..models.nets import ARCHITECTURES, CONVT_INITS, FC_RELUS
+from ..names import path_component_problem
 from ..objectives import (
     METHODS,
     BetaTCVAEConfig,
@@ -94,8 +95,9 @@ class RunConfig:
     fast_layout: bool = True
 
     def __post_init__(self):
-        if not self.name or "/" in self.name or "\\" in self.name:  # a directory on Windows, whatever the OS here
-            raise ValueError(f"name must be a non-empty file name without '/' or '\\', got {self.name!r}")
+        problem = path_component_problem(self.name)  # it names the run's directory (runs/NAME-DATE-TIME)
+        if problem:
+            raise ValueError(f"name {problem}, got {self.name!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.threads < 0:

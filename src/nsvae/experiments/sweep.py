@@ -72,6 +72,7 @@ from ..config import shipped_names, shipped_text, toml_io
 from ..config.comparison import KeyDifference, differences
 from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 from ..errors import UserError
+from ..names import check_path_component
 from .stages import Stage, parse_stages
 
 __all__ = [
@@ -316,8 +317,8 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
         raise UserError(f"{where}: not valid TOML: {exc}") from None
     _check_keys(doc, _TOP_KEYS, where)
     name = doc.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
-        raise UserError(f"{where}: name must be a non-empty string without '/' or '\\', got {name!r}")
+    # The sweep's (and a study's) directory: runs/NAME, studies/NAME.
+    check_path_component(name, f"{where}: name")
     description = doc.get("description", "")
     base = _table(doc.get("base"), f"{where}: [base]")
     _check_keys(base, _BASE_KEYS, f"{where}: [base]")
@@ -358,6 +359,8 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
         label = entry.get("name")
         if label is not None and (not isinstance(label, str) or not _NAME_CHARS.sub("", label)):
             raise UserError(f"{here}: name must be a non-empty string, got {label!r}")
+        if label is not None:
+            check_path_component(label, f"{here}: name")
         parsed.append((here, config_source, entry_set, entry_grid, label))
 
     runs: list[PlannedRun] = []
@@ -387,6 +390,9 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
                     setting_parts.append(part)
             run_name = _NAME_CHARS.sub("_", "-".join(parts)) if parts else name
             setting = _NAME_CHARS.sub("_", "-".join(setting_parts)) if setting_parts else name
+            # Each run's directory is SWEEP/runs/RUN; a setting names the runs' group in tables and reports.
+            check_path_component(run_name, f"{here}: the run name")
+            check_path_component(setting, f"{here}: the setting name")
             if run_name in seen:
                 raise UserError(
                     f"{where}: two runs would both be named {run_name!r} ({seen[run_name]} and {here}); "
