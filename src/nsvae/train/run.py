@@ -28,6 +28,7 @@ import json
 import os
 import re
 import time
+import uuid
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -53,8 +54,13 @@ LOCK_FILE = ".lock"
 _CHECKPOINT = re.compile(r"^step_(\d+)\.pt$")
 CHECKSUM_SUFFIX = ".sha256"
 DAMAGED_SUFFIX = ".damaged"
+EVAL_FILE = "eval.json"
+_EVAL_STEP = re.compile(r"^eval-step\d+\.json$")
+#: The key of ``status.json`` that holds the identity nsvae gives a run when it starts it: the proof that a
+#: directory is a run nsvae wrote, before it adopts (restarts, clears) it.
+RUN_ID = "run_id"
 #: Every file and directory a run writes (only these are ever deleted, when a run without a checkpoint restarts).
-RUN_FILES = (CONFIG_FILE, STATUS_FILE, LOG_FILE, "eval_curve.jsonl", "eval.json")
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, LOG_FILE, "eval_curve.jsonl", EVAL_FILE)
 RUN_DIRS = (CHECKPOINT_DIR, EVENTS_DIR, TRAVERSAL_DIR)
 
 #: Version of the checkpoint layout (bumped when its keys change).
@@ -127,10 +133,14 @@ class Run:
 
     def status(self) -> dict[str, Any]:
         """The content of ``status.json`` (empty if there is none)."""
+        path = self.path / STATUS_FILE
         try:
-            return json.loads((self.path / STATUS_FILE).read_text(encoding="utf-8"))
+            status = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        if not isinstance(status, dict):
+            raise UserError(f"{path} is not a run's status (a JSON object); move it away or delete it")
+        return status
 
     @property
     def state(self) -> str | None:
@@ -140,6 +150,9 @@ class Run:
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {state!r}")
         status = self.status()
+        if not (self.path / STATUS_FILE).exists():
+            # A status.json nsvae creates carries the run's identity: the proof that nsvae wrote this run.
+            status[RUN_ID] = uuid.uuid4().hex
         status.update(fields, state=state, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if state != "failed":
             status.pop("error", None)
@@ -193,16 +206,78 @@ class Run:
                         removed += 1
         return removed
 
+    # -- what the directory provably is ------------------------------------------------------------
+
+    def run_id(self) -> str | None:
+        """The identity nsvae gave this run when it started it (``status.json`` ``run_id``), if any."""
+        value = self.status().get(RUN_ID)
+        return value if isinstance(value, str) and value else None
+
+    def adopt(self) -> None:
+        """Give a run of a version before run ids (proved a run by its checkpoints) its identity."""
+        if self.run_id() is None and self.checkpoints() and (self.path / STATUS_FILE).is_file():
+            status = self.status()
+            status[RUN_ID] = uuid.uuid4().hex
+            write_json_atomic(self.path / STATUS_FILE, status)
+
+    def results(self) -> list[Path]:
+        """The run's evaluation results: ``eval.json`` and the ``eval-step<N>.json`` of other steps."""
+        if not self.path.is_dir():
+            return []
+        found = [p for p in self.path.glob("eval-step*.json") if _EVAL_STEP.match(p.name)]
+        return sorted(found + ([self.path / EVAL_FILE] if (self.path / EVAL_FILE).is_file() else []))
+
+    def provenance(self) -> str:
+        """``"run"`` when nsvae provably wrote this directory as a run (its ``status.json`` carries the run id, or,
+        for runs of versions before the id, it holds checkpoints); ``"empty"`` when it holds none of a
+        run's files; ``"foreign"`` otherwise (files by those names that nsvae did not write as a run)."""
+        if self.run_id() is not None:
+            return "run"
+        if self.checkpoints():  # step_XXXXXXX.pt files: a run's, and never cleared (it is resumed instead)
+            return "run"
+        present = [n for n in (*RUN_FILES, *RUN_DIRS) if (self.path / n).exists() or (self.path / n).is_symlink()]
+        return "foreign" if present or self.results() else "empty"
+
+    def own_files(self) -> list[str]:
+        """The names of a run's files and directories that are in the directory."""
+        return [n for n in (*RUN_FILES, *RUN_DIRS) if (self.path / n).exists()]
+
+    def check_can_clear(self) -> None:
+        """Refuse to clear a directory nsvae cannot prove it wrote, and a run that finished or has results:
+        neither is ever cleared implicitly (docs/reliability.md, 'Results are never cleared implicitly')."""
+        kind = self.provenance()
+        if kind == "foreign":
+            names = ", ".join(self.own_files() or [p.name for p in self.results()])
+            raise UserError(
+                f"{self.path} holds {names} that no nsvae run wrote there; nsvae does not write over them: "
+                "choose a new or empty directory"
+            )
+        if kind != "run":
+            return
+        finished = self.status().get("state") == "finished"
+        results = self.results()
+        if finished or results:
+            what = f"finished at step {self.status().get('step')}" if finished else "has results"
+            kept = ", ".join(p.name for p in results)
+            raise UserError(
+                f"run {self.path} {what} and has no checkpoint to continue from"
+                + (f"; its results ({kept}) are kept" if kept else "")
+                + f": to train it again from step 0, start a new run (nsvae train {self.config_path} --out NEW_DIR) "
+                f"or delete {self.path} yourself"
+            )
+
     def clear(self) -> None:
         """Delete what a run without a checkpoint wrote, to start it again; call with the lock held.
 
-        Only the run's own files are deleted (:data:`RUN_FILES`, checkpoints,
-        TensorBoard events, traversal images, temporary files); anything else
-        in the directory is left alone, and links are refused.
+        Only a directory that is provably a run nsvae wrote, that did not finish and has no results, is
+        cleared (:meth:`check_can_clear`). Only the run's own files are deleted (:data:`RUN_FILES`,
+        checkpoints' checksums, TensorBoard events, traversal images, temporary files); anything else in the
+        directory is left alone, and links are refused.
         """
         self.check_layout()
         if self.checkpoints():
             raise UserError(f"run {self.path} has checkpoints; resume it (nsvae train --resume {self.path})")
+        self.check_can_clear()
         self.remove_temporaries()
         for name in RUN_FILES:
             with contextlib.suppress(FileNotFoundError):

@@ -167,6 +167,8 @@ def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
     run.check_layout()
     if run.exists() and run.checkpoints():
         raise UserError(f"{path} already holds a run; continue it with `nsvae train --resume {path}` or choose another")
+    if path.is_dir() and not run.checkpoints():
+        run.check_can_clear()  # a foreign directory, a finished run or results: refused before any work
     stray = run.stray_checkpoints()
     if stray:
         raise UserError(
@@ -241,8 +243,10 @@ def _start_locked(run: Run, config: Config, dataset, show: bool, callback: Callb
         data=dataclasses.replace(config.data, seed=config.data_seed),
         common=dataclasses.replace(config.common, dataset_size=len(dataset)),
     )
-    run.write_config(config)
+    # The status first: the status.json nsvae creates carries the run's identity, so from here on the directory
+    # is provably a run nsvae wrote (Run.provenance).
     run.set_status("running", step=0, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    run.write_config(config)
     return fit(run, config, dataset, state=None, progress=show, callback=callback)
 
 
@@ -278,6 +282,7 @@ def resume(
         checkpoints = run.checkpoints()
         show = _show_progress(config, progress)
         if not checkpoints:
+            run.check_can_clear()  # a finished run, results or a foreign directory: refused before any work
             dataset = open_dataset(config, show)
             validate(config, dataset)
             return _start_locked(run, config, dataset, show, callback)
@@ -301,6 +306,7 @@ def resume(
             run.write_config(config)
         run.truncate_log(done)
         CurveRecorder(run, config, dataset).truncate(done)
+        run.adopt()  # a run of a version before run ids, proved a run by its checkpoints, gets its id now
         run.set_status("running", step=done)
         return fit(run, config, dataset, state=state, progress=show, callback=callback)
 
