@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nsvae.cli import main
+from nsvae.experiments.run_state import read_run_state, run_states
 from nsvae.experiments.sweep import aggregate, gather_results, load_sweep, read_state
 from nsvae.train import load_run
 
@@ -105,12 +106,10 @@ def test_local_sweep_resumes_records_failures_skips_and_retries(dsprites, tmp_pa
     assert "started vae-seed1 (resume)" in printed
     state = read_state(out)
     runs = state["runs"]
-    assert {n: r["state"] for n, r in runs.items()} == {
-        "vae-seed0": "finished",
-        "vae-seed1": "finished",
-        "broken": "failed",
-    }
-    assert "does not exist" in runs["broken"]["error"] and runs["broken"]["attempts"] == 1
+    assert run_states(out) == {"vae-seed0": "finished", "vae-seed1": "finished", "broken": "failed"}
+    assert "does not exist" in read_run_state(out / "runs" / "broken").error and runs["broken"]["attempts"] == 1
+    # sweep.json keeps the sweep's bookkeeping only: a run's state is its own status.json
+    assert not {"state", "error", "step"} & set(runs["broken"])
     broken_status = json.loads((out / "runs" / "broken" / "status.json").read_text())
     assert broken_status["state"] == "failed" and "does not exist" in broken_status["error"]
     assert (out / "logs" / "broken.log").read_text().count("Traceback") == 1
@@ -141,8 +140,9 @@ def test_local_sweep_resumes_records_failures_skips_and_retries(dsprites, tmp_pa
     printed = capsys.readouterr().out
     assert "started broken (train)" in printed and "started vae" not in printed
     runs = read_state(out)["runs"]
-    assert runs["broken"]["state"] == "finished" and runs["broken"]["attempts"] == 2 and runs["broken"]["error"] == ""
-    assert runs["broken"]["evaluated"] is False  # an image folder has no ground-truth factors
+    broken = read_run_state(out / "runs" / "broken")
+    assert broken.state == "finished" and runs["broken"]["attempts"] == 2 and broken.error == ""
+    assert not (out / "runs" / "broken" / "eval.json").exists()  # an image folder has no ground-truth factors
     assert load_run(out / "runs" / "broken").status()["state"] == "finished"
 
     rows = gather_results(out)
@@ -202,8 +202,7 @@ def test_sigint_stops_a_sweep_with_checkpoints_and_the_same_command_resumes_it(d
     assert process.returncode == 130, stdout + stderr
     # no worker was killed before its exit handlers ran (the resource tracker would warn of tqdm's semaphores)
     assert "leaked semaphore" not in stderr, stderr
-    states = {n: r["state"] for n, r in read_state(out)["runs"].items()}
-    assert states == {"vae-seed0": "interrupted", "vae-seed1": "interrupted"}, stdout + stderr
+    assert run_states(out) == {"vae-seed0": "interrupted", "vae-seed1": "interrupted"}, stdout + stderr
     steps = [load_run(out / "runs" / f"vae-seed{s}").status()["step"] for s in (0, 1)]
     assert all(0 < s < 150 for s in steps)
 
@@ -225,9 +224,8 @@ def test_the_same_sweep_through_ray(dsprites, tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(out), "--ray", "local", "--workers", "2"]) == 0
     printed = capsys.readouterr().out
     assert "submitted vae-seed0 (train)" in printed
-    runs = read_state(out)["runs"]
-    assert {n: r["state"] for n, r in runs.items()} == {"vae-seed0": "finished", "vae-seed1": "finished"}
-    assert all(r["evaluated"] for r in runs.values())
+    assert run_states(out) == {"vae-seed0": "finished", "vae-seed1": "finished"}
+    assert all((out / "runs" / name / "eval.json").is_file() for name in ("vae-seed0", "vae-seed1"))
     rows = gather_results(out)
     assert [r["run"] for r in rows] == ["vae-seed0", "vae-seed1"] and all("metric.mig" in r for r in rows)
     # Run again through Ray: nothing to do.
@@ -257,8 +255,7 @@ def test_a_local_sweep_under_spawn_gives_the_runs_of_this_process(dsprites, tmp_
     monkeypatch.setattr(processes, "start_context", context)
     assert main(["sweep", str(spec), "--out", str(out), "--workers", "2"]) == 0, capsys.readouterr()
     assert methods == ["spawn"]
-    states = {n: r["state"] for n, r in read_state(out)["runs"].items()}
-    assert states == {"vae-seed0": "finished", "vae-seed1": "finished"}
+    assert run_states(out) == {"vae-seed0": "finished", "vae-seed1": "finished"}
     sweep = load_sweep(spec)
     reference = nsvae.train(sweep.run("vae-seed1").config, out=tmp_path / "reference")
     assert _same_log(load_run(out / "runs" / "vae-seed1").log()[-1], reference.log()[-1])

@@ -3,7 +3,6 @@ worker outlives a killed driver. Marked slow: each test starts real sweeps (CI r
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nsvae.cli import main
+from nsvae.experiments.run_state import run_states
 from nsvae.experiments.sweep import read_state
 from nsvae.train import load_run
 from tests.procs import descendants_of, running, wait_gone, wait_until
@@ -111,4 +111,4 @@ def test_kill_9_of_a_sweep_leaves_no_worker_and_the_same_command_finishes(dsprit
         run = load_run(out / "runs" / f"vae-seed{s}")
         assert run.status()["state"] == "finished" and run.status()["step"] == 400
         assert [e["step"] for e in run.log()] == list(range(10, 401, 10))
-    assert json.loads((out / "sweep.json").read_text())["runs"]["vae-seed0"]["state"] == "finished"
+    assert run_states(out)["vae-seed0"] == "finished"

@@ -14,14 +14,15 @@
    ``workers`` processes here, a fresh one per run, so that a crash or an
    out-of-memory kill of one run cannot stop the others) or :func:`run_ray`
    (each run a Ray task with the sweep's CPU/GPU resources);
-4. the driver records every run's state, error, attempts and times in
-   ``SWEEP_DIR/sweep.json`` (written atomically by this one process) as the
-   results come in.
+4. each run's state is its own ``status.json`` (:mod:`.run_state`: one record
+   per run, read by the planning above); the driver keeps in
+   ``SWEEP_DIR/sweep.json`` (written atomically by this one process) only the
+   sweep's bookkeeping: each run's setting, seed, attempts and times.
 
 A failing run (an exception in training or evaluation, a dead worker) is
-recorded with its error in its own ``status.json`` and in ``sweep.json``; the
-others go on. SIGINT or SIGTERM to the driver asks every running run to stop
-after its current step with a checkpoint; starting the sweep again resumes them.
+recorded with its error in its own ``status.json``; the others go on. SIGINT
+or SIGTERM to the driver asks every running run to stop after its current step
+with a checkpoint; starting the sweep again resumes them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ..config.schema import IMAGE_DATASETS, Config, flatten, from_dict, is_incid
 from ..cpus import usable_cpus
 from ..errors import UserError
 from ..train.trainer import StopSignals
+from .run_state import ACTIONS, action_for, read_run_state, sweep_state
 from .sweep import (
     LOGS_DIR,
     RUNS_DIR,
@@ -58,10 +60,6 @@ from .sweep import (
 SWEEP_LOCK = ".lock"
 
 __all__ = ["Task", "execute", "metrics_to_evaluate", "plan_run", "run_local", "run_ray", "run_sweep", "sweep_dir_for"]
-
-#: What a run needs: train (from scratch), resume (from its checkpoint), evaluate (training done), done,
-#: failed (an earlier attempt failed; skipped without retry_failed), busy (another process trains it).
-ACTIONS = ("train", "resume", "evaluate", "done", "failed", "busy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,13 +113,6 @@ def check_existing(planned: PlannedRun, run_dir: Path) -> None:
         )
 
 
-def _locked(run_dir: Path) -> bool:
-    """Whether another process holds the run's lock (is training it now)."""
-    from ..locks import FileLock
-
-    return FileLock(run_dir / ".lock").busy()
-
-
 def metrics_to_evaluate(run, evaluation: EvaluationSpec | dict[str, Any]) -> list[str]:
     """The metrics of ``evaluation`` that ``run``'s eval.json lacks for its latest checkpoint, protocol, seed and
     protocol parameters (all of them when eval.json is of another step; none when evaluation is off or the
@@ -162,27 +153,13 @@ def evaluation_needed(run, evaluation: EvaluationSpec | dict[str, Any]) -> bool:
 
 
 def plan_run(planned: PlannedRun, run_dir: Path, evaluation: EvaluationSpec, retry_failed: bool = False) -> str:
-    """What ``planned`` needs, from its directory: one of :data:`ACTIONS`."""
+    """What ``planned`` needs, from its directory's one record (:mod:`.run_state`): one of :data:`ACTIONS`."""
     from ..train.run import Run
 
-    run = Run(run_dir)
-    status = run.status()
-    state = status.get("state")
-    if state == "running" and _locked(run_dir):
-        return "busy"
-    if state == "failed" or status.get("evaluation_error"):
-        if not retry_failed:
-            return "failed"
-    if not run.exists():
-        return "train"
-    if state == "finished" and not status.get("evaluation_error"):
-        steps = run.checkpoints()[-1][0] if run.checkpoints() else 0
-        if steps < planned.config.run.steps:
-            return "resume"
-        return "evaluate" if evaluation_needed(run, evaluation) else "done"
-    if status.get("evaluation_error") and state == "finished":
-        return "evaluate"
-    return "resume" if run.checkpoints() else "train"
+    state = read_run_state(run_dir)
+    return action_for(
+        state, planned.config.run.steps, lambda: evaluation_needed(Run(run_dir), evaluation), retry_failed
+    )
 
 
 # -- one run, in a worker ----------------------------------------------------------------------------
@@ -572,14 +549,8 @@ def plan_sweep(sweep: Sweep, sweep_dir: Path, retry_failed: bool = False) -> dic
     actions = {}
     for planned in sweep.runs:
         check_existing(planned, runs_dir / planned.name)
-    records = read_state(sweep_dir).get("runs", {})
     for planned in sweep.runs:
-        action = plan_run(planned, runs_dir / planned.name, sweep.evaluation, retry_failed)
-        # A run that failed before it had a directory (its worker killed at once) is only in sweep.json.
-        failed_before = (
-            records.get(planned.name, {}).get("state") == "failed" and not (runs_dir / planned.name).exists()
-        )
-        actions[planned.name] = "failed" if failed_before and not retry_failed else action
+        actions[planned.name] = plan_run(planned, runs_dir / planned.name, sweep.evaluation, retry_failed)
     return actions
 
 
@@ -614,8 +585,9 @@ def run_sweep(
         if unknown:
             raise UserError(f"the sweep has no run named {unknown[0]!r}; see the names with --dry-run")
     sweep_lock = _hold_sweep_dir(sweep_dir)
+    options = _Options(workers, ray, retry_failed, device, tuple(only or ()), echo or (lambda text: None), on_run_end)
     try:
-        return _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, device, only, echo, on_run_end)
+        return _run_sweep_locked(sweep, source, sweep_dir, options)
     finally:
         sweep_lock.release()
 
@@ -642,10 +614,22 @@ def sweep_busy(sweep_dir: Path) -> str:
     return lock.describe_holder() if lock.busy() else ""
 
 
-def _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, device, only, echo, on_run_end):
-    names = [r.name for r in sweep.runs]
-    actions = plan_sweep(sweep, sweep_dir, retry_failed)
-    _write_spec(sweep, sweep_dir, source)
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """How :func:`run_sweep` was asked to run (see its docstring)."""
+
+    workers: int
+    ray: str | None
+    retry_failed: bool
+    device: str | None
+    only: tuple[str, ...]
+    echo: Callable[[str], None]
+    on_run_end: Callable[[Task, dict[str, Any]], None] | None
+
+
+def _bookkeeping(sweep: Sweep, sweep_dir: Path) -> dict[str, Any]:
+    """``sweep.json`` brought up to the file: the sweep's own fields, and per run its setting, seed and values (its
+    attempts and times are kept). No run's state is kept there: that is the run's own status.json."""
     state = read_state(sweep_dir)
     state.update(
         name=sweep.name,
@@ -655,50 +639,74 @@ def _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, devi
         resources={"cpus": sweep.cpus, "gpus": sweep.gpus},
     )
     state.setdefault("created", _now())
-    state["order"] = names  # sweep.json is written with sorted keys; this keeps the file's order of runs
-    records: dict[str, dict[str, Any]] = state.setdefault("runs", {})
-    for name in list(records):  # runs no longer in the file are forgotten (their directories are kept)
-        if name not in names:
-            del records[name]
-    runs_dir = sweep_dir / RUNS_DIR
-    from ..train.run import Run
+    state["order"] = [r.name for r in sweep.runs]  # sweep.json is written with sorted keys: this keeps the order
+    old = state.get("runs", {})
+    state["runs"] = {}
+    for planned in sweep.runs:  # runs no longer in the file are forgotten (their directories are kept)
+        kept = old.get(planned.name, {})
+        entry = {k: kept[k] for k in ("attempts", "started", "ended", "seconds") if k in kept}
+        entry.setdefault("attempts", 0)
+        entry.update(setting=planned.setting, seed=planned.seed, values=dict(planned.values))
+        state["runs"][planned.name] = entry
+    return state
 
-    for planned in sweep.runs:
-        record = records.setdefault(planned.name, {"attempts": 0})
-        record.update(setting=planned.setting, seed=planned.seed, values=dict(planned.values))
-        action = actions[planned.name]
-        status = Run(runs_dir / planned.name).status()
-        if action == "done":
-            record.update(state="finished", error="", step=status.get("step"))
-        elif action == "failed":
-            record.update(
-                state="failed",
-                error=record.get("error") or status.get("error") or status.get("evaluation_error") or "failed",
-            )
-        elif action == "busy":
-            record.update(state="running")
+
+class _Driver:
+    """The driver's side of one ``run_sweep``: it counts the runs that end, keeps ``sweep.json``'s bookkeeping and
+    prints one line per event. A run's state is never written here but by the run (or :func:`_record_failure`)."""
+
+    def __init__(self, sweep_dir: Path, state: dict[str, Any], actions: dict[str, str], total: int, options: _Options):
+        self.sweep_dir, self.state, self.actions, self.total, self.options = sweep_dir, state, actions, total, options
+        self.ended = 0
+        self.begun: dict[str, float] = {}
+        #: The runs of this invocation whose worker reported a failure (a run another process holds included).
+        self.failed: set[str] = set()
+
+    def __call__(self, kind: str, task: Task, record: dict[str, Any] | None) -> None:
+        entry = self.state["runs"][task.name]
+        say = self.options.echo
+        if kind in ("started", "submitted"):
+            self.begun[task.name] = time.perf_counter()
+            entry.update(started=_now(), attempts=int(entry.get("attempts", 0)) + 1)
+            entry.pop("ended", None)
+            say(f"[{self.ended}/{self.total}] {kind} {task.name} ({self.actions[task.name]})")
+            write_state(self.sweep_dir, self.state)
+            return
+        assert record is not None
+        self.ended += 1
+        if record.get("state") == "failed":
+            record = _record_failure(task, record)
+            self.failed.add(task.name)
+        seconds = record.get("seconds", time.perf_counter() - self.begun.get(task.name, time.perf_counter()))
+        entry.update(ended=_now(), seconds=round(seconds, 1))
+        if record.get("state") == "failed":
+            detail = f": {record.get('error')} (log: {task.log_path})"
         else:
-            record.setdefault("state", "pending")
-            if record["state"] not in ("failed", "interrupted"):
-                record["state"] = "pending"
-    write_state(sweep_dir, state)
+            detail = f" at step {record.get('step')}" if record.get("step") is not None else ""
+        say(f"[{self.ended}/{self.total}] {record.get('state')} {task.name}{detail} in {_duration(seconds)}")
+        write_state(self.sweep_dir, self.state)
+        if self.options.on_run_end is not None:
+            self.options.on_run_end(task, {**record, "seconds": seconds})
 
-    todo = [
-        r for r in sweep.runs if actions[r.name] in ("train", "resume", "evaluate") and (not only or r.name in only)
-    ]
+
+def _run_sweep_locked(sweep: Sweep, source, sweep_dir: Path, options: _Options) -> SweepOutcome:
+    names = [r.name for r in sweep.runs]
+    actions = plan_sweep(sweep, sweep_dir, options.retry_failed)
+    _write_spec(sweep, sweep_dir, source)
+    state = _bookkeeping(sweep, sweep_dir)
+    write_state(sweep_dir, state)
+    runs_dir = sweep_dir / RUNS_DIR
+
     # With `only` (a study's batch, --only) the counts are of the selected runs: the others are not touched.
-    selected = [r.name for r in sweep.runs if not only or r.name in only]
+    selected = [n for n in names if not options.only or n in options.only]
+    todo = [r for r in sweep.runs if r.name in selected and actions[r.name] in ("train", "resume", "evaluate")]
     counts = {a: sum(1 for name in selected if actions[name] == a) for a in ACTIONS}
-    scope = (
-        f"{len(sweep.runs)} runs"
-        if len(selected) == len(sweep.runs)
-        else f"{len(selected)} of its {len(sweep.runs)} runs"
-    )
-    say = echo or (lambda text: None)
+    scope = f"{len(names)} runs" if len(selected) == len(names) else f"{len(selected)} of its {len(names)} runs"
+    say = options.echo
     say(f"nsvae sweep: {sweep.name}: {scope} in {sweep_dir} - " + ", ".join(f"{n} {a}" for a, n in counts.items() if n))
-    if counts["failed"] and not retry_failed:
+    if counts["failed"] and not options.retry_failed:
         say(f"nsvae sweep: {counts['failed']} failed run(s) skipped; --retry-failed runs them again")
-    threads = max(1, usable_cpus() // workers) if ray is None else max(1, int(sweep.cpus))
+    threads = max(1, usable_cpus() // options.workers) if options.ray is None else max(1, int(sweep.cpus))
     tasks = [
         Task(
             name=r.name,
@@ -707,51 +715,21 @@ def _run_sweep_locked(sweep, source, sweep_dir, workers, ray, retry_failed, devi
             config=to_dict(r.config),
             evaluation=sweep.evaluation.to_dict(),
             threads=threads,
-            device=device,
+            device=options.device,
         )
         for r in todo
     ]
-    total, finished_count = len(tasks), [0]
-    begun: dict[str, float] = {}
-
-    def on_event(kind: str, task: Task, record: dict[str, Any] | None) -> None:
-        entry = records[task.name]
-        if kind in ("started", "submitted"):
-            begun[task.name] = time.perf_counter()
-            state_now = "running" if kind == "started" else "queued"
-            entry.update(state=state_now, started=_now(), attempts=int(entry.get("attempts", 0)) + 1, error="")
-            entry.pop("ended", None)
-            say(f"[{finished_count[0]}/{total}] {kind} {task.name} ({actions[task.name]})")
-        else:
-            finished_count[0] += 1
-            assert record is not None
-            if record.get("state") == "failed":
-                record = _record_failure(task, record)
-            seconds = record.get("seconds", time.perf_counter() - begun.get(task.name, time.perf_counter()))
-            entry.update({k: v for k, v in record.items() if k != "seconds"})
-            entry.update(ended=_now(), seconds=round(seconds, 1))
-            if record.get("state") == "failed":
-                detail = f": {record.get('error')} (log: {task.log_path})"
-            else:
-                detail = f" at step {record.get('step')}" if record.get("step") is not None else ""
-            done = f"[{finished_count[0]}/{total}] {record.get('state')} {task.name}{detail}"
-            say(f"{done} in {_duration(seconds)}")
-        write_state(sweep_dir, state)
-        if kind == "done" and on_run_end is not None:
-            on_run_end(task, {**record, "seconds": seconds})
-
+    driver = _Driver(sweep_dir, state, actions, len(tasks), options)
     signum = None
-    if tasks:
-        if ray is None:
-            signum = run_local(tasks, workers, on_event)
-        else:
-            signum = run_ray(tasks, ray, on_event, sweep.cpus, sweep.gpus, local_cpus=workers if workers > 1 else None)
-    if signum is not None:
-        for task in tasks:
-            if records[task.name].get("state") in ("running", "queued"):
-                records[task.name]["state"] = "interrupted"
-        write_state(sweep_dir, state)
-    states = {name: records[name].get("state", "pending") for name in names}
+    if tasks and options.ray is None:
+        signum = run_local(tasks, options.workers, driver)
+    elif tasks:
+        local_cpus = options.workers if options.workers > 1 else None
+        signum = run_ray(tasks, options.ray, driver, sweep.cpus, sweep.gpus, local_cpus=local_cpus)
+    # Each run's state, from its own record; a worker that reported a failure without one (its run held by another
+    # process) counts as failed for this invocation.
+    states = {name: sweep_state(read_run_state(runs_dir / name)) for name in names}
+    states.update({name: "failed" for name in driver.failed})
     return SweepOutcome(sweep_dir=sweep_dir, actions=actions, states=states, signum=signum)
 
 
@@ -768,8 +746,8 @@ def _record_failure(task: Task, record: dict[str, Any]) -> dict[str, Any]:
     if status.get("state") == "finished":
         run.set_status("finished", evaluation_error=error)
         return {**record, "phase": "evaluate"}
-    if run.path.is_dir():
-        run.set_status("failed", step=status.get("step", 0), error=error)
+    # Also when the worker died before it made the run's directory: the run's one record says it failed.
+    run.set_status("failed", step=status.get("step", 0), error=error)
     return {**record, "phase": "train"}
 
 

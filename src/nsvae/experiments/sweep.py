@@ -42,7 +42,8 @@ re-read and readable in a directory listing; a *setting* is the name without
 the seed parts (runs that differ only in their seed). A sweep directory holds::
 
     SWEEP_DIR/sweep.toml        a copy of the sweep file
-    SWEEP_DIR/sweep.json        the sweep's state: every run's state, error, attempts, times
+    SWEEP_DIR/sweep.json        the sweep's bookkeeping: every run's setting, seed, attempts, times (a run's
+                                state is its own status.json: nsvae.experiments.run_state)
     SWEEP_DIR/runs/<name>/      ordinary run directories (nsvae train / evaluate / report read them)
     SWEEP_DIR/logs/<name>.log   each run's console output
     SWEEP_DIR/results.csv, results.sqlite   written by ``nsvae results``
@@ -73,6 +74,7 @@ from ..config.comparison import KeyDifference, differences
 from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 from ..errors import UserError
 from ..names import check_path_component
+from .run_state import read_run_state, sweep_state
 from .stages import Stage, parse_stages
 
 __all__ = [
@@ -525,14 +527,14 @@ def gather_results(sweep_dir: str | os.PathLike, protocol: str | None = None) ->
     for name in names:
         record = records.get(name, {})
         run = Run(runs_dir / name)
-        status = run.status()
+        current = read_run_state(run.path)  # the run's one record: its status.json
         row: dict[str, Any] = {
             "run": name,
             "setting": record.get("setting", name),
             "seed": record.get("seed"),
-            "state": _row_state(status, record),
-            "step": status.get("step"),
-            "error": record.get("error") or status.get("error") or status.get("evaluation_error") or "",
+            "state": sweep_state(current),
+            "step": current.step,
+            "error": current.error,
         }
         if run.exists():
             config = run.config
@@ -563,14 +565,6 @@ def _metric_fields(entry: Mapping[str, Any]) -> dict[str, float]:
             if field != "score" and isinstance(number, (int, float)) and not isinstance(number, bool):
                 out[f"metric.{name}.{field}"] = float(number)
     return out
-
-
-def _row_state(status: Mapping[str, Any], record: Mapping[str, Any]) -> str:
-    """The run directory's state (the truth, even if the sweep's driver was killed); an evaluation error is a
-    failure; a run without a directory has the sweep's record (pending, or failed before it started)."""
-    if status.get("evaluation_error"):
-        return "failed"
-    return status.get("state") or record.get("state") or "pending"
 
 
 def result_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
