@@ -110,3 +110,14 @@ def test_the_synergy_correlations_the_document_quotes_are_the_summary_s(summary,
     printed = rho_rows(summary)
     assert len(printed) >= 6
     assert rho_rows(study_section) == printed, "docs/results.md's synergy correlations differ from the summary's"
+
+
+def test_the_detectable_effects_and_the_note_on_several_claims_are_the_summary_s(summary, study_section):
+    rows = [line.strip() for line in summary.splitlines() if line.startswith(("| The Non-Syn", "| FactorVAE lowers"))]
+    assert len(rows) == 7
+    missing = [row for row in rows if row not in study_section]
+    assert not missing, "stale detectable effects in docs/results.md:\n" + "\n".join(missing)
+    note = next(line for line in summary.splitlines() if "claims are tested side by side" in line)
+    assert note in study_section
+    # the differences table carries the t-interval and the effect size beside the bootstrap interval
+    assert "| difference | metric | mean | 95% bootstrap interval | 95% t-interval | effect size |" in study_section

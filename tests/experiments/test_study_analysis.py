@@ -176,7 +176,7 @@ def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     assert "4 of 4 runs done" in out
     assert "Machine time of the 4 finished runs" in out
     assert "| nonsyn | 0.750 ± 0.071 (2) |" in out
-    assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | 0.500 | 2 |" in out
+    assert "| nonsyn − vae | factor_vae_score | +0.200 | [+0.200, +0.200] | [+0.200, +0.200] | – | 0.500 | 2 |" in out
     # two seeds of one sign: the interval excludes 0, but p = 1/4 decides nothing
     assert "- **The Non-Syn VAE disentangles better than the VAE: undecided at this budget.**" in out
     assert "one-sided p = 0.250 (the claimed side), n = 2 (per seed: +0.200, +0.200): undecided at this budget" in out
@@ -315,3 +315,30 @@ def test_rank_correlations_pooled_and_within_each_method():
     assert table.splitlines()[0] == "| synergy vs | all runs | a | b |"
     assert "| mig | -0.83 (6) | -1.00 (3) | +0.50 (3) |" in table
     assert "| active_units | – (6) | – (3) | – (3) |" in table
+
+
+def test_paired_differences_carry_the_t_interval_and_the_effect_size():
+    rows = [
+        {"method": m, "seed": s, "step": 1, "x": v}
+        for m, vals in (("a", [1, 2, 3]), ("b", [0, 0, 0]))
+        for s, v in enumerate(vals)
+    ]
+    (d,) = sa.paired_differences(rows, "a", ["b"], ["x"])
+    half = 4.302652729749462 * 1.0 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n); differences 1, 2, 3
+    assert (d["t_low"], d["t_high"]) == pytest.approx((2 - half, 2 + half), abs=1e-9)
+    assert d["effect_size"] == pytest.approx(2.0)
+    table = sa.format_differences([d])
+    assert (
+        f"| a − b | x | +2.000 | [+1.000, +3.000] | [{2 - half:+.3f}, {2 + half:+.3f}] | +2.00 | 0.250 | 3 |" in table
+    )
+
+
+def test_detectable_effects_and_the_multiple_comparisons_sentence():
+    found = [{"claim": "c", "differences": [{"metric": "x", "n": 5, "differences": [0.1, -0.1, 0.2, 0.0, -0.2]}]}]
+    (row,) = sa.detectable_effects(found)
+    sd = float(np.std([0.1, -0.1, 0.2, 0.0, -0.2], ddof=1))
+    assert row["sd"] == pytest.approx(sd) and row["in_sds"] == pytest.approx(1.7098, abs=0.01)
+    assert row["in_units"] == pytest.approx(row["in_sds"] * sd)
+    assert "| c | x | 5 |" in sa.format_detectable_effects([row])
+    note = sa.multiple_comparisons_note(3)
+    assert "at most 0.15 (3 × 0.05)" in note and "0.0167" in note

@@ -67,9 +67,11 @@ def register(sub) -> None:
         help="print the finished runs' machine time (CPU-hours from their final.json), the final table (mean ± sd "
         "(n) over seeds, Markdown), the synergy's terms (joint information, I_max, sum of singles, each / H(v_k)), "
         "the paired differences of --versus "
-        "against every other method (95%% bootstrap interval and exact sign-flip p over the shared seeds), "
+        "against every other method (95%% bootstrap and t intervals, the effect size mean / sd and the exact "
+        "sign-flip p over the shared seeds), "
         "Spearman's rank correlation of S_max with each other metric (all runs, then per method; descriptive) and "
-        "the study's findings (docs/results.md: a verdict needs both, so fewer than 5 seeds decide nothing); "
+        "the study's findings (docs/results.md: a verdict needs both, so fewer than 5 seeds decide nothing), the "
+        "minimal detectable effect of each finding's metric at 80%% power and a sentence on testing several claims; "
         "trains nothing",
     )
     p.add_argument(
@@ -209,4 +211,11 @@ def _summary(args: argparse.Namespace) -> int:
             "seeds is 2^-n, so fewer than 5 seeds decide nothing):"
         )
         print(study_analysis.format_findings(found))
+        print(
+            "What these seeds could detect: the minimal detectable effect of each finding's metric at 80% power "
+            f"(the one-sided exact sign-flip test at {study_analysis.LEVEL}, the seeds the two methods share, normal "
+            "differences with the observed sd):\n"
+        )
+        print(study_analysis.format_detectable_effects(study_analysis.detectable_effects(found)))
+        print(study_analysis.multiple_comparisons_note(len(found)) + "\n")
     return 0

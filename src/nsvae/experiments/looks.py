@@ -31,7 +31,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .study_analysis import sign_flip_p
+from .study_analysis import effect_size, sign_flip_p, t_bound, t_interval
+
+__all__ = [
+    "LOOKS",
+    "POWER",
+    "effect_size",
+    "look_verdict",
+    "minimal_detectable_effect",
+    "sign_flip_power",
+    "t_bound",
+    "t_interval",
+]
 
 #: ``(seeds per method, one-sided level)`` of each look of a study decided in looks (module docstring).
 LOOKS: tuple[tuple[int, float], ...] = ((5, 1 / 32), (8, 0.05 - 1 / 32))
@@ -42,37 +53,6 @@ SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
 UNDECIDED = "undecided"
 NO_EFFECT_PREFIX = "no effect larger than"
-
-
-def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """The two-sided Student-t interval of the mean of ``values`` (n - 1 degrees of freedom)."""
-    from scipy.stats import t
-
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
-        raise ValueError("a t-interval needs at least 2 values")
-    half = float(t.ppf(0.5 + level / 2.0, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return float(x.mean()) - half, float(x.mean()) + half
-
-
-def t_bound(values: Sequence[float], level: float, upper: bool) -> float:
-    """The one-sided Student-t confidence bound of the mean at ``level``: an upper bound when ``upper``."""
-    from scipy.stats import t
-
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
-        raise ValueError("a t-bound needs at least 2 values")
-    half = float(t.ppf(level, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return float(x.mean()) + (half if upper else -half)
-
-
-def effect_size(values: Sequence[float]) -> float:
-    """The mean of the paired differences over their sample standard deviation (NaN when it is 0 or n < 2)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
-        return float("nan")
-    sd = float(x.std(ddof=1))
-    return float(x.mean()) / sd if sd > 0 else float("nan")
 
 
 def _sign_means(n: int) -> np.ndarray:

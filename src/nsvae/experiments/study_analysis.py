@@ -117,6 +117,39 @@ def sign_flip_p(differences: Sequence[float], alternative: str = "two-sided", n_
     return float(np.mean(np.abs(means) >= abs(observed) - tol))
 
 
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The two-sided Student-t interval of the mean of ``values`` (n - 1 degrees of freedom)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError("a t-interval needs at least 2 values")
+    half = float(t.ppf(0.5 + level / 2.0, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return float(x.mean()) - half, float(x.mean()) + half
+
+
+def t_bound(values: Sequence[float], level: float, upper: bool) -> float:
+    """The one-sided Student-t confidence bound of the mean at ``level``: an upper bound when ``upper``."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        raise ValueError("a t-bound needs at least 2 values")
+    half = float(t.ppf(level, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return float(x.mean()) + (half if upper else -half)
+
+
+def effect_size(values: Sequence[float]) -> float:
+    """The mean of the paired differences over their sample standard deviation (Cohen's d_z; NaN when the
+    differences do not spread or n < 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size < 2:
+        return float("nan")
+    sd, mean = float(x.std(ddof=1)), float(x.mean())
+    # equal differences computed in different orders differ in the last bits: that is no spread
+    return mean / sd if sd > 1e-12 * max(1.0, abs(mean)) else float("nan")
+
+
 def paired_differences(
     rows: Sequence[Mapping[str, Any]],
     method: str,
@@ -126,8 +159,9 @@ def paired_differences(
     seed: int = 0,
 ) -> list[dict[str, Any]]:
     """``method`` minus each baseline per metric, on their shared seeds: one dict per (baseline, metric) with
-    ``mean``, ``low``, ``high`` (95% bootstrap), ``n``, the per-seed ``differences`` and the sign-flip
-    test's p-values ``p_greater``, ``p_less`` and ``p`` (two-sided)."""
+    ``mean``, ``low``, ``high`` (95% bootstrap), ``t_low``, ``t_high`` (95% Student t), ``effect_size``
+    (mean / sd of the differences), ``n``, the per-seed ``differences`` and the sign-flip test's p-values
+    ``p_greater``, ``p_less`` and ``p`` (two-sided)."""
     metrics = list(metric_columns(rows) if metrics is None else metrics)
     baselines = [b for b in (baselines or methods(rows)) if b != method]
     by_key = {(str(r["method"]), int(r["seed"])): r for r in rows}
@@ -143,6 +177,7 @@ def paired_differences(
             if not diffs:
                 continue
             low, high = bootstrap_interval(diffs, n_boot=n_boot, seed=seed)
+            t_low, t_high = t_interval(diffs) if len(diffs) > 1 else (float("nan"), float("nan"))
             out.append(
                 {
                     "method": method,
@@ -151,6 +186,9 @@ def paired_differences(
                     "mean": float(np.mean(diffs)),
                     "low": low,
                     "high": high,
+                    "t_low": t_low,
+                    "t_high": t_high,
+                    "effect_size": effect_size(diffs),
                     "n": len(diffs),
                     "differences": diffs,
                     "p_greater": sign_flip_p(diffs, "greater"),
@@ -197,18 +235,70 @@ def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence
 
 
 def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
-    """A markdown table of paired differences: method − baseline, mean [95% bootstrap interval], the
-    two-sided sign-flip p, n."""
+    """A markdown table of paired differences: method − baseline, mean, the 95% bootstrap and Student-t
+    intervals, the effect size (mean / sd), the two-sided sign-flip p, n."""
     lines = [
-        "| difference | metric | mean | 95% bootstrap interval | sign-flip p (two-sided) | n |",
-        "|---|---|---|---|---|---|",
+        "| difference | metric | mean | 95% bootstrap interval | 95% t-interval | effect size | "
+        "sign-flip p (two-sided) | n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for d in diffs:
+        t_part = f"[{d['t_low']:+.{digits}f}, {d['t_high']:+.{digits}f}]" if np.isfinite(d["t_low"]) else "–"
+        size = f"{d['effect_size']:+.2f}" if np.isfinite(d["effect_size"]) else "–"
         lines.append(
             f"| {d['method']} − {d['baseline']} | {d['metric']} | {d['mean']:+.{digits}f} | "
-            f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {d['p']:.3f} | {d['n']} |"
+            f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {t_part} | {size} | {d['p']:.3f} | {d['n']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def detectable_effects(found: Sequence[Mapping[str, Any]], level: float = LEVEL) -> list[dict[str, Any]]:
+    """For each metric of each finding: the sd of its paired differences and the minimal detectable effect at 80%
+    power of the one-sided exact sign-flip test at ``level`` with its n seeds (:mod:`.looks`), in sds and in the
+    metric's units."""
+    from .looks import minimal_detectable_effect
+
+    out = []
+    for f in found:
+        for d in f["differences"]:
+            n = d["n"]
+            sd = float(np.std(d["differences"], ddof=1)) if n > 1 else float("nan")
+            in_sds = minimal_detectable_effect(n, level) if n > 1 else float("inf")
+            out.append(
+                {
+                    "claim": f["claim"],
+                    "metric": d["metric"],
+                    "n": n,
+                    "sd": sd,
+                    "in_sds": in_sds,
+                    "in_units": in_sds * sd,
+                }
+            )
+    return out
+
+
+def format_detectable_effects(rows: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
+    """A markdown table of :func:`detectable_effects`."""
+    lines = [
+        "| claim | metric | n | sd of the differences | detectable effect (sds) | detectable effect |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sds = f"{r['in_sds']:.2f}" if np.isfinite(r["in_sds"]) else "none"
+        units = f"{r['in_units']:.{digits}f}" if np.isfinite(r["in_units"]) else "none"
+        lines.append(f"| {r['claim']} | {r['metric']} | {r['n']} | {r['sd']:.{digits}f} | {sds} | {units} |")
+    return "\n".join(lines) + "\n"
+
+
+def multiple_comparisons_note(n_claims: int, level: float = LEVEL) -> str:
+    """One sentence on the claims tested side by side, each at its own one-sided ``level``."""
+    bound = min(1.0, n_claims * level)
+    return (
+        f"{n_claims} claims are tested side by side, each at its own one-sided level {level:g} with no correction "
+        f"across them: the chance that at least one of them is called supported when none holds is at most "
+        f"{bound:.2f} ({n_claims} × {level:g}); a Bonferroni level of {level / n_claims:.4f} per claim would hold it "
+        f"at {level:g}."
+    )
 
 
 #: The study's three claims: (name, method, baseline, metrics, whether a higher value is what the claim says).
