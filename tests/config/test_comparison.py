@@ -146,3 +146,14 @@ def test_the_authors_setting_study_trains_as_study_paper_does():
     assert (nonsyn.alpha, nonsyn.omega, nonsyn.update, nonsyn.selection) == (5.0, 0.9, "two_step", "greedy")
     assert by_method["beta_tcvae"].beta_tcvae.beta == 6.0
     assert by_method["vae"].run.steps == 149760 and by_method["vae"].optim.lr == 1e-4
+
+
+def test_the_equal_rates_factor_vae_is_study_cpus_but_for_the_discriminators_learning_rate():
+    cpu = {r.seed: r.config for r in load_sweep("study-cpu").runs if r.config.method == "factor_vae"}
+    runs = load_sweep("study-cpu-factor-equal-rates").runs
+    assert sorted(r.seed for r in runs) == [0, 1, 2, 3, 4]
+    for run in runs:
+        mine, theirs = flatten(run.config), flatten(cpu[run.seed])
+        differing = {k for k in mine if mine[k] != theirs[k]} - {"run.name"}
+        assert differing == {"factor_vae.d_lr"}
+        assert run.config.factor_vae.d_lr == run.config.optim.lr == 1e-3 and cpu[run.seed].factor_vae.d_lr == 1e-4
