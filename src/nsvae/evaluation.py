@@ -196,3 +196,56 @@ def write_eval(run_dir: str | os.PathLike, step: int, protocol: str, result: dic
         if older.is_file():  # now merged into eval.json (a kill before this leaves a duplicate, never a loss)
             older.unlink()
     return path
+
+
+#: The file a finished run keeps for UDR (nsvae.metrics.udr): its posterior on UDR's fixed sample, compressed.
+UDR_SAMPLE_FILE = "udr_sample.npz"
+
+
+def udr_sample_of_run(run, step: int | None = None, device: str = "auto") -> dict[str, Any]:
+    """The posterior of checkpoint ``step`` (default: the latest) of ``run`` on UDR's fixed sample (the published
+    protocol's size and seed, :data:`nsvae.metrics.udr.DEFAULT_PROTOCOL`): ``factors``, ``mean``, ``logvar``, and
+    ``protocol`` (what drew the sample). What UDR needs of a run once its checkpoints are gone."""
+    from .config import open_dataset
+    from .metrics.udr import DEFAULT_PROTOCOL, udr_sample
+    from .train import load_run
+    from .train.latents import posterior_encoder
+    from .train.trainer import resolve_device
+
+    run = load_run(run) if not hasattr(run, "load_model") else run
+    dev = resolve_device(device)
+    model = run.load_model(step, device=dev)
+    data = open_dataset(run.config, progress=False)
+    n, seed = int(DEFAULT_PROTOCOL["num_data_points"]), int(DEFAULT_PROTOCOL["seed"])
+    sample = udr_sample(data, posterior_encoder(model, dev), num_data_points=n, seed=seed)
+    return {**sample, "protocol": {"num_data_points": n, "seed": seed, "step": run.loaded_step}}
+
+
+def write_udr_sample(path: str | os.PathLike, sample: dict[str, Any]) -> None:
+    """Write :func:`udr_sample_of_run`'s result as a compressed ``.npz`` (atomically)."""
+    import io
+
+    import numpy as np
+
+    from .data.cache import atomic_write
+
+    buffer = io.BytesIO()
+    arrays = {k: np.asarray(v) for k, v in sample.items() if k != "protocol"}
+    np.savez_compressed(buffer, protocol=np.asarray(json.dumps(sample.get("protocol", {}))), **arrays)
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def read_udr_sample(path: str | os.PathLike) -> dict[str, Any]:
+    """A file of :func:`write_udr_sample`: ``factors``, ``mean``, ``logvar`` and ``protocol``; a file that is not
+    one is a UserError naming it."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            sample = {k: npz[k] for k in ("factors", "mean", "logvar")}
+            protocol = json.loads(str(npz["protocol"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path} is not a UDR sample file ({exc}); export it again from the run") from None
+    if sample["mean"].ndim != 2 or sample["mean"].shape != sample["logvar"].shape:
+        raise UserError(f"{path}: mean and logvar must be (n, d) arrays of one shape")
+    return {**sample, "protocol": protocol}

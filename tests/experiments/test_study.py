@@ -12,6 +12,7 @@ import pytest
 
 from nsvae.cli import main
 from nsvae.errors import UserError
+from nsvae.evaluation import read_udr_sample
 from nsvae.experiments import study
 from nsvae.experiments.sweep import loads_sweep
 
@@ -67,8 +68,13 @@ def test_a_study_leaves_each_runs_files_and_the_tables(spec, tmp_path):
     root = tmp_path / "studies" / "tiny-study"
     for name in ("vae-seed0", "vae-seed1"):
         folder = root / "runs" / name
-        assert {p.name for p in folder.iterdir()} == {"config.toml", "curve.csv", "final.json", "traversal.png"}
+        files = {p.name for p in folder.iterdir()}
+        assert files == {"config.toml", "curve.csv", "final.json", "traversal.png", "udr_sample.npz"}
         record = json.loads((folder / "final.json").read_text())
+        # UDR's fixed sample, so that the study's UDR needs no checkpoint: the published size, the final step
+        assert record["udr_sample"] == {"file": "udr_sample.npz", "num_data_points": 1000, "seed": 0, "step": 12}
+        sample = read_udr_sample(folder / "udr_sample.npz")
+        assert sample["mean"].shape == sample["logvar"].shape == (1000, 4) and sample["factors"].shape == (1000, 5)
         assert record["method"] == "vae" and record["step"] == 12
         assert set(record["scores"]) == {"mig", "active_units"}
         assert record["machine"]["cores"] >= 1 and "commit" in record["code"]
@@ -165,7 +171,10 @@ def test_commit_commits_the_study_files_alone(spec, tmp_path, capsys):
     files = git("show", "--name-only", "--format=", "HEAD").split()
     assert "other.txt" not in files
     assert "studies/tiny-study/runs/vae-seed0/final.json" in files and "studies/tiny-study/results.csv" in files
-    run_files = {f"studies/tiny-study/runs/vae-seed0/{n}" for n in ("config.toml", "curve.csv", "traversal.png")}
+    run_files = {
+        f"studies/tiny-study/runs/vae-seed0/{n}"
+        for n in ("config.toml", "curve.csv", "traversal.png", "udr_sample.npz")
+    }
     assert run_files <= set(files)
     assert "other.txt" in git("diff", "--cached", "--name-only")
 

@@ -342,3 +342,35 @@ def test_detectable_effects_and_the_multiple_comparisons_sentence():
     assert "| c | x | 5 |" in sa.format_detectable_effects([row])
     note = sa.multiple_comparisons_note(3)
     assert "at most 0.15 (3 × 0.05)" in note and "0.0167" in note
+
+
+def test_udr_of_a_study_comes_from_the_runs_samples_without_any_checkpoint(tmp_path, capsys):
+    from nsvae.evaluation import write_udr_sample
+    from nsvae.experiments import study
+    from nsvae.metrics.udr import udr_scores
+
+    folder = _fake_study(tmp_path)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((300, 3))
+    logvar = np.full((300, 3), -4.0)
+    codes = {
+        ("nonsyn", 0): base,
+        ("nonsyn", 1): -base[:, [2, 0, 1]],  # the same code, permuted and flipped: UDR near 1
+        ("vae", 0): rng.standard_normal((300, 3)),
+        ("vae", 1): rng.standard_normal((300, 3)),  # unrelated codes: UDR low
+    }
+    factors = np.zeros((300, 1), np.int64)
+    for (method, seed), mean in codes.items():
+        sample = {"factors": factors, "mean": mean, "logvar": logvar, "protocol": {"num_data_points": 300}}
+        write_udr_sample(folder / "runs" / f"{method}-seed{seed}" / "udr_sample.npz", sample)
+    scores = study.udr_scores_of(folder)
+    expected = udr_scores([codes[("vae", 0)], codes[("vae", 1)]], [logvar, logvar])["model_scores"]
+    assert [scores[f"vae-seed{s}"]["udr"] for s in (0, 1)] == pytest.approx(expected, abs=1e-6)
+    assert scores["nonsyn-seed0"]["udr"] > 0.8 > 0.5 > scores["vae-seed0"]["udr"]
+    assert scores["nonsyn-seed0"]["informative"] == 3
+    (folder / "runs" / "vae-seed1" / "udr_sample.npz").unlink()  # one run of a method: no UDR for it
+    assert set(study.udr_scores_of(folder)) == {"nonsyn-seed0", "nonsyn-seed1"}
+    assert main(["study", str(_fake_spec(tmp_path)), "--studies-dir", str(folder.parent), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "UDR (Duan et al. 2020" in out and "| nonsyn | " in out.split("UDR (Duan")[1]
+    assert "| udr vs | all runs | nonsyn |" in out

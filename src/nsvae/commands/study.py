@@ -199,6 +199,25 @@ def _summary(args: argparse.Namespace) -> int:
                 study_analysis.rank_correlations(rows, "synergy", others), "synergy"
             )
         )
+    udr = study.udr_scores_of(folder)
+    if udr:
+        udr_rows = [{"method": v["method"], "seed": v["seed"], "step": 0, "udr": v["udr"]} for v in udr.values()]
+        print(
+            "UDR (Duan et al. 2020; no labels: each run against the other seeds of its method, Lasso, the published "
+            "protocol), from each run's udr_sample.npz; mean ± sd (n):\n"
+        )
+        print(study_analysis.format_final_table(study_analysis.final_table(udr_rows, ["udr"]), ["udr"]))
+        by_key = {(v["method"], v["seed"]): v["udr"] for v in udr.values()}
+        with_udr = [{**r, "udr": by_key[(r["method"], r["seed"])]} for r in rows if (r["method"], r["seed"]) in by_key]
+        print(
+            "Does UDR rank the runs as the supervised scores do? Spearman's rank correlation of UDR with each metric "
+            "over the runs with a UDR score, then within each method (descriptive):\n"
+        )
+        print(
+            study_analysis.format_rank_correlations(
+                study_analysis.rank_correlations(with_udr, "udr", [m for m in metrics if m != "udr"]), "udr"
+            )
+        )
     settings: dict[str, str] = {}
     for run in spec.runs:
         if run.setting in methods:

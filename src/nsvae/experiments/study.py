@@ -13,6 +13,8 @@ next, so the only state that matters is what the repository holds::
     studies/<name>/runs/<run>/curve.csv     its learning curve (curve protocol) with the training losses
     studies/<name>/runs/<run>/final.json    the final evaluation, the code commit, the machine, the times
     studies/<name>/runs/<run>/traversal.png the final model's latent traversal
+    studies/<name>/runs/<run>/udr_sample.npz the final model's posterior on UDR's fixed sample (UDR needs no
+                                            checkpoint then; nsvae.metrics.udr)
 
 A run with ``final.json`` is done and is never trained again. The others are
 handed to the sweep machinery in a working directory (``runs/<name>`` by
@@ -49,6 +51,8 @@ RESULTS_CSV = "results.csv"
 FINAL_CSV = "final.csv"
 RUNS = "runs"
 DONE_FILE = "final.json"
+#: Each finished run's posterior on UDR's fixed sample (nsvae.metrics.udr), kept so UDR needs no checkpoint.
+UDR_SAMPLE_FILE = "udr_sample.npz"
 #: The first columns of both tables; the metric columns follow.
 KEY_COLUMNS = ("method", "seed", "step")
 #: Training losses read from the run's log.jsonl at each evaluated step.
@@ -138,6 +142,37 @@ def synergy_terms(study_dir: Path) -> list[dict[str, Any]]:
         terms["synergy"] = terms["synergy.joint"] - terms["synergy.i_max"]
         rows.append({"method": str(record.get("method", name)), "seed": record.get("seed"), **terms})
     return rows
+
+
+def udr_scores_of(study_dir: Path) -> dict[str, dict[str, Any]]:
+    """UDR (:mod:`nsvae.metrics.udr`, the published protocol) of every finished run that kept its UDR sample, scored
+    against the other runs of its method (setting): ``{run: {"method", "seed", "udr", "informative"}}``. A method
+    with fewer than two such runs has none (UDR compares a run with its setting's other seeds)."""
+    from ..evaluation import read_udr_sample
+    from ..metrics.udr import DEFAULT_PROTOCOL, udr_scores
+
+    by_method: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]] = {}
+    for name, record in final_records(study_dir):
+        path = study_dir / RUNS / name / UDR_SAMPLE_FILE
+        if path.is_file():
+            by_method.setdefault(str(record.get("method")), []).append((name, record, read_udr_sample(path)))
+    out: dict[str, dict[str, Any]] = {}
+    for method, runs in by_method.items():
+        if len(runs) < 2:
+            continue
+        found = udr_scores(
+            [s["mean"] for _, _, s in runs],
+            [s["logvar"] for _, _, s in runs],
+            correlation=DEFAULT_PROTOCOL["correlation"],
+            lasso_alpha=DEFAULT_PROTOCOL["lasso_alpha"],
+            filter_low_kl=DEFAULT_PROTOCOL["filter_low_kl"],
+            kl_threshold=DEFAULT_PROTOCOL["kl_threshold"],
+        )
+        for (name, record, _), score, informative in zip(
+            runs, found["model_scores"], found["informative"], strict=True
+        ):
+            out[name] = {"method": method, "seed": record.get("seed"), "udr": score, "informative": informative}
+    return out
 
 
 def check_study(sweep: Sweep) -> None:
@@ -266,6 +301,7 @@ def export_run(
     rows = curve_rows(run, planned.setting, planned.seed)
     _write_text(out / "curve.csv", _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows))
     _write_traversal(run, out / "traversal.png")
+    udr = _write_udr_sample(run, out / UDR_SAMPLE_FILE)
     protocol, result = next(iter(evaluation["results"].items()))
     curve = read_curve(run.path)
     record = {
@@ -276,6 +312,7 @@ def export_run(
         "protocol": protocol,
         "scores": table_scores(result),
         "evaluation": result,
+        "udr_sample": udr,
         "code": code if code is not None else {"commit": None, "note": "trained by an earlier nsvae study process"},
         "machine": machine(),
         "workers": workers,
@@ -298,6 +335,19 @@ def _checkpoint_elapsed(run) -> float | None:
     except Exception:  # noqa: BLE001 - the time is informative only
         return None
     return round(float(state.get("elapsed_s", 0.0)), 1)
+
+
+def _write_udr_sample(run, path: Path) -> dict[str, Any] | None:
+    """The final model's posterior on UDR's fixed sample (UDR needs no checkpoint then); None for a dataset without
+    ground-truth factors."""
+    from ..config.schema import IMAGE_DATASETS
+    from ..evaluation import udr_sample_of_run, write_udr_sample
+
+    if run.config.data.dataset in IMAGE_DATASETS:
+        return None
+    sample = udr_sample_of_run(run, device=run.config.run.device)
+    write_udr_sample(path, sample)
+    return {"file": UDR_SAMPLE_FILE, **sample["protocol"]}
 
 
 def _write_traversal(run, path: Path) -> None:
