@@ -113,3 +113,44 @@ def test_a_status_that_is_not_an_object_is_one_line_naming_it(tiny, tmp_path):
     (run.path / "status.json").write_text("[]")
     with pytest.raises(UserError, match=r"status.json is not a run's status"):
         resume(run)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("z_dim", "5", "model.z_dim 4 -> 5"),
+        ("architecture", '"mlp"', "model.architecture 'conv' -> 'mlp'"),
+        ("likelihood", '"gaussian"', "common.likelihood"),
+    ],
+)
+def test_resume_refuses_a_config_edited_after_the_checkpoint_and_changes_nothing(tiny, tmp_path, key, value, shown):
+    run = start(tiny("vae", **{"run.steps": 6}), tmp_path / "run")
+    text = run.config_path.read_text()
+    section = {"z_dim": "[model]", "architecture": "[model]", "likelihood": "[common]"}[key]
+    lines = text.splitlines()
+    at = lines.index(section)
+    edited = [ln for ln in lines if not ln.startswith(f"{key} =")]
+    edited.insert(edited.index(section) + 1, f"{key} = {value}")
+    assert at >= 0
+    run.config_path.write_text("\n".join(edited) + "\n")
+    status = (run.path / "status.json").read_text()
+    with pytest.raises(UserError, match=rf"no longer matches the run's checkpoint of step 6: .*{shown}"):
+        resume(run, 12)
+    assert (run.path / "status.json").read_text() == status
+    assert run.config_path.read_text() == "\n".join(edited) + "\n"
+
+
+def test_resume_refuses_a_changed_method_in_one_line(tiny, tmp_path, capsys):
+    run = start(tiny("vae", **{"run.steps": 6}), tmp_path / "run")
+    text = run.config_path.read_text().replace('method = "vae"', 'method = "factor_vae"')
+    run.config_path.write_text(text)
+    code = main(["train", "--resume", str(run.path), "--steps", "12", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "method 'vae' -> 'factor_vae'" in err and err.count("\n") == 1
+
+
+def test_logging_and_the_device_may_change_on_resume(tiny, tmp_path):
+    run = start(tiny("vae", **{"run.steps": 6}), tmp_path / "run")
+    text = run.config_path.read_text().replace("every = 4", "every = 2")
+    run.config_path.write_text(text)
+    assert resume(run, 12, device="cpu").state == "finished"

@@ -40,7 +40,7 @@ import torch
 
 from .. import __version__
 from ..config import apply_overrides, load_config, open_dataset
-from ..config.schema import Config, to_dict
+from ..config.schema import Config, flatten, to_dict
 from ..data.cache import atomic_write
 from ..errors import NsvaeWarning, UserError
 from ..pictures import to_uint8
@@ -296,6 +296,7 @@ def resume(
         done, state = run.newest_intact_checkpoint()
         if state.get("format") != CHECKPOINT_FORMAT:
             raise UserError(f"checkpoint format {state.get('format')} of {run.path} is not {CHECKPOINT_FORMAT}")
+        _check_config_unchanged(run, config, state, done)
         dataset = open_dataset(config, show)
         if len(dataset) != config.common.dataset_size:
             raise UserError(
@@ -309,6 +310,39 @@ def resume(
         run.adopt()  # a run of a version before run ids, proved a run by its checkpoints, gets its id now
         run.set_status("running", step=done)
         return fit(run, config, dataset, state=state, progress=show, callback=callback)
+
+
+#: Keys a resumed run may change from what its checkpoint was trained with: how long it trains, where, how logged.
+RESUME_FREE_KEYS = ("run.steps", "run.deterministic")
+
+
+def _check_config_unchanged(run: Run, config: Config, state: dict[str, Any], step: int) -> None:
+    """Refuse to resume when ``config.toml`` (or the overrides) asks for a different computation than the
+    checkpoint holds: a changed network, objective or optimiser cannot continue that run (it would fail on the
+    weights, or worse, train on silently with another objective). Logging, evaluation, device, threads and the
+    step count may change."""
+    from ..config.schema import from_dict, is_incidental
+
+    stored_doc = state.get("config")
+    if not isinstance(stored_doc, dict):
+        return  # a checkpoint of a version that did not store its config: nothing to compare with
+    try:
+        stored = flatten(from_dict(stored_doc))
+    except (UserError, ValueError, TypeError):
+        return
+    current = flatten(config)
+    changed = [
+        k
+        for k in sorted(set(stored) | set(current))
+        if not is_incidental(k) and k not in RESUME_FREE_KEYS and stored.get(k) != current.get(k)
+    ]
+    if changed:
+        shown = ", ".join(f"{k} {stored.get(k)!r} -> {current.get(k)!r}" for k in changed[:3])
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise UserError(
+            f"{run.config_path} no longer matches the run's checkpoint of step {step}: {shown}{more}; "
+            "restore those keys to resume, or train a new run with the changed config (--out NEW_DIR)"
+        )
 
 
 def _show_progress(config: Config, progress: bool | None) -> bool:
