@@ -132,6 +132,11 @@ def test_config_files_are_found_beside_the_sweep_file(tmp_path):
         ("seeds = [1]\n", "no config"),
         ("seeds = [1\n", "not valid TOML"),
         ('seeds = [1]\n[base]\nconfig = "quick-vae"\n[grid]\n"run.seed" = [2]\n', "give the seeds once"),
+        # issue 29, case 13: inf gave an OverflowError traceback after the sweep directory existed, nan an error
+        # without the key
+        ('[base]\nconfig = "quick-vae"\n[resources]\ncpus = inf\n', r"\[resources\] cpus must be a finite number"),
+        ('[base]\nconfig = "quick-vae"\n[resources]\ncpus = nan\n', r"\[resources\] cpus must be a finite number"),
+        ('[base]\nconfig = "quick-vae"\n[resources]\ngpus = inf\n', r"\[resources\] gpus must be a finite number"),
     ],
 )
 def test_bad_sweep_files_say_what_is_wrong(text, message):

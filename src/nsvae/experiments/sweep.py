@@ -341,8 +341,8 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
     _check_keys(res, _RESOURCE_KEYS, f"{where}: [resources]")
     cpus, gpus = res.get("cpus", 1), res.get("gpus", 0)
     for label, value in (("cpus", cpus), ("gpus", gpus)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise UserError(f"{where}: [resources] {label} must be a number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise UserError(f"{where}: [resources] {label} must be a finite number >= 0, got {value!r}")
     if cpus <= 0:
         raise UserError(f"{where}: [resources] cpus must be more than 0, got {cpus!r}")
 
