@@ -316,3 +316,14 @@ def test_a_comparison_on_one_network_has_no_warning_and_shows_wms_beside_s_max(t
     assert '<td class="num">0.4 ± 0.14</td><td class="num">0.15 ± 0.071</td>' in row
     run_row = re.search(r"<tr><td>vae-s0</td>.*?</tr>", page).group(0)
     assert run_row.endswith('<td class="num">0.2</td><td class="num">-0.3</td></tr>')
+
+
+def test_a_dollar_in_a_runs_name_is_drawn_as_written(report_sweep, tmp_path, capsys):
+    """issue 29, case 12: matplotlib read '$...$' in a title as mathematics and failed (ParseSyntaxException)."""
+    run = tmp_path / "cost a$^$b"  # "$^$" is not valid mathtext (an even number of "$" makes matplotlib parse it)
+    shutil.copytree(report_sweep / "runs" / "nonsyn-s0", run)
+    assert main(["report", str(run), "--samples", "0", "--no-traversals", "-q"]) == 0, capsys.readouterr().err
+    assert (run / "report.html").is_file()
+    out = tmp_path / "curves.png"
+    assert main(["plot", "curves", str(run), "-o", str(out)]) == 0, capsys.readouterr().err
+    assert out.stat().st_size > 0

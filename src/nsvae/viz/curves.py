@@ -29,9 +29,13 @@ def _series(log: Sequence[Mapping[str, Any]], key: str) -> tuple[np.ndarray, np.
 
 
 def _pyplot():
+    """pyplot on the Agg backend, with mathtext off: every text nsvae draws is plain (run names, methods, paths are
+    the user's and may hold '$', which matplotlib would parse as mathematics and fail on). The one way the figure
+    modules get pyplot."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

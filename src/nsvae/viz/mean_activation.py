@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .curves import _pyplot
+
 #: ColorBrewer Set1 colours the original used (brewer2mpl), per dSprites shape.
 SHAPE_COLOURS = {"square": "#4daf4a", "ellipse": "#e41a1c", "heart": "#377eb8"}
 ACTIVE_THRESHOLD = 1e-2
@@ -72,10 +74,7 @@ def _limits(values: np.ndarray) -> tuple[float, float]:
 
 def dsprites_mean_activation(codes: np.ndarray, factors: np.ndarray, threshold: float = ACTIVE_THRESHOLD):
     """The original's mean-activation figure for dSprites (factors: shape, scale, orientation, posX, posY)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     sizes = (3, 6, 40, 32, 32)
     active = np.flatnonzero(active_units(codes, threshold))
@@ -122,10 +121,7 @@ def mean_activation(
 
     ``kl_per_dim`` (optional) orders the rows by KL, largest first, and labels them with it.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     active = np.flatnonzero(active_units(codes, threshold))
     if kl_per_dim is not None:
