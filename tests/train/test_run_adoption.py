@@ -154,3 +154,27 @@ def test_logging_and_the_device_may_change_on_resume(tiny, tmp_path):
     text = run.config_path.read_text().replace("every = 4", "every = 2")
     run.config_path.write_text(text)
     assert resume(run, 12, device="cpu").state == "finished"
+
+
+def test_checkpoints_pruned_while_they_are_read_are_listed_again(tiny, tmp_path, monkeypatch):
+    """issue 29, case 9: `report` of a training run failed when a checkpoint was pruned while the GIF was drawn."""
+    from nsvae.train.run import CheckpointGone
+
+    run = start(tiny("vae", **{"run.steps": 12, "log.keep_checkpoints": 3}), tmp_path / "run")
+    steps = [s for s, _ in run.checkpoints()]
+    assert steps == [5, 10, 12]
+    real = Run.verify_checkpoint
+    pruned = []
+
+    def verify_while_training(self, path):
+        if not pruned:  # the trainer writes a new checkpoint and prunes the oldest just as it is read
+            pruned.append(path.name)
+            path.unlink()
+        return real(self, path)
+
+    monkeypatch.setattr(Run, "verify_checkpoint", verify_while_training)
+    models = Run(run.path).load_models()
+    assert pruned == ["step_0000005.pt"] and [s for s, _ in models] == [10, 12]
+    with pytest.raises(CheckpointGone, match="has no checkpoint of step 5"):
+        Run(run.path).load_model(5)
+    assert issubclass(CheckpointGone, UserError)

@@ -359,7 +359,7 @@ class Run:
         for s, path in found:
             if s == step:
                 return path
-        raise UserError(f"run {self.path} has no checkpoint of step {step}; it has steps {[s for s, _ in found]}")
+        raise CheckpointGone(f"run {self.path} has no checkpoint of step {step}; it has steps {[s for s, _ in found]}")
 
     def write_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
         """Write ``state`` atomically as ``checkpoints/step_XXXXXXX.pt`` with its SHA-256 beside it, then delete
@@ -404,6 +404,10 @@ class Run:
         and the newest intact one."""
         path = self.checkpoint_path(step)
         problem = self.verify_checkpoint(path)
+        if problem and not path.exists():
+            raise CheckpointGone(
+                f"checkpoint {path} was deleted while it was read (the run is training: it was pruned)"
+            )
         if problem:
             others = [p for s, p in reversed(self.checkpoints()) if p != path and not self.verify_checkpoint(p)]
             hint = (
@@ -412,7 +416,12 @@ class Run:
                 else "; no other intact checkpoint exists"
             )
             raise DamagedCheckpoint(f"checkpoint {path} is damaged ({problem}){hint}")
-        return _load_checkpoint(path)
+        try:
+            return _load_checkpoint(path)
+        except DamagedCheckpoint:
+            if not path.exists():
+                raise CheckpointGone(f"checkpoint {path} was deleted while it was read (the run is training)") from None
+            raise
 
     def newest_intact_checkpoint(self, warn: bool = True) -> tuple[int, dict[str, Any]]:
         """``(step, state)`` of the newest checkpoint that verifies. Damaged newer ones are renamed to
@@ -451,7 +460,13 @@ class Run:
         """The trained :class:`nsvae.models.VAE` of checkpoint ``step`` (default: the latest), in eval mode."""
         from ..models import VAE
 
-        state = self.read_checkpoint(step)
+        for attempt in range(3):
+            try:
+                state = self.read_checkpoint(step)
+                break
+            except CheckpointGone:  # the latest one was pruned by the training process: take the new latest
+                if step is not None or attempt == 2:
+                    raise
         config = self.config
         model = VAE(config.model).to(device)
         if config.run.fast_layout:
@@ -472,6 +487,17 @@ class Run:
         model.eval()
         self._model, self._model_step = model, int(state["step"])
         return model
+
+    def load_models(self, device: str | torch.device = "cpu", attempts: int = 5) -> list[tuple[int, Any]]:
+        """``(step, model)`` of every kept checkpoint, oldest first, read as one consistent set: when the run is
+        training and prunes a checkpoint while they are read, they are listed and read again."""
+        for _ in range(attempts):
+            steps = [step for step, _ in self.checkpoints()]
+            try:
+                return [(step, self.load_model(step, device=device)) for step in steps]
+            except CheckpointGone:
+                continue
+        raise UserError(f"run {self.path}: its checkpoints kept changing while they were read ({attempts} tries)")
 
     @property
     def loaded_step(self) -> int | None:
@@ -577,6 +603,10 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise DamagedCheckpoint(f"checkpoint {path} holds a {type(state).__name__}, not an nsvae checkpoint")
     return state
+
+
+class CheckpointGone(UserError):
+    """A checkpoint that was listed but deleted before it could be read (a training run prunes its old ones)."""
 
 
 def load_run(path: str | os.PathLike) -> Run:

@@ -185,12 +185,13 @@ def training_frames(
     if images is None:
         images = fixed_images(data, n_images, seed)
     batch = kl_images(data, kl_batch, seed)
-    steps = [step for step, _ in checkpoints]
+    # One consistent set of checkpoints, even while the run trains and prunes them.
+    models = run.load_models(device=device)
+    steps = [step for step, _ in models]
     # One row order for every frame (the last checkpoint's), so each latent keeps its place.
-    order = row_order(kl_per_latent(run.load_model(steps[-1], device=device), batch))
+    order = row_order(kl_per_latent(models[-1][1], batch))
     frames = []
-    for step in steps:
-        model = run.load_model(step, device=device)
+    for step, model in models:
         kl = kl_per_latent(model, batch)
         title = f"step {step:,} | rows in the order of the last checkpoint's KL | dimmed: KL < {threshold:g}"
         frames.append(default_figure(model, images, n_values, limit, kl, threshold, order=order, title=title))
