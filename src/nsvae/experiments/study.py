@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import statistics
@@ -71,12 +72,28 @@ def finished_runs(study_dir: Path) -> set[str]:
     return {p.name for p in runs.iterdir() if (p / DONE_FILE).is_file()}
 
 
+def read_final_record(path: Path) -> dict[str, Any]:
+    """One run's ``final.json``, checked: a JSON object whose ``method`` is a string, ``seed`` an integer and
+    ``evaluation`` (when present) an object; anything else is a UserError naming the file."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc}); restore it from git or export the run again") from None
+    problem = ""
+    if not isinstance(record, dict):
+        problem = f"it holds a {type(record).__name__}, not an object"
+    elif not isinstance(record.get("method"), str) or not isinstance(record.get("seed"), int):
+        problem = "it lacks a method (string) or a seed (integer)"
+    elif not isinstance(record.get("evaluation", {}), dict) or not isinstance(record.get("seconds", {}), dict):
+        problem = "its evaluation or seconds is not an object"
+    if problem:
+        raise UserError(f"{path} is not a study run's final.json ({problem}); restore it from git or export it again")
+    return record
+
+
 def final_records(study_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """``(run name, its final.json)`` of every finished run, by name."""
-    return [
-        (name, json.loads((study_dir / RUNS / name / DONE_FILE).read_text(encoding="utf-8")))
-        for name in sorted(finished_runs(study_dir))
-    ]
+    return [(name, read_final_record(study_dir / RUNS / name / DONE_FILE)) for name in sorted(finished_runs(study_dir))]
 
 
 def machine_time(study_dir: Path) -> dict[str, Any]:
@@ -130,11 +147,19 @@ def synergy_terms(study_dir: Path) -> list[dict[str, Any]]:
     Runs whose final evaluation has no synergy are left out.
     """
     rows = []
+    keys = ("i_joint", "i_max", "sum_single", "entropy")
     for name, record in final_records(study_dir):
         synergy = ((record.get("evaluation") or {}).get("metrics") or {}).get("synergy") or {}
-        factors = [f for f in (synergy.get("per_factor") or {}).values() if "skipped" not in f]
+        per_factor = synergy.get("per_factor") if isinstance(synergy, dict) else None
+        factors = [f for f in (per_factor or {}).values() if isinstance(f, dict) and "skipped" not in f]
         if not factors:
             continue
+        for f in factors:
+            if not all(isinstance(f.get(k), (int, float)) and math.isfinite(f[k]) for k in keys) or f["entropy"] <= 0:
+                raise UserError(
+                    f"{study_dir / RUNS / name / DONE_FILE}: a factor of its synergy lacks a finite {', '.join(keys)} "
+                    "(with entropy > 0); restore the file from git or export the run again"
+                )
         terms = {
             column: statistics.fmean(f[key] / f["entropy"] for f in factors)
             for column, key in zip(SYNERGY_TERMS[:3], ("i_joint", "i_max", "sum_single"))
@@ -395,9 +420,22 @@ def _number(text: str) -> Any:
 
 
 def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """A study table (``results.csv`` or ``final.csv``) as rows of numbers."""
+    """A study table (``results.csv`` or ``final.csv``) as rows of numbers; a row with a missing or extra cell (a
+    file cut mid-row) or without method and seed is a UserError naming the file and the line."""
     with open(path, encoding="utf-8", newline="") as handle:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+        reader = csv.DictReader(handle)
+        rows = []
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise UserError(
+                    f"{path}: line {reader.line_num} has {'more' if None in row else 'fewer'} cells than the header "
+                    "(a file cut mid-row?); rebuild it with nsvae study NAME (it is written from runs/*/final.json)"
+                )
+            parsed = {k: _number(v) for k, v in row.items()}
+            if not isinstance(parsed.get("method"), str) or not isinstance(parsed.get("seed"), int):
+                raise UserError(f"{path}: line {reader.line_num} has no method or no integer seed")
+            rows.append(parsed)
+        return rows
 
 
 def commit_files(study_dir: Path, message: str, echo: Callable[[str], None]) -> bool:

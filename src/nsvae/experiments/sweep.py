@@ -465,9 +465,22 @@ def read_state(sweep_dir: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         raise UserError(f"{path} is not valid JSON; delete it (the runs' own status files are kept)") from None
+    runs = state.get("runs", {}) if isinstance(state, dict) else None
+    order = state.get("order", []) if isinstance(state, dict) else None
+    if (
+        not isinstance(runs, dict)
+        or not all(isinstance(v, dict) for v in runs.values())
+        or not isinstance(order, list)
+        or not all(isinstance(n, str) for n in order)
+    ):
+        raise UserError(
+            f"{path} is not a sweep's state (an object with 'runs' of objects and an 'order' of names); delete it "
+            "(it holds bookkeeping only: the runs' own status files are kept)"
+        )
+    return state
 
 
 def write_state(sweep_dir: str | os.PathLike, state: dict[str, Any]) -> None:

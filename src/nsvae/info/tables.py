@@ -184,7 +184,12 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
     symbols = [_sort_symbols({o[k] for o in outcomes}) for k in range(n_axes)]
     index = [{s: i for i, s in enumerate(col)} for col in symbols]
     shape = tuple(len(col) for col in symbols)
-    total = math.fsum(weights)
+    try:
+        total = math.fsum(weights)
+    except OverflowError:  # finite weights whose sum is not (1e308, 1e308): no table can be normalised from them
+        raise UserError(f"{path}: the weights add up to more than a float can hold; scale them down") from None
+    if not math.isfinite(total):
+        raise UserError(f"{path}: the weights add up to more than a float can hold; scale them down")
     is_counts = all(w == round(w) for w in weights) and abs(total - 1.0) > SUM_TOLERANCE
     table = np.zeros(shape)
     seen: dict[tuple[str, ...], int] = {}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -313,6 +314,7 @@ class Run:
                 entry = json.loads(line)
                 if not isinstance(entry, dict):
                     raise ValueError("not an object")
+                _check_log_entry(entry)
             except ValueError:
                 if k == len(lines) - 1:
                     warnings.warn(
@@ -323,7 +325,8 @@ class Run:
                     )
                     break
                 raise UserError(
-                    f"{self.log_path}: line {number} is not a JSON object; the log is damaged (delete that line)"
+                    f"{self.log_path}: line {number} is not a log entry (a JSON object with a whole-number step and "
+                    "numbers for the losses); the log is damaged (delete that line)"
                 ) from None
             out.append(entry)
         return out
@@ -536,6 +539,26 @@ class Run:
             if not logits:
                 out = torch.sigmoid(out)
         return out.cpu().numpy() if as_numpy else out
+
+
+#: The log's fields that readers compute with: numbers where present (the trainer writes a non-finite value as the
+#: string "nan", "inf" or "-inf", JSON having none); ``step`` is a whole number on every line.
+_LOG_NUMBERS = ("recon", "kl", "loss", "elapsed_s", "steps_per_s", "synergy_proxy")
+_NON_FINITE = ("nan", "inf", "-inf")
+
+
+def _check_log_entry(entry: dict[str, Any]) -> None:
+    """Raise ValueError when a log line lacks a whole-number step or holds a field that is no number (``1e400``,
+    ``"x"``)."""
+    step = entry.get("step")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise ValueError(f"step is {step!r}, not a whole number")
+    for key in _LOG_NUMBERS:
+        value = entry.get(key)
+        if value is None or value in _NON_FINITE:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{key} is {value!r}, not a number")
 
 
 def _line_step(line: str) -> int:
