@@ -92,6 +92,8 @@ def evaluate_run(
             resolve(metric, protocol, (overrides or {}).get(metric))
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    if write:
+        _check_writable(Path(run.path))  # before any image is encoded: a read-only run failed after all the work
     dev = resolve_device(device)
     model = run.load_model(step, device=dev)
     evaluated_step = run.loaded_step
@@ -116,6 +118,24 @@ def evaluate_run(
     if write:
         write_eval(Path(run.path), evaluated_step, protocol, result)
     return result
+
+
+def _check_writable(run_dir: Path) -> None:
+    """Refuse a run directory this process cannot write its evaluation into, by writing there what evaluating
+    writes first (the evaluation lock), so the check is the real one (permissions, a read-only file system)."""
+    from .locks import FileLock
+
+    lock = FileLock(run_dir / EVAL_LOCK)
+    try:
+        with lock.hold():
+            probe = run_dir / f".eval-probe-{os.getpid()}.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the evaluation into {run_dir} ({exc.strerror or exc}); make it writable, or copy the run "
+            "somewhere writable and evaluate the copy"
+        ) from None
 
 
 def read_eval(run_dir: str | os.PathLike) -> dict[str, Any] | None:

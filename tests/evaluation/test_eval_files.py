@@ -71,3 +71,28 @@ def test_an_eval_file_of_the_wrong_shape_is_one_line_naming_it(tmp_path, text):
         read_eval(tmp_path)
     with pytest.raises(UserError, match="eval.json"):
         write_eval(tmp_path, 20, "default", _result("mig"))
+
+
+def test_a_run_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """issue 29, case 14: on a read-only run directory evaluate computed everything, then failed writing."""
+    from nsvae import evaluation
+
+    class Run:
+        path = tmp_path
+
+        def checkpoints(self):
+            return [(1, tmp_path / "c.pt")]
+
+        def load_model(self, *args, **kwargs):
+            raise AssertionError("the model must not be loaded before the write check")
+
+    real = type(tmp_path).write_bytes
+
+    def read_only(path, data):
+        if path.parent == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return real(path, data)
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", read_only)
+    with pytest.raises(UserError, match=r"cannot write the evaluation into .* \(Permission denied\)"):
+        evaluation.evaluate_run(Run(), metrics=["mig"], progress=False)
