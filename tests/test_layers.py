@@ -27,7 +27,16 @@ DOC = ROOT / "docs" / "development.md"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "foundation",
-        ("nsvae", "nsvae.errors", "nsvae.names", "nsvae.cpus", "nsvae.locks", "nsvae.processes", "nsvae.pictures"),
+        (
+            "nsvae",
+            "nsvae.errors",
+            "nsvae.names",
+            "nsvae.stats",
+            "nsvae.cpus",
+            "nsvae.locks",
+            "nsvae.processes",
+            "nsvae.pictures",
+        ),
     ),
     ("info", ("nsvae.info",)),
     ("data", ("nsvae.data",)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import shutil
 
@@ -15,7 +16,8 @@ from PIL import Image
 from nsvae.cli import main
 from nsvae.config import Config, apply_overrides
 from nsvae.errors import UserError
-from nsvae.viz.compare import mean_std, metric_bars, proxy_over_training, score_vs_reconstruction
+from nsvae.stats import mean_sd
+from nsvae.viz.compare import metric_bars, proxy_over_training, score_vs_reconstruction
 from nsvae.viz.report import RunRecord, find_runs, group_by_setting, setting_labels, write_report
 from nsvae.viz.traversals import default_figure_size
 
@@ -71,11 +73,18 @@ def test_final_reconstruction_is_the_mean_of_the_last_five_logged_steps():
 # ---------------------------------------------------------------- comparison figures
 
 
-def test_mean_std_uses_the_sample_standard_deviation():
-    assert mean_std([0.1, 0.3]) == pytest.approx((0.2, np.std([0.1, 0.3], ddof=1)))
-    assert mean_std([4.0]) == (4.0, 0.0)
+def test_mean_sd_uses_the_sample_standard_deviation_and_is_undefined_for_one_value():
+    # one mean ± sd for the whole package (issue 26, point 5): the sweep table, the study table and the report agree
+    assert mean_sd([0.1, 0.3]) == pytest.approx((0.2, np.std([0.1, 0.3], ddof=1)))
+    mean, sd = mean_sd([4.0])
+    assert mean == 4.0 and math.isnan(sd)
+    from nsvae.experiments import study_analysis, sweep
+
+    assert sweep.mean_sd is mean_sd and study_analysis.mean_sd is mean_sd
+    table = study_analysis.final_table([{"method": "a", "seed": 0, "step": 1, "x": 4.0}])
+    assert table["a"]["x"][0] == 4.0 and math.isnan(table["a"]["x"][1]) and table["a"]["x"][2] == 1
     with pytest.raises(ValueError):
-        mean_std([])
+        mean_sd([])
 
 
 def test_metric_bars_are_the_means_with_error_bars_only_over_several_seeds():

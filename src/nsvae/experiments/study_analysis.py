@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ..stats import mean_sd
+
 KEYS = ("method", "seed", "step")
 #: The level of the exact paired test a verdict needs (one-sided, on the side the verdict names).
 LEVEL = 0.05
@@ -63,10 +65,9 @@ def final_table(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None
         mine = [r for r in rows if r["method"] == method]
         entry = {}
         for metric in metrics:
-            values = np.array([float(r[metric]) for r in mine if _number(r.get(metric))])
-            if values.size:
-                sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
-                entry[metric] = (float(values.mean()), sd, int(values.size))
+            values = [float(r[metric]) for r in mine if _number(r.get(metric))]
+            if values:
+                entry[metric] = (*mean_sd(values), len(values))
         out[method] = entry
     return out
 

@@ -74,6 +74,7 @@ from ..config.comparison import KeyDifference, differences
 from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 from ..errors import UserError
 from ..names import check_path_component
+from ..stats import mean_sd
 from .run_state import read_run_state, sweep_state
 from .stages import Stage, parse_stages
 
@@ -590,14 +591,6 @@ def result_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return first + sorted(rest, key=lambda c: (next((i for i, p in enumerate(order) if c.startswith(p)), 9), c))
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and the sample standard deviation (n - 1; NaN for a single value)."""
-    n = len(values)
-    mean = math.fsum(values) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
-    return mean, std
-
-
 def default_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The columns ``nsvae results`` shows by default: each metric's headline score, followed by the fields
     :data:`nsvae.metrics.evaluate.BESIDE_SCORE` puts beside it (``metric.synergy``, then ``metric.synergy.wms``),
@@ -655,7 +648,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None =
         }
         for column in columns:
             values = [float(r[column]) for r in done if isinstance(r.get(column), (int, float))]
-            agg[column] = _mean_std(values) if values else (math.nan, math.nan)
+            agg[column] = mean_sd(values) if values else (math.nan, math.nan)
         out.append(agg)
     return out
 

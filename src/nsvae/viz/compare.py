@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..stats import mean_sd
 from .curves import _pyplot, _series
 
 #: Setting colours, in order of first appearance (matplotlib's tab10).
@@ -29,14 +30,6 @@ SETTING_COLOURS = [f"C{k}" for k in range(10)]
 
 def _colour(k: int) -> str:
     return SETTING_COLOURS[k % len(SETTING_COLOURS)]
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1; 0.0 for a single value)."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size == 0:
-        raise ValueError("no values")
-    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
 def score_vs_reconstruction(points: Sequence[Mapping[str, Any]], metric: str, recon_label: str = "reconstruction"):
@@ -84,7 +77,7 @@ def metric_bars(table: Mapping[str, Mapping[str, Sequence[float]]], metrics: Seq
             values = list(table[setting].get(metric, ()))
             if not values:
                 continue
-            mean, std = mean_std(values)
+            mean, std = mean_sd(values)
             ax.bar(k, mean, color=_colour(k), alpha=0.75, width=0.7)
             if len(values) > 1:
                 ax.errorbar(k, mean, yerr=std, color="black", capsize=3, lw=1)

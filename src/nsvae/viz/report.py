@@ -563,9 +563,9 @@ def comparison_page(
 def _mean_std_text(values: Sequence[float]) -> str:
     if not values:
         return '<span class="muted">—</span>'
-    from .compare import mean_std
+    from ..stats import mean_sd
 
-    mean, std = mean_std(values)
+    mean, std = mean_sd(values)
     return f"{mean:.4g} ± {std:.2g}" if len(values) > 1 else f"{mean:.4g}"
 
 
