@@ -32,6 +32,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "nsvae.errors",
             "nsvae.names",
             "nsvae.stats",
+            "nsvae.atomic",
+            "nsvae.clock",
             "nsvae.cpus",
             "nsvae.locks",
             "nsvae.processes",

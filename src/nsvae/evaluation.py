@@ -194,7 +194,7 @@ def write_eval(run_dir: str | os.PathLike, step: int, protocol: str, result: dic
     ``eval-step<N>.json``. Results are merged per step, never replaced wholesale: evaluating step 10 after
     step 20 moves step 20's results into ``eval-step20.json`` (merged with what that file held), and
     evaluating step 20 again brings them back. The read-merge-write holds the run's :data:`EVAL_LOCK`."""
-    from .data.cache import write_json_atomic
+    from .atomic import write_json_atomic
     from .locks import FileLock
 
     run_dir = Path(run_dir)
@@ -247,7 +247,7 @@ def write_udr_sample(path: str | os.PathLike, sample: dict[str, Any]) -> None:
 
     import numpy as np
 
-    from .data.cache import atomic_write
+    from .atomic import atomic_write
 
     buffer = io.BytesIO()
     arrays = {k: np.asarray(v) for k, v in sample.items() if k != "protocol"}

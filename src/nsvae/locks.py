@@ -36,6 +36,7 @@ from typing import Any
 
 from filelock import lock_descriptor, unlock_descriptor
 
+from .clock import timestamp
 from .processes import pid_alive
 
 __all__ = ["FileLock", "holders_of"]
@@ -193,7 +194,7 @@ class FileLock:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "command": _command_line(),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "since": timestamp(),
         }
         data = (" " + json.dumps(info) + "\n").encode("utf-8")
         with contextlib.suppress(OSError):  # a full disk must not stop anyone from taking a lock

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nsvae.atomic import write_json_atomic
 from nsvae.data import cache
 from nsvae.errors import UserError
 
@@ -112,7 +113,7 @@ def test_killed_build_leaves_no_entry_and_its_leftover_is_cleaned(tmp_path):
 
 def test_write_json_atomic(tmp_path):
     path = tmp_path / "x" / "meta.json"
-    cache.write_json_atomic(path, {"a": 1})
+    write_json_atomic(path, {"a": 1})
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in path.parent.iterdir()] == ["meta.json"]
 

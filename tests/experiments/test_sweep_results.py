@@ -9,8 +9,8 @@ import sqlite3
 
 import pytest
 
+from nsvae.atomic import write_json_atomic
 from nsvae.cli import main
-from nsvae.data.cache import write_json_atomic
 from nsvae.experiments.sweep import aggregate, format_table, gather_results, loads_sweep, write_results
 from nsvae.train.run import Run
 

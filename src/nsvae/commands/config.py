@@ -97,7 +97,7 @@ def run_config(args: argparse.Namespace) -> int:
         raise UserError(f"{dest} exists; choose another DEST or pass --force to overwrite it")
     if not dest.parent.is_dir():
         raise UserError(f"the folder {dest.parent} does not exist; create it first or choose another DEST")
-    from ..data.cache import atomic_write
+    from ..atomic import atomic_write
 
     atomic_write(dest, lambda handle: handle.write(text.encode("utf-8")))
     kind = presets()[args.name][0]

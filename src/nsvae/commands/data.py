@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
-from ..data.cache import atomic_write
+from ..atomic import atomic_write
 from ..errors import UserError
 
 DESCRIPTION = """\

@@ -95,9 +95,9 @@ def run_study_command(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.device is not None:
-        from ..config.schema import _DEVICE
+        from ..config.schema import DEVICE_PATTERN
 
-        if not _DEVICE.match(args.device):
+        if not DEVICE_PATTERN.match(args.device):
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     if args.summary:
         return _summary(args)

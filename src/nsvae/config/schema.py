@@ -70,7 +70,8 @@ __all__ = [
     "to_dict",
 ]
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+#: What run.device and every --device accept: auto, cpu, cuda or cuda:N (public: the trainer and commands check it).
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DSPRITES_ORIGINS = ("auto", "official", "generated")
 #: Datasets that take the image options (crop, crop_size, channels); the others take ``origin``.
 IMAGE_DATASETS = ("celeba", "chairs", "folder")
@@ -102,7 +103,7 @@ class RunConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0 (0: torch's default), got {self.threads}")
-        if not _DEVICE.match(self.device):
+        if not DEVICE_PATTERN.match(self.device):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not 0 <= self.seed < 2**64:
             raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..atomic import publish_permissions, write_json_atomic
 from ..errors import UserError
 from ..locks import FileLock
 
@@ -67,18 +68,6 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish_permissions(path: Path, mode: int) -> None:
-    """Give a finished temporary file or directory the permissions a plain create would have."""
-    with contextlib.suppress(OSError):
-        os.chmod(path, mode & ~_current_umask())
-
-
 def read_meta(entry: Path) -> dict[str, Any] | None:
     """The ``meta.json`` of a complete cache entry, or ``None`` if there is none."""
     try:
@@ -86,34 +75,6 @@ def read_meta(entry: Path) -> dict[str, Any] | None:
             return json.load(handle)
     except (OSError, ValueError):
         return None
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(handle)`` on a temporary binary file beside ``path``, fsync it, rename it to ``path``.
-
-    Readers see the old file or the complete new one, never a part; on any
-    error the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _publish_permissions(Path(tmp), 0o666)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON to ``path`` via a temporary file and a rename."""
-    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def ensure_entry(
@@ -214,7 +175,7 @@ def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
         meta = {**meta, "checksums": {p.name: _file_checksum(p) for p in sorted(tmp.iterdir()) if p.is_file()}}
         write_json_atomic(tmp / META_FILE, meta)
         _write_stamp(tmp, meta)
-        _publish_permissions(tmp, 0o777)
+        publish_permissions(tmp, 0o777)
         old = None
         if entry.exists():
             old = entry.parent / f".{entry.name}.old-{os.getpid()}"

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..clock import timestamp
 from ..config.schema import IMAGE_DATASETS, Config, flatten, from_dict, is_incidental, to_dict
 from ..cpus import usable_cpus
 from ..errors import UserError
@@ -187,7 +188,7 @@ def _output_to(path: str):
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return timestamp()
 
 
 def execute(task: Task) -> dict[str, Any]:
@@ -757,7 +758,7 @@ def _duration(seconds: float) -> str:
 
 
 def _write_spec(sweep: Sweep, sweep_dir: Path, source: str | os.PathLike) -> None:
-    from ..data.cache import atomic_write
+    from ..atomic import atomic_write
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
     target = sweep_dir / SPEC_FILE

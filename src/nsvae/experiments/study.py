@@ -252,7 +252,7 @@ def machine() -> dict[str, Any]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from ..train.run import write_text_atomic
+    from ..atomic import write_text_atomic
 
     write_text_atomic(path, text)
 
@@ -381,7 +381,7 @@ def _write_traversal(run, path: Path) -> None:
     from ..viz.traversals import run_traversal
 
     picture = Image.fromarray(run_traversal(run))
-    from ..data.cache import atomic_write
+    from ..atomic import atomic_write
 
     atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 

@@ -64,11 +64,11 @@ import math
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..clock import timestamp
 from ..config import shipped_names, shipped_text, toml_io
 from ..config.comparison import KeyDifference, differences
 from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
@@ -485,9 +485,9 @@ def read_state(sweep_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_state(sweep_dir: str | os.PathLike, state: dict[str, Any]) -> None:
-    from ..data.cache import write_json_atomic
+    from ..atomic import write_json_atomic
 
-    state["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    state["updated"] = timestamp()
     write_json_atomic(Path(sweep_dir) / STATE_FILE, state)
 
 
@@ -703,7 +703,7 @@ def write_results(
     Column names are the row keys (``metric.mig``, ``config.nonsyn.alpha``);
     in ``settings`` each aggregated column gives ``<column>.mean`` and ``<column>.std``.
     """
-    from ..data.cache import atomic_write
+    from ..atomic import atomic_write
 
     sweep_dir = Path(sweep_dir)
     csv_path = Path(csv_path) if csv_path else sweep_dir / RESULTS_CSV

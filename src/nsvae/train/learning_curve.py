@@ -197,7 +197,7 @@ class CurveRecorder:
 
     def truncate(self, step: int) -> None:
         """On resume: forget the points after the checkpoint (they are evaluated again)."""
-        from .run import write_text_atomic
+        from ..atomic import write_text_atomic
 
         if not self.path.is_file():
             return

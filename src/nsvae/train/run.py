@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import time
 import uuid
 import warnings
 import zipfile
@@ -40,8 +39,9 @@ import numpy as np
 import torch
 
 from .. import config as config_module
+from ..atomic import atomic_write, write_json_atomic, write_text_atomic
+from ..clock import timestamp
 from ..config import Config
-from ..data.cache import atomic_write, write_json_atomic
 from ..errors import NsvaeWarning, UserError
 from ..locks import FileLock
 
@@ -72,10 +72,6 @@ STATES = ("running", "finished", "failed", "interrupted")
 
 def checkpoint_name(step: int) -> str:
     return f"step_{step:07d}.pt"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 class Run:
@@ -154,7 +150,7 @@ class Run:
         if not (self.path / STATUS_FILE).exists():
             # A status.json nsvae creates carries the run's identity: the proof that nsvae wrote this run.
             status[RUN_ID] = uuid.uuid4().hex
-        status.update(fields, state=state, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        status.update(fields, state=state, updated=timestamp())
         if state != "failed":
             status.pop("error", None)
         write_json_atomic(self.path / STATUS_FILE, status)

@@ -39,9 +39,10 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..atomic import atomic_write
+from ..clock import timestamp
 from ..config import apply_overrides, load_config, open_dataset
 from ..config.schema import Config, flatten, to_dict
-from ..data.cache import atomic_write
 from ..errors import NsvaeWarning, UserError
 from ..pictures import to_uint8
 from .allocator import keep_freed_memory
@@ -80,9 +81,9 @@ SECOND_BATCH_STREAM = 1  # derive_seed(data.seed, 1): the second batch stream
 
 def resolve_device(spec: str) -> torch.device:
     """``auto`` -> CUDA if available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given (checked)."""
-    from ..config.schema import _DEVICE
+    from ..config.schema import DEVICE_PATTERN
 
-    if not isinstance(spec, str) or not _DEVICE.match(spec):
+    if not isinstance(spec, str) or not DEVICE_PATTERN.match(spec):
         raise UserError(f"--device (run.device) must be auto, cpu, cuda or cuda:N, got {spec!r}")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -245,7 +246,7 @@ def _start_locked(run: Run, config: Config, dataset, show: bool, callback: Callb
     )
     # The status first: the status.json nsvae creates carries the run's identity, so from here on the directory
     # is provably a run nsvae wrote (Run.provenance).
-    run.set_status("running", step=0, started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    run.set_status("running", step=0, started=timestamp())
     run.write_config(config)
     return fit(run, config, dataset, state=None, progress=show, callback=callback)
 
@@ -454,7 +455,7 @@ def fit(
                             f"`nsvae train --resume {run.path}`"
                         )
                         return run
-                run.set_status("finished", step=step, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                run.set_status("finished", step=step, finished=timestamp())
                 return run
             except TrainingDiverged:
                 raise

@@ -665,7 +665,7 @@ def write_report(
     outside their objectives' own tables (the page shows it too). Returns the
     path written.
     """
-    from ..data.cache import atomic_write
+    from ..atomic import atomic_write
 
     say = progress or (lambda message: None)
     if not paths:

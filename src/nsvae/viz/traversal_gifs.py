@@ -86,7 +86,7 @@ def save_gif(
     """
     from PIL import Image
 
-    from ..data.cache import atomic_write
+    from ..atomic import atomic_write
 
     _check_duration(duration_ms)
     if not frames:
