@@ -73,3 +73,64 @@ def test_no_effect_needs_the_bound_short_of_the_detectable_effect_on_the_claimed
     assert looks.look_verdict(d, True, 1 / 32, bound - 1e-6) == "undecided"
     # on the claimed side only: for a lower-is-claimed metric the lower bound (about -0.003) counts
     assert looks.look_verdict(d, False, 1 / 32, 0.1) == "no effect larger than 0.1"
+
+
+def test_the_detectable_effects_in_code_are_the_ones_results_md_fixed_before_the_runs():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "results.md").read_text(encoding="utf-8")
+    section = text[text.index("### study-authors: the rule") : text.index("## The multi-seed study")]
+    for metric, x1 in looks.DETECTABLE[1].items():
+        x2 = looks.DETECTABLE[2][metric]
+        shown = "synergy (S_max)" if metric == "synergy" else metric
+        row = next(line for line in section.splitlines() if line.startswith(f"| {shown} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert (float(cells[3]), float(cells[4])) == (x1, x2), row
+
+
+def _rows(dci, mig, syn, n):
+    rows = []
+    for seed in range(n):
+        rows.append({"method": "vae", "seed": seed, "step": 1, "dci": 0.1, "mig": 0.05, "synergy": 0.8})
+        rows.append(
+            {"method": "nonsyn", "seed": seed, "step": 1, "dci": 0.1 + dci[seed], "mig": 0.05 + mig[seed],
+             "synergy": 0.8 + syn[seed]}
+        )  # fmt: skip
+    return rows
+
+
+SETTINGS = {"nonsyn": "nonsyn", "vae": "vae"}
+
+
+def test_look_findings_before_look_1_decide_nothing():
+    found = looks.look_findings(_rows([0.1] * 4, [0.1] * 4, [-0.1] * 4, 4), SETTINGS)
+    assert found["look"] is None and all(c["verdict"] == "no look yet" for c in found["claims"])
+    assert "No look yet: 4 paired seed(s)" in looks.format_look_findings(found)
+
+
+def test_look_1_supports_a_claim_whose_five_seeds_agree_and_bounds_a_null_one():
+    up = [0.2, 0.25, 0.3, 0.22, 0.28]
+    flat = [0.005, -0.004, 0.003, -0.002, 0.001]
+    found = looks.look_findings(_rows(up, up, flat, 5), SETTINGS)
+    assert found["look"] == 1 and found["n"] == 5
+    better, synergy = found["claims"]
+    assert better["verdict"] == "supported"
+    assert synergy["verdict"] == "no effect larger than 0.219"
+    text = looks.format_look_findings(found)
+    assert "Look 1 (5 paired seeds, one-sided level 0.03125" in text and "**The Non-Syn VAE lowers" in text
+
+
+def test_look_1_reads_its_five_seeds_only_and_look_2_needs_eight():
+    seven = [0.2, 0.25, 0.3, 0.22, 0.28, -0.5, -0.5]
+    found = looks.look_findings(_rows(seven, seven, [0.0] * 7, 7), SETTINGS)
+    assert found["look"] == 1 and found["claims"][0]["verdict"] == "supported"  # seeds 5-6 are look 2's
+    eight = [0.2, 0.25, 0.3, 0.22, 0.28, 0.21, -0.01, 0.24]  # one seed against: p = 2/256 <= 4/256
+    found = looks.look_findings(_rows(eight, eight, [0.0] * 8, 8), SETTINGS)
+    assert found["look"] == 2 and found["claims"][0]["verdict"] == "supported"
+
+
+def test_mixed_metric_verdicts_leave_the_claim_undecided():
+    assert looks.claim_verdict(["supported", "undecided"]) == "undecided"
+    assert looks.claim_verdict(["no effect larger than 0.14", "no effect larger than 0.08"]).startswith(
+        "no effect larger than the detectable one"
+    )

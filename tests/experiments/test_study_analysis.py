@@ -374,3 +374,27 @@ def test_udr_of_a_study_comes_from_the_runs_samples_without_any_checkpoint(tmp_p
     out = capsys.readouterr().out
     assert "UDR (Duan et al. 2020" in out and "| nonsyn | " in out.split("UDR (Duan")[1]
     assert "| udr vs | all runs | nonsyn |" in out
+
+
+def test_the_summary_of_a_study_decided_in_looks_prints_the_looks_verdicts(tmp_path, capsys):
+    from nsvae.experiments import study
+
+    folder = tmp_path / "studies" / "study-authors"
+    rows = []
+    for seed in range(5):
+        for method, shift in (("vae", 0.0), ("nonsyn", 0.1 + 0.01 * seed), ("beta_tcvae", 0.2)):
+            if method == "beta_tcvae" and seed > 2:
+                continue
+            row = {"method": method, "seed": seed, "step": 149760, "dci": 0.1 + shift, "mig": 0.05 + shift}
+            row["synergy"] = 0.8 - (0.001 * (-1) ** seed if method == "nonsyn" else 0.0)
+            run = folder / "runs" / f"{method}-seed{seed}"
+            run.mkdir(parents=True)
+            (run / "final.json").write_text(json.dumps({"method": method, "seed": seed, "scores": row}))
+            rows.append(row)
+    (folder / "final.csv").write_text(study._csv_text(["method", "seed", "step", "dci", "mig", "synergy"], rows))
+    assert main(["study", "study-authors", "--studies-dir", str(folder.parent), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "Look 1 (5 paired seeds, one-sided level 0.03125; 5 paired seeds finished):" in out
+    assert "- **The Non-Syn VAE disentangles better than the VAE: supported.**" in out
+    assert "- **The Non-Syn VAE lowers the measured synergy (than the VAE): no effect larger than 0.219.**" in out
+    assert "The positive control (β-TCVAE − VAE" in out and "| beta_tcvae − vae | dci | +0.200 |" in out

@@ -222,6 +222,27 @@ def _summary(args: argparse.Namespace) -> int:
     for run in spec.runs:
         if run.setting in methods:
             settings.setdefault(run.config.method, run.setting)
+    from ..experiments import looks
+
+    if looks.decided_in_looks(s.name for s in spec.stages):
+        print(
+            "Findings under the rule fixed before the runs (docs/results.md, 'study-authors: the rule'): the exact "
+            "paired sign-flip test decides at each look's level; 'no effect larger than X' when the one-sided t-bound "
+            "falls short of the minimal detectable effect X fixed then.\n"
+        )
+        found_looks = looks.look_findings(rows, settings)
+        print(looks.format_look_findings(found_looks))
+        if found_looks["secondary"]:
+            print("Secondary metrics (reported, no verdict):\n")
+            print(study_analysis.format_differences(found_looks["secondary"]))
+        if "beta_tcvae" in settings and "vae" in settings:
+            control = study_analysis.paired_differences(
+                rows, settings["beta_tcvae"], [settings["vae"]], ["dci", "mig", "synergy"]
+            )
+            if control:
+                print("The positive control (β-TCVAE − VAE on the primary metrics; descriptive, no verdict):\n")
+                print(study_analysis.format_differences(control))
+        return 0
     found = study_analysis.findings(rows, settings)
     if found:
         print(

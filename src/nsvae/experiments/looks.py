@@ -121,3 +121,97 @@ def look_verdict(differences: Sequence[float], higher_is_claimed: bool, alpha: f
         if (bound < detectable) if higher_is_claimed else (bound > -detectable):
             return f"{NO_EFFECT_PREFIX} {detectable:.3g}"
     return UNDECIDED
+
+
+# -- the rule of a study decided in looks (study-authors; docs/results.md, 'study-authors: the rule') ---------------
+
+#: A study whose ``[[stages]]`` include these names is decided in looks: stage "look-k" holds the pairs of look k.
+LOOK_STAGES = ("look-1", "look-2")
+
+#: The claims, each with its primary metrics and whether a higher value is what the claim says.
+LOOK_CLAIMS: tuple[tuple[str, str, str, tuple[str, ...], bool], ...] = (
+    ("The Non-Syn VAE disentangles better than the VAE", "nonsyn", "vae", ("dci", "mig"), True),
+    ("The Non-Syn VAE lowers the measured synergy (than the VAE)", "nonsyn", "vae", ("synergy",), False),
+)
+#: Reported beside the claims with no verdict.
+LOOK_SECONDARY = ("factor_vae_score", "chen_mig", "synergy.wms", "unibound")
+
+#: The minimal detectable effect X of each metric at each look, in the metric's units, fixed before the runs
+#: (commit 7e8fb02) from study-cpu's Non-Syn - VAE spread: 1.710 and 1.31 sds of the paired differences.
+DETECTABLE: dict[int, dict[str, float]] = {
+    1: {"dci": 0.140, "mig": 0.080, "synergy": 0.219, "factor_vae_score": 0.297, "chen_mig": 0.143,
+        "synergy.wms": 0.160, "unibound": 0.022},
+    2: {"dci": 0.107, "mig": 0.062, "synergy": 0.167, "factor_vae_score": 0.228, "chen_mig": 0.109,
+        "synergy.wms": 0.122, "unibound": 0.017},
+}  # fmt: skip
+
+
+def decided_in_looks(stage_names) -> bool:
+    """Whether a study with these stage names is decided by this module's rule."""
+    return set(LOOK_STAGES) <= set(stage_names)
+
+
+def look_of(n: int) -> int | None:
+    """The look that ``n`` paired seeds complete (None before look 1)."""
+    done = [k for k, (seeds, _) in enumerate(LOOKS, 1) if n >= seeds]
+    return done[-1] if done else None
+
+
+def claim_verdict(verdicts: Sequence[str]) -> str:
+    """A claim's verdict from its metrics' verdicts: their common one; "no effect larger than" when every metric
+    bounds the effect (each by its own X, named with it); else "undecided"."""
+    if verdicts and all(v == verdicts[0] for v in verdicts):
+        return verdicts[0]
+    if verdicts and all(v.startswith(NO_EFFECT_PREFIX) for v in verdicts):
+        return f"{NO_EFFECT_PREFIX} the detectable one on every metric"
+    return UNDECIDED
+
+
+def look_findings(rows, settings) -> dict:
+    """The claims of :data:`LOOK_CLAIMS` at the look the paired seeds complete: ``{"look", "n", "claims":
+    [{"claim", "verdict", "differences"}], "secondary"}``. ``settings`` maps an objective to the study's setting of
+    it. A look reads its own seeds only (the lowest 5 at look 1); before look 1 nothing is decided."""
+    from .study_analysis import paired_differences
+
+    out: dict = {"look": None, "n": 0, "claims": [], "secondary": []}
+    if "nonsyn" not in settings or "vae" not in settings:
+        return out
+    for claim, method, baseline, metrics, higher in LOOK_CLAIMS:
+        diffs = paired_differences(rows, settings[method], [settings[baseline]], list(metrics))
+        n = min((d["n"] for d in diffs), default=0)
+        look = look_of(n)
+        out["look"], out["n"] = look, n
+        for d in diffs:
+            d["claimed"] = "higher" if higher else "lower"
+            if look is None:
+                d["verdict"] = "no look yet"
+                continue
+            seeds, alpha = LOOKS[look - 1]
+            d["verdict"] = look_verdict(d["differences"][:seeds], higher, alpha, DETECTABLE[look][d["metric"]])
+        verdict = claim_verdict([d["verdict"] for d in diffs]) if look is not None else "no look yet"
+        out["claims"].append({"claim": claim, "verdict": verdict, "differences": diffs})
+    present = [m for m in LOOK_SECONDARY if any(m in r for r in rows)]
+    out["secondary"] = paired_differences(rows, settings["nonsyn"], [settings["vae"]], present)
+    return out
+
+
+def format_look_findings(found: dict, digits: int = 3) -> str:
+    """The findings of :func:`look_findings` as markdown lines."""
+    look, n = found["look"], found["n"]
+    if look is None:
+        head = f"No look yet: {n} paired seed(s); look 1 needs {LOOKS[0][0]}."
+    else:
+        seeds, alpha = LOOKS[look - 1]
+        head = f"Look {look} ({seeds} paired seeds, one-sided level {alpha:.5g}; {n} paired seeds finished):"
+    lines = [head]
+    for c in found["claims"]:
+        lines.append(f"- **{c['claim']}: {c['verdict']}.**")
+        for d in c["differences"]:
+            per_seed = ", ".join(f"{x:+.{digits}f}" for x in d["differences"])
+            lines.append(
+                f"  {d['metric']} ({d['claimed']} claimed): {d['method']} − {d['baseline']} = {d['mean']:+.{digits}f}, "
+                f"95% t [{d['t_low']:+.{digits}f}, {d['t_high']:+.{digits}f}], bootstrap "
+                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], effect size {d['effect_size']:+.2f}, "
+                f"n = {d['n']} (per seed: {per_seed}): {d['verdict']}"
+            )
+    return "\n".join(lines) + "\n"
