@@ -23,7 +23,7 @@ examples:
 
 
 def register(sub) -> None:
-    from ..metrics import DEFAULT_METRICS
+    from ..metrics import DEFAULT_METRICS, OPT_IN_METRICS
 
     p = sub.add_parser(
         "evaluate",
@@ -34,13 +34,16 @@ def register(sub) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="a run directory")
     p.add_argument(
-        "--metrics", nargs="+", metavar="M", help=f"metrics to run (default: all: {', '.join(DEFAULT_METRICS)})"
+        "--metrics",
+        nargs="+",
+        metavar="M",
+        help=f"metrics to run (default: {', '.join(DEFAULT_METRICS)}; only when named: {', '.join(OPT_IN_METRICS)})",
     )
     p.add_argument("--protocol", default="default", choices=("default", "paper"), help="protocol (default: default)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the evaluation (default 0)")
     p.add_argument("--step", type=int, help="checkpoint step to evaluate (default: the latest)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--n-jobs", type=int, help="processes for DCI's classifiers (default: the CPUs available)")
+    p.add_argument("--n-jobs", type=int, help="processes for DCI's and DCI-ES's probes (default: the CPUs available)")
     p.add_argument(
         "--set",
         dest="overrides",

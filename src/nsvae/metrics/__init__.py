@@ -4,7 +4,8 @@ Every metric is ``metric(data, represent, rng, *, protocol="default", **override
 where ``data`` is a :class:`nsvae.data.GroundTruthData`, ``represent(obs) -> (n, d)``
 any function (an encoder's mean, the identity, a constant) and ``rng`` a
 ``numpy.random.Generator``. Chen's MIG, the synergy score and UniBound take
-``represent_posterior(obs) -> (mean, logvar)`` instead. Every result carries
+``represent_posterior(obs) -> (mean, logvar)`` instead. ``dci_es`` runs only when named
+(:data:`OPT_IN_METRICS`: minutes of random forests). Every result carries
 ``protocol`` (the exact parameters used; :mod:`.protocols`). See docs/metrics.md.
 
 >>> from nsvae import metrics
@@ -18,8 +19,19 @@ from .active_units import active_units
 from .beta_vae import beta_vae_score
 from .chen_mig import chen_mig, chen_mig_from_posteriors
 from .dci import completeness, dci, disentanglement
-from .evaluate import BESIDE_SCORE, DEFAULT_METRICS, METRICS, evaluate, headline_scores, table_scores
+from .dci_es import dci_es, explicitness_from_curve
+from .evaluate import (
+    BESIDE_SCORE,
+    DEFAULT_METRICS,
+    METRICS,
+    OPT_IN_METRICS,
+    evaluate,
+    headline_scores,
+    table_scores,
+)
 from .factor_vae import factor_vae_score, majority_vote_accuracy
+from .infomec import infom_infoc, infomec
+from .irs import irs, irs_from_codes
 from .mig import mig, mig_from_mi
 from .modularity import modularity, modularity_explicitness
 from .pid_bounds import pid_bounds, unibound, unibound_from_posteriors
@@ -41,6 +53,7 @@ __all__ = [
     "BESIDE_SCORE",
     "DEFAULT_METRICS",
     "METRICS",
+    "OPT_IN_METRICS",
     "PROTOCOLS",
     "CodePool",
     "CodeTable",
@@ -51,15 +64,21 @@ __all__ = [
     "chen_mig_from_posteriors",
     "completeness",
     "dci",
+    "dci_es",
     "discrete_mutual_info",
     "disentanglement",
     "encode_table",
     "evaluate",
+    "explicitness_from_curve",
     "factor_vae_score",
     "gaussian_total_correlation",
     "gaussian_wasserstein_correlation",
     "headline_scores",
     "histogram_discretize",
+    "infom_infoc",
+    "infomec",
+    "irs",
+    "irs_from_codes",
     "majority_vote_accuracy",
     "make_pool",
     "mig",

@@ -102,6 +102,40 @@ PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
         "default": {"num_train": 10000, "num_bins": 20},
         "paper": {"num_train": 10000, "num_bins": 20},
     },
+    "irs": {
+        # dlib irs.gin: 10,000 points of the mean code, the factors through histogram_discretizer with 20 bins;
+        # diff_quantile 0.99 is compute_irs's default (the gin file leaves it). Its batch_size 16 only batches the
+        # encoding. "paper": diff_quantile 1.0, which irs.py's docstring calls "the version in the paper"; the
+        # paper's own sample sizes were not checked.
+        "default": {"num_train": 10000, "num_bins": 20, "diff_quantile": 0.99},
+        "paper": {"num_train": 10000, "num_bins": 20, "diff_quantile": 1.0},
+    },
+    "dci_es": {
+        # The authors' code (andreinicolicioiu/DCI-ES): random-forest probes of 100 trees (configs/random_forest/
+        # default.yaml num_trees) at max_depth 1, 2, 3, 4, 8, 10, 12, 14, 16, 18, 20, 32 (configs/random_forest/
+        # config.yaml), the depth itself the capacity axis (simple_gather.py). The authors fit on their dataset's
+        # whole training split; 10,000 train / 5,000 test points are disentanglement_lib's DCI sizes, so the shared
+        # pool serves both. No other paper protocol is implemented, so "paper" is the same.
+        "default": {
+            "num_train": 10000,
+            "num_test": 5000,
+            "max_depths": (1, 2, 3, 4, 8, 10, 12, 14, 16, 18, 20, 32),
+            "num_trees": 100,
+        },
+        "paper": {
+            "num_train": 10000,
+            "num_test": 5000,
+            "max_depths": (1, 2, 3, 4, 8, 10, 12, 14, 16, 18, 20, 32),
+            "num_trees": 100,
+        },
+    },
+    "infomec": {
+        # The authors' infomec.py (kylehkhsu/latent_quantization): kNN MI with n_neighbors 10 for continuous latents,
+        # a latent active when its range exceeds 1/20 of the largest range; computed on the 10,000 validation points
+        # of configs/train_ae.yaml (data.num_val_data). The authors' file is the paper's code: "paper" is the same.
+        "default": {"num_train": 10000, "discrete_latents": False, "n_neighbors": 10, "active_range_fraction": 0.05},
+        "paper": {"num_train": 10000, "discrete_latents": False, "n_neighbors": 10, "active_range_fraction": 0.05},
+    },
     "active_units": {
         # Burda et al. 2016: a unit is active when Var_x E[z|x] > 0.01.
         "default": {"num_train": 10000, "threshold": 0.01},
@@ -126,6 +160,35 @@ PROTOCOLS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def _check_irs(p: dict[str, Any]) -> None:
+    if not 0.0 <= float(p["diff_quantile"]) <= 1.0:
+        raise MetricInputError(f"irs: diff_quantile must lie in [0, 1], got {p['diff_quantile']}")
+
+
+def _check_dci_es(p: dict[str, Any]) -> None:
+    depths = p["max_depths"]
+    try:
+        p["max_depths"] = tuple(int(v) for v in depths)
+    except (TypeError, ValueError):
+        raise MetricInputError(f"dci_es: max_depths must be a list of whole numbers, got {depths!r}") from None
+    out = p["max_depths"]
+    if len(out) < 2 or min(out) < 1 or any(b <= a for a, b in zip(out, out[1:])):
+        raise MetricInputError(f"dci_es: max_depths must be >= 2 increasing positive depths, got {list(out)}")
+    if int(p["num_trees"]) < 1:
+        raise MetricInputError(f"dci_es: num_trees must be >= 1, got {p['num_trees']}")
+
+
+def _check_infomec(p: dict[str, Any]) -> None:
+    if not 0.0 <= float(p["active_range_fraction"]) < 1.0:
+        raise MetricInputError(f"infomec: active_range_fraction must lie in [0, 1), got {p['active_range_fraction']}")
+    if int(p["n_neighbors"]) < 1:
+        raise MetricInputError(f"infomec: n_neighbors must be >= 1, got {p['n_neighbors']}")
+
+
+#: Value checks beyond the parameter names, run by :func:`resolve`, so a bad value is refused before any encoding.
+_VALUE_CHECKS = {"irs": _check_irs, "dci_es": _check_dci_es, "infomec": _check_infomec}
+
+
 def resolve(metric: str, protocol: str | dict = "default", overrides: dict | None = None) -> dict[str, Any]:
     """The parameters of ``protocol`` for ``metric`` with ``overrides`` applied, plus ``name``.
 
@@ -147,10 +210,12 @@ def resolve(metric: str, protocol: str | dict = "default", overrides: dict | Non
         raise MetricInputError(
             f"{metric}: unknown protocol parameter(s) {', '.join(unknown)}; known: {', '.join(table['default'])}"
         )
-    if extra:
-        changed = {k: v for k, v in extra.items() if params.get(k) != v}
-        params.update(extra)
-        if changed and name != "custom":
-            name = f"{name}+custom"
+    before = dict(params)
+    params.update(extra)
+    if metric in _VALUE_CHECKS:  # may normalise a value (a list of depths to a tuple) before the comparison below
+        _VALUE_CHECKS[metric](params)
+    changed = [k for k in extra if params[k] != before.get(k)]
+    if changed and name != "custom":
+        name = f"{name}+custom"
     params["name"] = name
     return params
