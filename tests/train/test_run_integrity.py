@@ -293,7 +293,7 @@ def test_a_torn_last_log_line_is_skipped_with_a_warning_and_report_and_plot_work
     assert "incomplete" in err
     lines = whole.log_path.read_text().splitlines()
     whole.log_path.write_text("\n".join([lines[0], "{broken", *lines[1:]]) + "\n")
-    with pytest.raises(UserError, match="line 2 is not a JSON object"):
+    with pytest.raises(UserError, match="line 2 is not a log entry"):
         whole.log()
 
 
