@@ -23,6 +23,15 @@ EXPECTED_NOMINAL = {
     "noisy_dsprites": ("shape",),
     "scream_dsprites": ("shape",),
 }
+#: The datasets read from the user's files (nsvae.data.ground_truth_files): one class whose name comes from its
+#: cache entry, so they are listed by dataset name and built from their declarations.
+EXPECTED_FILE_NOMINAL = {
+    "shapes3d": ("shape",),
+    "mpi3d_toy": ("object_color", "object_shape", "background_color"),
+    "mpi3d_realistic": ("object_color", "object_shape", "background_color"),
+    "mpi3d_real": ("object_color", "object_shape", "background_color"),
+    "mpi3d_complex": ("object_color", "object_shape", "background_color"),
+}
 
 
 def ground_truth_classes():
@@ -52,8 +61,22 @@ def make(name):
 
 
 def test_every_registered_dataset_is_listed():
+    from nsvae.data.ground_truth_files import DATASETS
+
     assert set(ground_truth_classes()) == set(EXPECTED_NOMINAL)
-    assert set(data.names()) == set(EXPECTED_NOMINAL) | set(images.ENTRIES)  # the rest are image-only sets
+    assert set(DATASETS) == set(EXPECTED_FILE_NOMINAL)
+    # the rest are image-only sets
+    assert set(data.names()) == set(EXPECTED_NOMINAL) | set(EXPECTED_FILE_NOMINAL) | set(images.ENTRIES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FILE_NOMINAL))
+def test_nominal_factors_of_each_file_dataset(name):
+    from nsvae.data.ground_truth_files import declared
+
+    ds = declared(name)
+    assert set(ds.all_nominal_factors) <= set(ds.all_factor_names)
+    assert ds.nominal_factors == EXPECTED_FILE_NOMINAL[name]
+    assert resolve_excluded(ds, "auto") == EXPECTED_FILE_NOMINAL[name]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_NOMINAL))

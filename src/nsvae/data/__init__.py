@@ -1,7 +1,8 @@
-"""Datasets: ground-truth sets (dSprites and its variants) and image sets (CelebA, 3D Chairs, folders).
+"""Datasets: ground-truth sets (dSprites and its variants, Shapes3D, MPI3D) and image sets (CelebA, 3D Chairs, folders).
 
 ``load(name)`` opens a prepared dataset (dSprites prepares itself on first
-use); ``prepare(name, source=...)`` builds a cache entry from a user's file.
+use); ``prepare(name, source=...)`` builds a cache entry from a user's file
+(Shapes3D, MPI3D and the image sets are never downloaded).
 See ``docs/data.md``.
 """
 
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import dsprites, images, variants  # noqa: F401  (each registers its datasets)
+from . import dsprites, images, mpi3d, shapes3d, variants  # noqa: F401  (each registers its datasets)
 from .base import GroundTruthData, ImageData
 from .cache import CACHE_ENV, cache_root
 from .registry import DatasetEntry, entry, names
