@@ -266,15 +266,15 @@ def test_a_worker_is_stopped_by_a_lost_driver_only_while_its_run_goes_on(monkeyp
     import multiprocessing
     import threading
 
-    from nsvae.experiments import executors
+    from nsvae.experiments import local_pool
 
     sent = []
-    monkeypatch.setattr(executors.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(local_pool.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     for ended in (False, True):
         lifeline, keep_alive = multiprocessing.Pipe(duplex=False)
         reported = threading.Event()
         if ended:
             reported.set()
         keep_alive.close()  # the driver is gone (or has closed it after receiving the record)
-        executors._watch_driver(lifeline, reported)
+        local_pool._watch_driver(lifeline, reported)
     assert sent == [(os.getpid(), signal.SIGTERM)]

@@ -48,7 +48,8 @@ the seed parts (runs that differ only in their seed). A sweep directory holds::
     SWEEP_DIR/logs/<name>.log   each run's console output
     SWEEP_DIR/results.csv, results.sqlite   written by ``nsvae results``
 
-Running the sweep (:func:`run_sweep`) lives in :mod:`nsvae.experiments.executors`;
+Running the sweep (:func:`run_sweep`) lives in :mod:`nsvae.experiments.executors` (with its planning, worker,
+local_pool and ray_pool);
 the results table (:func:`gather_results`, :func:`aggregate`) is here.
 """
 
