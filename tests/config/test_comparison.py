@@ -110,7 +110,8 @@ def test_the_presets_that_compare_methods_are_the_known_three_at_least():
 def test_every_sweep_preset_comparing_methods_differs_only_in_the_objective(name):
     runs = load_sweep(name).runs
     assert differences([(r.name, r.config) for r in runs]) == []
-    # ... and what they share is the paper's network (original-implementation.md §3), as the seed compares them.
+    # ... and what they share is the paper's network (docs/reference/original-implementation.md §3),
+    # as the seed compares them.
     first = runs[0].config
     assert (first.model.fc_relus, first.model.convtranspose_init, first.model.architecture) == (
         "paper",

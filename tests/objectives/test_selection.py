@@ -1,4 +1,7 @@
-"""greedy_select against a literal transcription of the original scan (original-implementation.md §1.5)."""
+"""greedy_select against a literal transcription of the original scan.
+
+The scan: docs/reference/original-implementation.md §1.5.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ The representation is the encoder's diagonal Gaussian posterior q(z|x) =
 N(mean, exp(logvar)), given as ``represent_posterior(obs) -> (mean, logvar)``
 (the **log-variance**: sigma = exp(logvar / 2). The original Non-Syn VAE
 repository passed logvar where log sigma was expected, i.e. used sigma^2 as
-the standard deviation; ``original-implementation.md`` §5.3).
+the standard deviation; ``docs/reference/original-implementation.md`` §5.3).
 
 With N the images of the whole dataset (every factor combination once):
 

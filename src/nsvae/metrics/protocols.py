@@ -2,7 +2,7 @@
 
 ``"default"`` follows disentanglement_lib's published study settings
 (Locatello et al. 2019, ``unsupervised_study_v1/metric_configs/*.gin``;
-``published-numbers.md`` §5). ``"paper"`` follows each metric's original
+``docs/reference/published-numbers.md`` §5). ``"paper"`` follows each metric's original
 paper where it differs; where the paper gives no other settings (or the
 paper *is* disentanglement_lib's source), ``"paper"`` equals ``"default"``.
 Every result records the resolved parameters under ``protocol`` so numbers

@@ -1,6 +1,6 @@
 """Encoders, decoders and the VAE module of the original implementation.
 
-Networks (``original-implementation.md`` §3). Conv layers are 4x4, stride 2,
+Networks (``docs/reference/original-implementation.md`` §3). Conv layers are 4x4, stride 2,
 padding 1 (each halves the side); transposed convs 4x4, stride 2, padding 1
 (each doubles it); inputs are 64x64. The encoder's last Linear gives ``2d``
 numbers: the first ``d`` are ``mu``, the last ``d`` are ``logvar``, with no
@@ -28,7 +28,7 @@ activation. The decoder gives **logits** (the sigmoid lives in the loss).
   Linear(256→1024) ReLU → ConvT 4x4/2 64→64→32→32→C (ReLU between).
   It differs from Kim & Mnih's own table (4x4 kernels throughout, FC 128),
   which the ``conv`` network follows but for a ReLU after the encoder's FC
-  layer (§3). ``fc_relus`` does not apply.
+  layer (§3.2). ``fc_relus`` does not apply.
   TensorFlow flattens channels-last, so its FC weights are ours with the
   inputs in another order (the same family of functions). The weights
   start from PyTorch's default initialisation, not TensorFlow's
@@ -37,7 +37,7 @@ activation. The decoder gives **logits** (the sigmoid lives in the loss).
 
 ``convtranspose_init="pytorch0.4"`` re-initialises every ConvTranspose
 weight and bias with U(±1/sqrt(in_channels·16)), the bound PyTorch 0.4.1
-used (modern PyTorch uses out_channels as fan-in; §3 "Init").
+used (modern PyTorch uses out_channels as fan-in; §3.5).
 """
 
 from __future__ import annotations

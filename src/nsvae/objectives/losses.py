@@ -1,6 +1,6 @@
 """The loss terms every objective shares, each computed in one place.
 
-Reductions, as in the original implementation (``original-implementation.md`` §2):
+Reductions, as in the original implementation (``docs/reference/original-implementation.md`` §2):
 every loss is a **sum over pixels and latents** per image, then a **mean
 over the batch**.
 """

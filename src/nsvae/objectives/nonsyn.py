@@ -1,6 +1,6 @@
 """The Non-Synergistic VAE (Barrientos & Sootla 2018): an ELBO step, then a synergy step.
 
-Each iteration (``original-implementation.md`` §1.2 and §7, the faithful
+Each iteration (``docs/reference/original-implementation.md`` §1.2 and §7, the faithful
 default):
 
 1. one forward of the batch: ``logits, mu, logvar``; the per-latent KLs
@@ -172,7 +172,7 @@ class NonSynObjective(Objective):
         - ``best_share``, ``worst_share``: the count over the total count of all latents' memberships
           of that set (each sums to 1 over the latents, 0 while the set has always been empty). This
           is the original's printed statistic: it divides each latent's count by the sum of the counts
-          (``original-implementation.md`` §1.8), which is the fraction of steps divided by the mean
+          (``docs/reference/original-implementation.md`` §1.8), which is the fraction of steps divided by the mean
           size of the set.
         """
         n = max(self.iteration, 1)

@@ -1,7 +1,7 @@
 """The Non-Syn VAE's greedy choice of the latents that carry the union information.
 
 :func:`greedy_select` is the exact scan of the original implementation
-(``original-implementation.md`` §1.5): rounds that each scan the unselected
+(``docs/reference/original-implementation.md`` §1.5): rounds that each scan the unselected
 latents in index order with a discounted acceptance test, a strict ``>``,
 and the record-chain replacement inside a round that can keep a smaller,
 lower-index latent. It is not the same as taking the largest KLs in order:
@@ -67,7 +67,7 @@ def sorted_select(kl_per_dim: Sequence[float], omega: float) -> tuple[list[int],
     """The sorted simplification: the largest KLs in turn while ``K > (1-omega)/omega * selected``.
 
     Differs from :func:`greedy_select` in about 5% of random vectors
-    (``original-implementation.md`` §1.6); a declared variant, not the default.
+    (``docs/reference/original-implementation.md`` §1.6); a declared variant, not the default.
     """
     if not 0.0 < omega < 1.0:
         raise ValueError(f"omega must lie in (0, 1), got {omega}")

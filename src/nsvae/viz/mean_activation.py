@@ -1,6 +1,6 @@
 """Mean-activation plots: what each latent's mean code does as each ground-truth factor varies.
 
-:func:`dsprites_mean_activation` is the original figure (``original-implementation.md``
+:func:`dsprites_mean_activation` is the original figure (``docs/reference/original-implementation.md``
 §5.1): one row per active latent (Var_x E[z_j|x] > 1e-2 over the images), and
 three panels per row — the mean code over the 32 x 32 positions as a heat map
 (rows posX, columns posY, as the original drew it; coolwarm; one colour range

@@ -5,7 +5,7 @@ Two figures, both returned as uint8 pictures (``(H, W)`` for one channel,
 the text drawn in them:
 
 - ``style="original"`` (:func:`original_figure`): the original's canvas
-  (``original-implementation.md`` §5.2), no text. Row 1 the test images,
+  (``docs/reference/original-implementation.md`` §5.2), no text. Row 1 the test images,
   row 2 their reconstructions from a **sampled** code, then one row per
   latent ``i`` of image 0: its mean code with ``z_i`` set to each of the
   **absolute** values ``linspace(-limit, limit, n_values)``; 2 px white grid
