@@ -52,7 +52,7 @@ def test_full_grid_renderer_matches_the_official_frames():
     [(0, [100, 144, 196, 256, 324, 400]), (1, [76, 104, 144, 184, 228, 288]), (2, [58, 84, 108, 140, 182, 222])],
 )
 def test_on_pixel_counts_per_scale_are_the_official_ones(shape, counts):
-    # Measured on real frames at orientation 0, position (0, 0) (dsprites-spec.md, section 2.3).
+    # Measured on real frames at orientation 0, position (0, 0) (docs/reference/dsprites-spec.md §2.3).
     got = [int(render.render_block(shape, scale, 0)[0].sum()) for scale in range(6)]
     assert got == counts
 
