@@ -30,6 +30,15 @@ from ..errors import UserError
 #: File name endings read as images (compared case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
+#: The largest image file read from a source. Far above any image of the supported datasets (CelebA's JPEGs are
+#: about 10 KB, 3D Chairs' PNGs a few KB), far below what would exhaust memory: a member declared larger is
+#: reported as a bad image and never read, and no read takes more than this many bytes of a member.
+MAX_MEMBER_BYTES = 64 * 2**20
+#: A zip member that expands more than this many times its stored size, and to more than 1 MiB, is refused before
+#: it is read (a decompression bomb: a 4.2 MB zip held a 4 GiB "face.png"). Encoded images barely compress.
+MAX_ZIP_RATIO = 200
+_RATIO_FLOOR = 2**20
+
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _COMPRESSED_TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -90,8 +99,15 @@ class ImageSource:
                 for info in archive.infolist():
                     if info.filename not in wanted:
                         continue
+                    too_big = _too_big(info.file_size, info.compress_size)
+                    if too_big:
+                        yield info.filename, MemberError(info.filename, too_big)
+                        continue
                     try:
-                        data: bytes | MemberError = archive.read(info)
+                        with archive.open(info) as handle:
+                            data: bytes | MemberError = handle.read(MAX_MEMBER_BYTES + 1)
+                        if len(data) > MAX_MEMBER_BYTES:  # its header understated it
+                            data = MemberError(info.filename, _too_big(len(data), None))
                     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
                         data = MemberError(info.filename, f"corrupt archive member: {exc}")
                     yield info.filename, data
@@ -105,6 +121,10 @@ class ImageSource:
                 for member in archive:
                     if member.name not in wanted or not member.isfile():
                         continue
+                    too_big = _too_big(member.size, None)
+                    if too_big:  # not read: the stream skips over it
+                        yield member.name, MemberError(member.name, too_big)
+                        continue
                     handle = archive.extractfile(member)
                     data = handle.read() if handle is not None else b""
                     if len(data) != member.size:
@@ -116,10 +136,29 @@ class ImageSource:
     def _iter_folder(self) -> Iterator[tuple[str, bytes | MemberError]]:
         for name in self.names:
             try:
+                too_big = _too_big((self.path / name).stat().st_size, None)
+                if too_big:
+                    yield name, MemberError(name, too_big)
+                    continue
                 data: bytes | MemberError = (self.path / name).read_bytes()
             except OSError as exc:
                 data = MemberError(name, exc.strerror or str(exc))
             yield name, data
+
+
+def _too_big(size: int, stored: int | None) -> str:
+    """Why a member of ``size`` bytes (``stored`` compressed, for a zip) is not read; ``''`` when it may be."""
+    if size > MAX_MEMBER_BYTES:
+        return (
+            f"{size / 2**20:,.0f} MiB uncompressed, more than the {MAX_MEMBER_BYTES // 2**20} MiB an image file may "
+            "have: not read (a decompression bomb, or not an image of this dataset)"
+        )
+    if stored is not None and size > _RATIO_FLOOR and size > MAX_ZIP_RATIO * max(stored, 1):
+        return (
+            f"expands {size / max(stored, 1):,.0f} times ({stored:,} bytes stored, {size:,} uncompressed), more than "
+            f"the {MAX_ZIP_RATIO} times an encoded image can: not read (a decompression bomb)"
+        )
+    return ""
 
 
 def _broken_archive(path: Path, kind: str, exc: BaseException) -> UserError:

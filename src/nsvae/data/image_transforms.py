@@ -25,6 +25,7 @@ picklable things.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -119,6 +120,9 @@ def preprocess(image: Image.Image, spec: Preprocessing) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.uint8)
 
 
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
 def decode(data: bytes, spec: Preprocessing) -> np.ndarray:
     """Decode encoded image bytes and preprocess them; raises on any unreadable image."""
     with warnings.catch_warnings():
@@ -138,7 +142,7 @@ def decode_chunk(
     the caller can list every failure at the end.
     """
     out: list[tuple[int, np.ndarray | None, str | None]] = []
-    for index, _name, data, read_error in items:
+    for index, name, data, read_error in items:
         if read_error is not None or data is None:
             out.append((index, None, read_error or "could not be read"))
             continue
@@ -146,5 +150,7 @@ def decode_chunk(
             out.append((index, decode(data, spec), None))
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad image, reported later
             message = " ".join(str(exc).split()) or type(exc).__name__
+            # Pillow names the in-memory buffer it was given ("<_io.BytesIO object at 0x...>"): name the member
+            message = _BUFFER_REPR.sub(repr(name), message)
             out.append((index, None, message[:200]))
     return out
