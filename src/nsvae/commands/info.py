@@ -9,6 +9,7 @@ import sys
 
 from .. import info
 from ..errors import UserError
+from ..info._distribution import MAX_TABLE_CELLS
 from ..info.tables import Table, default_names, read_table
 
 DESCRIPTION = """\
@@ -58,6 +59,15 @@ def register(sub) -> None:
         "--base", default="2", help="logarithm base: 2 (bits, default), e (nats), 10, or any number > 0 but 1"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--max-cells",
+        type=int,
+        default=MAX_TABLE_CELLS,
+        metavar="N",
+        help=f"refuse a joint table of more than N cells before building it (default {MAX_TABLE_CELLS:,} = 2**24: "
+        "128 MiB per copy; the product of every column's symbol count, so many predictors or many distinct values "
+        "grow it fast)",
+    )
     p.add_argument(
         "--bootstrap",
         type=int,
@@ -123,7 +133,9 @@ def _load(args) -> tuple[Table, str]:
         return Table(
             pmf, default_names(pmf.ndim), [[str(i) for i in range(n)] for n in pmf.shape]
         ), f"{args.example} gate"
-    table = read_table(args.file, samples=args.samples, normalize=args.normalize)
+    if args.max_cells < 1:
+        raise UserError(f"--max-cells must be at least 1, got {args.max_cells}")
+    table = read_table(args.file, samples=args.samples, normalize=args.normalize, max_cells=args.max_cells)
     return table, args.file
 
 

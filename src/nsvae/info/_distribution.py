@@ -15,6 +15,25 @@ import numpy as np
 
 #: How far from 1 the total mass of a distribution may be.
 SUM_TOLERANCE = 1e-9
+#: The most cells a joint table may have: 2**24 (16.8 million) is 128 MiB per float64 copy, and the measures,
+#: the estimators' bootstrap and the S_VK solver make several copies and cost more than linearly in it. A table
+#: of many predictors grows as the product of their symbol counts (2 rows of 27 binary predictors: 2**28 cells),
+#: so its size is checked before it is allocated (:func:`check_table_cells`); ``max_cells`` raises the limit.
+MAX_TABLE_CELLS = 2**24
+
+
+def check_table_cells(shape: Sequence[int], max_cells: int | None = None, what: str = "the joint table") -> None:
+    """Raise ValueError before a table of ``shape`` is built when it has more than ``max_cells`` cells (default
+    :data:`MAX_TABLE_CELLS`), naming its axes and how to raise the limit."""
+    limit = MAX_TABLE_CELLS if max_cells is None else int(max_cells)
+    cells = math.prod(int(n) for n in shape)  # Python integers: no overflow however many axes
+    if cells > limit:
+        axes = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(
+            f"{what} would have {cells:,} cells ({axes} symbols per axis), more than the limit of {limit:,} "
+            f"(8 bytes each per copy): merge symbols or predictors, or raise the limit (--max-cells N)"
+        )
+
 
 Group = tuple[int, ...]
 

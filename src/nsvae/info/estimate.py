@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ._distribution import group_target_table, log_base, predictor_groups, union_axes
+from ._distribution import check_table_cells, group_target_table, log_base, predictor_groups, union_axes
 from .synergy import _i_max_nats, _solve_i_vk_nats, _whole_nats, _wms_nats
 
 MEASURES = ("mutual_information", "i_max", "s_max", "wms", "i_vk", "s_vk")
@@ -58,13 +58,14 @@ class Estimate:
         return asdict(self)
 
 
-def counts_from_samples(samples, target=None) -> tuple[np.ndarray, list[np.ndarray]]:
+def counts_from_samples(samples, target=None, max_cells: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Tally observations into a contingency table.
 
     ``samples`` is ``(n_trials, n_variables)`` of integers with the target in
     the last column, or the predictors only when ``target`` (``(n_trials,)``)
     is given. Each column's distinct values become the symbols 0..k-1 of its
-    axis in sorted order. Returns the counts table and each axis's values.
+    axis in sorted order. Returns the counts table and each axis's values. A table of more than ``max_cells``
+    cells (default :data:`MAX_TABLE_CELLS`) is refused before it is built.
     """
     x = _integer_array(samples, "samples")
     if x.ndim == 1:
@@ -86,6 +87,7 @@ def counts_from_samples(samples, target=None) -> tuple[np.ndarray, list[np.ndarr
         labels.append(values)
         codes.append(inverse)
     shape = tuple(len(v) for v in labels)
+    check_table_cells(shape, max_cells, "the counts table of these samples")
     flat = np.ravel_multi_index(tuple(codes), shape)
     counts = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
     return counts, labels

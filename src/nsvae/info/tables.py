@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ._distribution import SUM_TOLERANCE, as_pmf
+from ._distribution import SUM_TOLERANCE, as_pmf, check_table_cells
 from .estimate import counts_from_samples
 
 #: The largest .npy array `nsvae info` reads (tables and samples are held in memory, with copies).
@@ -45,19 +45,22 @@ def default_names(n_axes: int) -> list[str]:
     return [f"X{i + 1}" for i in range(n_axes - 1)] + ["Y"]
 
 
-def read_table(path: str | Path, *, samples: bool = False, normalize: bool = False) -> Table:
-    """Read a joint distribution (or counts, or samples) from ``path``."""
+def read_table(
+    path: str | Path, *, samples: bool = False, normalize: bool = False, max_cells: int | None = None
+) -> Table:
+    """Read a joint distribution (or counts, or samples) from ``path``; a table of more than ``max_cells`` cells
+    (default :data:`nsvae.info._distribution.MAX_TABLE_CELLS`) is refused before it is built."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file")
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a .csv or .npy file")
     if path.suffix.lower() == ".npy":
-        return _read_npy(path, samples=samples, normalize=normalize)
-    return _read_csv(path, samples=samples, normalize=normalize)
+        return _read_npy(path, samples=samples, normalize=normalize, max_cells=max_cells)
+    return _read_csv(path, samples=samples, normalize=normalize, max_cells=max_cells)
 
 
-def _read_npy(path: Path, *, samples: bool, normalize: bool) -> Table:
+def _read_npy(path: Path, *, samples: bool, normalize: bool, max_cells: int | None) -> Table:
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError) as exc:
@@ -82,7 +85,7 @@ def _read_npy(path: Path, *, samples: bool, normalize: bool) -> Table:
             raise UserError(
                 f"{path}: samples must be a 2-D array (trials x variables, target last); got shape {arr.shape}"
             )
-        counts, labels = counts_from_samples(arr)
+        counts, labels = _checked(path, lambda: counts_from_samples(arr, max_cells=max_cells))
         return Table(
             counts / counts.sum(),
             default_names(counts.ndim),
@@ -92,6 +95,7 @@ def _read_npy(path: Path, *, samples: bool, normalize: bool) -> Table:
         )
     if arr.ndim < 2:
         raise UserError(f"{path}: a table needs predictor axes and a target axis (rank >= 2); got shape {arr.shape}")
+    _checked(path, lambda: check_table_cells(arr.shape, max_cells))
     symbols = [[str(i) for i in range(n)] for n in arr.shape]
     if np.issubdtype(arr.dtype, np.integer):
         if np.any(arr < 0):
@@ -101,6 +105,14 @@ def _read_npy(path: Path, *, samples: bool, normalize: bool) -> Table:
         return Table(arr / arr.sum(), default_names(arr.ndim), symbols, arr.astype(np.int64), "counts")
     pmf = as_pmf(arr, name=str(path), min_ndim=2, normalize=normalize)
     return Table(pmf, default_names(arr.ndim), symbols)
+
+
+def _checked(path: Path, make):
+    """``make()``, with a table-size ValueError turned into a UserError that names the file."""
+    try:
+        return make()
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 def _number(token: str) -> float | None:
@@ -118,7 +130,7 @@ def _sort_symbols(tokens: set[str]) -> list[str]:
     return sorted(tokens)
 
 
-def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
+def _read_csv(path: Path, *, samples: bool, normalize: bool, max_cells: int | None) -> Table:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -164,7 +176,9 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
                     raise UserError(f"{path}: line {lineno}: sample symbol {f!r} is not an integer")
                 values.append(int(v))
             data.append(values)
-        counts, labels = counts_from_samples(np.array(data, dtype=np.int64))
+        counts, labels = _checked(
+            path, lambda: counts_from_samples(np.array(data, dtype=np.int64), max_cells=max_cells)
+        )
         names = header if header is not None else default_names(width)
         return Table(counts / counts.sum(), names, [[str(v) for v in lab] for lab in labels], counts, "samples")
 
@@ -184,6 +198,7 @@ def _read_csv(path: Path, *, samples: bool, normalize: bool) -> Table:
     symbols = [_sort_symbols({o[k] for o in outcomes}) for k in range(n_axes)]
     index = [{s: i for i, s in enumerate(col)} for col in symbols]
     shape = tuple(len(col) for col in symbols)
+    _checked(path, lambda: check_table_cells(shape, max_cells))
     try:
         total = math.fsum(weights)
     except OverflowError:  # finite weights whose sum is not (1e308, 1e308): no table can be normalised from them
