@@ -92,6 +92,7 @@ def evaluate_run(
             resolve(metric, protocol, (overrides or {}).get(metric))
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    _check_latents(run.config.model.z_dim, tuple(metrics or DEFAULT_METRICS))
     if write:
         _check_writable(Path(run.path))  # before any image is encoded: a read-only run failed after all the work
     dev = resolve_device(device)
@@ -118,6 +119,23 @@ def evaluate_run(
     if write:
         write_eval(Path(run.path), evaluated_step, protocol, result)
     return result
+
+
+def _check_latents(z_dim: int, metrics: tuple[str, ...]) -> None:
+    """Refuse, before any image is encoded, metrics a code of ``z_dim`` latents cannot have (a z_dim 1 model ran the
+    default evaluation for 92 s and then failed on MIG)."""
+    from .metrics.evaluate import NEEDS_TWO_LATENTS
+
+    if z_dim >= 2:
+        return
+    refused = [m for m in metrics if m in NEEDS_TWO_LATENTS]
+    if refused:
+        kept = [m for m in metrics if m not in NEEDS_TWO_LATENTS]
+        hint = f"; evaluate the others with --metrics {' '.join(kept)}" if kept else ""
+        raise UserError(
+            f"{', '.join(refused)} compare latents with each other and need at least 2; this model has z_dim {z_dim}"
+            + hint
+        )
 
 
 def _check_writable(run_dir: Path) -> None:

@@ -76,9 +76,11 @@ def test_an_eval_file_of_the_wrong_shape_is_one_line_naming_it(tmp_path, text):
 def test_a_run_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
     """issue 29, case 14: on a read-only run directory evaluate computed everything, then failed writing."""
     from nsvae import evaluation
+    from nsvae.config import Config
 
     class Run:
         path = tmp_path
+        config = Config()
 
         def checkpoints(self):
             return [(1, tmp_path / "c.pt")]
@@ -96,3 +98,24 @@ def test_a_run_that_cannot_be_written_is_refused_before_any_work(tmp_path, monke
     monkeypatch.setattr(type(tmp_path), "write_bytes", read_only)
     with pytest.raises(UserError, match=r"cannot write the evaluation into .* \(Permission denied\)"):
         evaluation.evaluate_run(Run(), metrics=["mig"], progress=False)
+
+
+def test_metrics_a_one_latent_model_cannot_have_are_refused_before_any_work(tmp_path):
+    """issue 29, case 14: a z_dim 1 model ran the default evaluation for 92 s, then failed on MIG, writing nothing."""
+    from nsvae import evaluation
+    from nsvae.config import Config, apply_overrides
+
+    class Run:
+        path = tmp_path
+        config = apply_overrides(Config(), {"model.z_dim": 1})
+
+        def checkpoints(self):
+            return [(1, tmp_path / "c.pt")]
+
+        def load_model(self, *args, **kwargs):
+            raise AssertionError("nothing may be encoded before the check")
+
+    with pytest.raises(UserError, match=r"^mig, sap compare latents .* z_dim 1; evaluate the others with --metrics "):
+        evaluation.evaluate_run(Run(), metrics=["mig", "factor_vae_score", "sap", "active_units"], progress=False)
+    with pytest.raises(UserError, match="--metrics factor_vae_score active_units$"):
+        evaluation.evaluate_run(Run(), metrics=["mig", "factor_vae_score", "sap", "active_units"], progress=False)

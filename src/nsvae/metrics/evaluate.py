@@ -70,6 +70,12 @@ METRICS: dict[str, tuple[Any, bool, bool]] = {
 OPT_IN_METRICS = ("dci_es",)
 #: The metrics ``evaluate`` runs by default: all but :data:`OPT_IN_METRICS`.
 DEFAULT_METRICS = tuple(name for name in METRICS if name not in OPT_IN_METRICS)
+#: Metrics that compare latents with each other and so need a code of at least 2 latent dimensions (the others,
+#: such as the β-VAE and FactorVAE scores or active units, score a single latent too). ``nsvae evaluate`` checks
+#: this against the model's z_dim before any image is encoded.
+NEEDS_TWO_LATENTS = frozenset(
+    {"mig", "dci", "dci_es", "sap", "modularity_explicitness", "unsupervised", "chen_mig", "synergy", "unibound"}
+)
 # synergy, unibound: every information term is exact against every posterior (reference="auto" resolves to "table").
 _TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy", "unibound"}
 
