@@ -172,7 +172,7 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         f"demo: 8 runs in {out} (evaluation: beta_vae_score, factor_vae_score, mig, dci, sap, "
-        "modularity_explicitness, unsupervised, active_units, chen_mig, synergy, unibound)"
+        "modularity_explicitness, unsupervised, active_units, chen_mig, synergy, unibound, irs, infomec)"
     )
     assert lines[1].split() == [
         "nonsyn-alpha2.5-omega0.9-seed0",
