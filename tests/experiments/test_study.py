@@ -190,3 +190,21 @@ def test_every_methods_first_three_seeds_run_before_the_later_seeds():
         ["a-seed3", "a-seed4", "b-seed3", "b-seed4"],
     ]
     assert study.seed_batches(sweep, ["b-seed4", "a-seed1"]) == [["a-seed1"], ["b-seed4"]]
+
+
+def test_in_flight_curve_points_are_written_and_replaced_by_the_finished_files(spec, tmp_path, capsys):
+    import nsvae
+
+    sweep = loads_sweep(SPEC)
+    work = tmp_path / "work"
+    # a run of the study that has trained (here: all of it) but whose files never went into the study
+    nsvae.train(sweep.run("vae-seed1").config, out=work / "runs" / "vae-seed1")
+    assert _run(spec, tmp_path, "--in-flight") == 0
+    assert "curve points of 1 run(s) in flight (vae-seed1 12)" in capsys.readouterr().out
+    in_flight = tmp_path / "studies" / "tiny-study" / "in-flight" / "vae-seed1.csv"
+    rows = _rows(in_flight)
+    assert [(r["method"], r["seed"], r["step"]) for r in rows] == [("vae", "1", "6"), ("vae", "1", "12")]
+    assert rows[0]["mig"] and rows[0]["train.recon"]
+    assert _run(spec, tmp_path, "--workers", "1") == 0
+    assert not in_flight.exists()  # the run's files replaced its in-flight points
+    assert (tmp_path / "studies" / "tiny-study" / "runs" / "vae-seed1" / "final.json").is_file()

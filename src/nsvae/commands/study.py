@@ -62,6 +62,13 @@ def register(sub) -> None:
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's files as it ends")
     p.add_argument("--dry-run", action="store_true", help="list the runs, which are done and which are left, then exit")
     p.add_argument(
+        "--in-flight",
+        action="store_true",
+        help="train nothing: write the curve points so far of the runs still training in --work-dir to "
+        "STUDIES_DIR/NAME/in-flight/RUN.csv (with --commit, commit them): a session's progress, kept in the "
+        "repository before it stops",
+    )
+    p.add_argument(
         "--summary",
         action="store_true",
         help="print the finished runs' machine time (CPU-hours from their final.json), the final table (mean ± sd "
@@ -101,6 +108,8 @@ def run_study_command(args: argparse.Namespace) -> int:
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
     if args.summary:
         return _summary(args)
+    if args.in_flight:
+        return _in_flight(args)
     if args.dry_run:
         spec = sweep.load_sweep(args.study)
         study.check_study(spec)
@@ -145,6 +154,26 @@ def run_study_command(args: argparse.Namespace) -> int:
         print(f"nsvae study: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
         return 128 + outcome.signum
     return 1 if outcome.failed else 0
+
+
+def _in_flight(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..experiments import study, sweep
+
+    spec = sweep.load_sweep(args.study)
+    study.check_study(spec)
+    study_dir = study.study_dir_for(spec, args.studies_dir)
+    work = Path(args.work_dir) if args.work_dir is not None else Path("runs") / spec.name
+    written = study.export_in_flight(spec, study_dir, work)
+    steps = []
+    for path in written:
+        rows = study.read_table(path)
+        steps.append(f"{path.stem} {max(int(r['step']) for r in rows):,}")
+    print(f"nsvae study: {spec.name}: curve points of {len(written)} run(s) in flight ({', '.join(steps) or 'none'})")
+    if written and args.commit:
+        study.commit_files(study_dir, f"study {spec.name}: in-flight curve points ({', '.join(steps)})", print)
+    return 0
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -15,6 +15,8 @@ next, so the only state that matters is what the repository holds::
     studies/<name>/runs/<run>/traversal.png the final model's latent traversal
     studies/<name>/runs/<run>/udr_sample.npz the final model's posterior on UDR's fixed sample (UDR needs no
                                             checkpoint then; nsvae.metrics.udr)
+    studies/<name>/in-flight/<run>.csv      the curve points so far of a run still training (export_in_flight;
+                                            removed when the run's files go in)
 
 A run with ``final.json`` is done and is never trained again. The others are
 handed to the sweep machinery in a working directory (``runs/<name>`` by
@@ -52,6 +54,8 @@ RESULTS_CSV = "results.csv"
 FINAL_CSV = "final.csv"
 RUNS = "runs"
 DONE_FILE = "final.json"
+#: The curve points of runs still training, one CSV each, so that a study's progress survives a lost machine.
+IN_FLIGHT = "in-flight"
 #: Each finished run's posterior on UDR's fixed sample (nsvae.metrics.udr), kept so UDR needs no checkpoint.
 UDR_SAMPLE_FILE = "udr_sample.npz"
 #: The first columns of both tables; the metric columns follow.
@@ -351,7 +355,31 @@ def export_run(
         },
     }
     _write_text(out / DONE_FILE, json.dumps(record, indent=1, sort_keys=False) + "\n")
+    (study_dir / IN_FLIGHT / f"{planned.name}.csv").unlink(missing_ok=True)  # the finished files replace it
     return out
+
+
+def export_in_flight(sweep: Sweep, study_dir: Path, work: Path) -> list[Path]:
+    """Write the curve points so far of every run of ``sweep`` still training in ``work`` (the study's working
+    directory) to ``study_dir/in-flight/<run>.csv``: what a session commits before it stops, so that the progress
+    of a run that spans sessions is in the repository even if its machine is lost. Returns the files written."""
+    from .executors import RUNS_DIR
+
+    done = finished_runs(study_dir)
+    written = []
+    for planned in sweep.runs:
+        run_dir = work / RUNS_DIR / planned.name
+        if planned.name in done or not (run_dir / "config.toml").is_file():
+            continue
+        from ..train.run import Run
+
+        rows = curve_rows(Run(run_dir), planned.setting, planned.seed)
+        if not rows:
+            continue
+        path = study_dir / IN_FLIGHT / f"{planned.name}.csv"
+        _write_text(path, _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows))
+        written.append(path)
+    return written
 
 
 def _checkpoint_elapsed(run) -> float | None:
