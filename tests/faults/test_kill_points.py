@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from nsvae.experiments import dumps
+from nsvae.config import dumps
 from nsvae.locks import FileLock
 from nsvae.train import Run, start
 from tests.procs import descendants_of, wait_gone

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nsvae import cli, experiments, objectives
+from nsvae import cli, objectives
+from nsvae import config as config_module
 from nsvae.config import dumps
 from nsvae.train import load_run
 
@@ -83,11 +84,11 @@ def test_divergence_exits_1(dsprites, tmp_path, monkeypatch, capsys):
 
 def test_print_config_and_list_presets(capsys):
     assert cli.main(["train", "quick-nonsyn", "--set", "nonsyn.alpha=2", "--steps", "7", "--print-config"]) == 0
-    config = experiments.loads(capsys.readouterr().out)
+    config = config_module.loads(capsys.readouterr().out)
     assert (config.nonsyn.alpha, config.run.steps, config.run.name) == (2.0, 7, "quick-nonsyn")
     assert cli.main(["train", "--list-presets"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in experiments.preset_names())
+    assert all(name in listed for name in config_module.preset_names())
 
 
 def test_sigterm_writes_a_checkpoint_and_resume_continues(dsprites, tmp_path):

@@ -58,11 +58,11 @@ def register(sub) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .. import experiments
+    from .. import config as config_module
 
     if args.list_presets:
-        for name in experiments.preset_names():
-            cfg = experiments.loads(experiments.preset_text(name))
+        for name in config_module.preset_names():
+            cfg = config_module.loads(config_module.preset_text(name))
             print(f"{name:28s} {cfg.method:11s} {cfg.data.dataset:9s} {cfg.run.steps:>9,} steps")
         return 0
     if args.resume:
@@ -71,15 +71,15 @@ def run_train(args: argparse.Namespace) -> int:
         return _resume(args)
     if not args.config:
         raise UserError("give a CONFIG (a .toml file or a preset name; see --list-presets) or --resume RUN")
-    config = experiments.load_config(args.config)
-    changes = dict(experiments.parse_override(item) for item in args.overrides)
+    config = config_module.load_config(args.config)
+    changes = dict(config_module.parse_override(item) for item in args.overrides)
     if args.steps is not None:
         changes["run.steps"] = args.steps
     if args.device is not None:
         changes["run.device"] = args.device
-    config = experiments.apply_overrides(config, changes)
+    config = config_module.apply_overrides(config, changes)
     if args.print_config:
-        sys.stdout.write(experiments.dumps(config))
+        sys.stdout.write(config_module.dumps(config))
         return 0
     from ..train import TrainingDiverged, start
     from ..train.trainer import new_run_path

@@ -29,7 +29,6 @@ import numpy as np
 #: Official factor names (colour, which is constant, dropped) and sizes, in storage order.
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
-SHAPE_NAMES = ("square", "ellipse", "heart")
 IMAGE_SIZE = 64
 
 #: Official latent values (``latents_possible_values`` of the npz metadata).

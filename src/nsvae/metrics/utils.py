@@ -357,10 +357,6 @@ def discrete_mutual_info(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # -- results ------------------------------------------------------------------------------------------
 
 
-def nats_to(value: float, base: float | str) -> float:
-    return value / (1.0 if base == "e" else math.log(base))
-
-
 def jsonable(value: Any) -> Any:
     """Plain Python values for eval.json (numpy scalars and arrays become floats and lists)."""
     if isinstance(value, dict):
