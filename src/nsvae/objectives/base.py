@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 
@@ -121,6 +121,18 @@ class CommonConfig:
         check_ranges(self, proxy_omega="open_unit", dataset_size="count")
 
 
+class ForwardPass(NamedTuple):
+    """What one forward of an objective gives its training step (a tuple too, in this order)."""
+
+    logits: torch.Tensor  #: the decoder's output, (B, C, H, W)
+    mu: torch.Tensor  #: the posterior means, (B, d)
+    logvar: torch.Tensor  #: the posterior log-variances, (B, d)
+    z: torch.Tensor  #: the sampled codes, (B, d)
+    recon: torch.Tensor  #: the batch-mean reconstruction loss
+    kl_el: torch.Tensor  #: the KL to the prior per sample and latent, (B, d)
+    kl: torch.Tensor  #: the batch-mean total KL
+
+
 class Objective:
     """Base class: build with ``(model, method_config, common, optim)``; call ``train_step``."""
 
@@ -138,12 +150,12 @@ class Objective:
 
     # -- the shared pieces --------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None):
-        """One forward: ``(logits, mu, logvar, z, recon, kl_elementwise, kl)``."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None) -> ForwardPass:
+        """One forward through the VAE and its ELBO terms (:class:`ForwardPass`)."""
         logits, mu, logvar, z = self.model(x, generator)
         recon = reconstruction(logits, x, self.common.likelihood)
         kl_el = kl_elementwise(mu, logvar)
-        return logits, mu, logvar, z, recon, kl_el, kl_total(kl_el)
+        return ForwardPass(logits, mu, logvar, z, recon, kl_el, kl_total(kl_el))
 
     def core_logs(
         self, recon: torch.Tensor, kl_el: torch.Tensor, per_dim: torch.Tensor | None = None

@@ -102,7 +102,8 @@ class BetaTCVAEObjective(Objective):
     name = "beta_tcvae"
 
     def train_step(self, x, x2=None, generator=None):
-        _, mu, logvar, z, recon, kl_el, _ = self.forward(x, generator)
+        out = self.forward(x, generator)
+        mu, logvar, z, recon, kl_el = out.mu, out.logvar, out.z, out.recon, out.kl_el
         parts = decomposed_kl(z, mu, logvar, self.common.dataset_size, self.config.estimator)
         cfg = self.config
         loss = recon + cfg.alpha * parts["mi"] + cfg.beta * parts["tc"] + cfg.gamma * parts["dim_kl"]

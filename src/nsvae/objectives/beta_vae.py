@@ -41,7 +41,8 @@ class BetaVAEObjective(Objective):
     name = "beta_vae"
 
     def train_step(self, x, x2=None, generator=None):
-        _, _, _, _, recon, kl_el, kl = self.forward(x, generator)
+        out = self.forward(x, generator)
+        recon, kl_el, kl = out.recon, out.kl_el, out.kl
         logs = {}
         if self.config.capacity:
             c = capacity_at(self.config, self.iteration)

@@ -100,7 +100,8 @@ class FactorVAEObjective(Objective):
         # updated before its own step, so D(z) there is the same. ``inputs=`` restricts each
         # backward to its own parameters: the VAE loss computes no discriminator weight
         # gradients, and the discriminator loss sends no gradient into the VAE.
-        _, _, _, z, recon, kl_el, kl = self.forward(x, generator)
+        out = self.forward(x, generator)
+        z, recon, kl_el, kl = out.z, out.recon, out.kl_el, out.kl
         d_z = self.discriminator(z)
         tc = tc_estimate(d_z)
         vae_loss = recon + kl + self.config.gamma * tc

@@ -106,7 +106,8 @@ class NonSynObjective(Objective):
 
     def train_step(self, x, x2=None, generator=None):
         cfg = self.config
-        _, _, _, _, recon, kl_el, kl = self.forward(x, generator)
+        out = self.forward(x, generator)
+        recon, kl_el, kl = out.recon, out.kl_el, out.kl
         elbo = recon + kl
         if cfg.synergy_source == "same_forward":
             # The selection needs the d per-latent KLs on the host. Their copy starts now and is read

@@ -16,7 +16,8 @@ class VAEObjective(Objective):
     name = "vae"
 
     def train_step(self, x, x2=None, generator=None):
-        _, _, _, _, recon, kl_el, kl = self.forward(x, generator)
+        out = self.forward(x, generator)
+        recon, kl_el, kl = out.recon, out.kl_el, out.kl
         loss = recon + kl
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
