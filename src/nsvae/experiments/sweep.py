@@ -425,7 +425,7 @@ def expand(source: str | os.PathLike) -> list[PlannedRun]:
 
 
 def _load_base(source: Any, base_dir: str, where: str) -> Config:
-    from . import load_config
+    from ..config import load_config
 
     if not isinstance(source, str) or not source:
         raise UserError(f"{where}: config must be a preset name or a config file path, got {source!r}")
