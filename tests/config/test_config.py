@@ -214,14 +214,16 @@ def test_writer_rejects_what_it_cannot_write():
     assert toml_io.dumps({"a": None, "t": {"b": None, "c": 1}}) == "\n[t]\nc = 1\n".lstrip("\n")
 
 
-def test_experiments_re_exports_the_config_names():
-    """``nsvae.experiments`` (the sweeps) keeps the config's public names it exported before the split."""
+def test_the_config_names_live_in_nsvae_config_alone():
+    """The compatibility re-export from ``nsvae.experiments`` is gone (issue 26, point 7; CHANGELOG): the config's
+    public names import from ``nsvae.config`` and are one object there."""
     import nsvae.config
     import nsvae.experiments
 
-    assert {"Config", "load_config", "apply_overrides", "dumps", "loads"} <= set(nsvae.experiments.__all__)
-    for name in nsvae.experiments.__all__:
-        assert getattr(nsvae.experiments, name) is getattr(nsvae.config, name)
+    assert {"Config", "load_config", "apply_overrides", "dumps", "loads"} <= set(nsvae.config.__all__)
+    for name in nsvae.config.__all__:
+        assert getattr(nsvae.config, name) is not None
+        assert not hasattr(nsvae.experiments, name), name
 
 
 @pytest.mark.parametrize(
