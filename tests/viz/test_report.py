@@ -289,7 +289,7 @@ def test_the_report_knows_the_objective_tables():
     from nsvae.config.comparison import OBJECTIVE_SECTIONS
     from nsvae.viz.report import METHOD_SECTIONS
 
-    assert METHOD_SECTIONS == OBJECTIVE_SECTIONS
+    assert METHOD_SECTIONS is OBJECTIVE_SECTIONS  # one list (issue 26, point 5), not a copy held equal
 
 
 def test_a_comparison_of_runs_on_different_networks_warns_on_the_page_and_on_stderr(tmp_path, capsys):

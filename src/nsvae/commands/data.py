@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import data
 from ..atomic import atomic_write
+from ..data.dsprites import ORIGINS
 from ..errors import UserError
 
 DESCRIPTION = """\
@@ -45,7 +46,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _dataset_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--origin",
-        choices=("auto", "official", "generated"),
+        choices=ORIGINS,
         help="dSprites family: which images (default auto: the official file if prepared, else generated)",
     )
     p.add_argument(

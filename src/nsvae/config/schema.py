@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.dsprites import ORIGINS
 from ..errors import UserError
 from ..models import NetConfig
 from ..models.nets import ARCHITECTURES, CONVT_INITS, FC_RELUS
@@ -72,7 +73,7 @@ __all__ = [
 
 #: What run.device and every --device accept: auto, cpu, cuda or cuda:N (public: the trainer and commands check it).
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-DSPRITES_ORIGINS = ("auto", "official", "generated")
+DSPRITES_ORIGINS = ORIGINS  # which dSprites images: the data layer defines the choices
 #: Datasets that take the image options (crop, crop_size, channels); the others take ``origin``.
 IMAGE_DATASETS = ("celeba", "chairs", "folder")
 

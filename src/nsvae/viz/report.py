@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..config.comparison import OBJECTIVE_SECTIONS
 from ..errors import UserError
 
 #: Logged steps averaged for a run's final reconstruction error.
@@ -52,7 +53,7 @@ RECON_WINDOW = 5
 #: Metrics drawn against reconstruction error, in order of preference (the first two present are used).
 SCATTER_METRICS = ("factor_vae_score", "mig", "dci", "beta_vae_score", "synergy")
 #: The config sections that hold one method's hyper-parameters (named as the method; the plain VAE has none).
-METHOD_SECTIONS = ("nonsyn", "beta_vae", "factor_vae", "beta_tcvae")
+METHOD_SECTIONS = OBJECTIVE_SECTIONS  # the objectives' own config tables: one list, in nsvae.config.comparison
 #: Column headers of the comparison tables where the bare metric name would not say enough.
 COLUMN_LABELS = {"synergy": "synergy S_max", "synergy.wms": "synergy WMS"}
 DEFAULT_SAMPLES = 20_000
