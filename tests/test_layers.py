@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "nsvae.stats",
             "nsvae.atomic",
             "nsvae.clock",
+            "nsvae.markdown",
             "nsvae.cpus",
             "nsvae.locks",
             "nsvae.processes",

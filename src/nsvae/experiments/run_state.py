@@ -128,13 +128,10 @@ def sweep_state(run: RunState) -> str:
 
 def format_action_table() -> str:
     """:data:`ACTION_TABLE` as the markdown table docs/development.md shows."""
-    lines = [
-        "| the run's state (its status.json) | when | action | with --retry-failed |",
-        "|---|---|---|---|",
-    ]
-    for state, when, action, retried in ACTION_TABLE:
-        lines.append(f"| {state} | {when or '–'} | `{action}` | `{retried}` |")
-    return "\n".join(lines) + "\n"
+    from ..markdown import markdown_table
+
+    header = ["the run's state (its status.json)", "when", "action", "with --retry-failed"]
+    return markdown_table(header, [[s, w or "–", f"`{a}`", f"`{r}`"] for s, w, a, r in ACTION_TABLE])
 
 
 def run_states(sweep_dir: str | Path) -> dict[str, str]:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..markdown import markdown_table
 from ..stats import mean_sd
 
 KEYS = ("method", "seed", "step")
@@ -217,11 +218,10 @@ def _markdown_table(
 ) -> str:
     """A markdown table with a row per key of ``rows``, a column per ``columns``: ``cell(value)``, empty where
     the row has no value for that column."""
-    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, entry in rows.items():
-        cells = [cell(entry[column]) if column in entry else "" for column in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    body = [
+        [name, *(cell(entry[column]) if column in entry else "" for column in columns)] for name, entry in rows.items()
+    ]
+    return markdown_table([corner, *columns], body)
 
 
 def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence[str], digits: int = 3) -> str:
@@ -238,19 +238,21 @@ def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence
 def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
     """A markdown table of paired differences: method − baseline, mean, the 95% bootstrap and Student-t
     intervals, the effect size (mean / sd), the two-sided sign-flip p, n."""
-    lines = [
-        "| difference | metric | mean | 95% bootstrap interval | 95% t-interval | effect size | "
-        "sign-flip p (two-sided) | n |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    header = [
+        "difference", "metric", "mean", "95% bootstrap interval", "95% t-interval", "effect size",
+        "sign-flip p (two-sided)", "n",
+    ]  # fmt: skip
+    body = []
     for d in diffs:
         t_part = f"[{d['t_low']:+.{digits}f}, {d['t_high']:+.{digits}f}]" if np.isfinite(d["t_low"]) else "–"
         size = f"{d['effect_size']:+.2f}" if np.isfinite(d["effect_size"]) else "–"
-        lines.append(
-            f"| {d['method']} − {d['baseline']} | {d['metric']} | {d['mean']:+.{digits}f} | "
-            f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] | {t_part} | {size} | {d['p']:.3f} | {d['n']} |"
-        )
-    return "\n".join(lines) + "\n"
+        body.append(
+            [
+                f"{d['method']} − {d['baseline']}", d["metric"], f"{d['mean']:+.{digits}f}",
+                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]", t_part, size, f"{d['p']:.3f}", str(d["n"]),
+            ]
+        )  # fmt: skip
+    return markdown_table(header, body)
 
 
 def detectable_effects(found: Sequence[Mapping[str, Any]], level: float = LEVEL) -> list[dict[str, Any]]:
@@ -280,15 +282,13 @@ def detectable_effects(found: Sequence[Mapping[str, Any]], level: float = LEVEL)
 
 def format_detectable_effects(rows: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
     """A markdown table of :func:`detectable_effects`."""
-    lines = [
-        "| claim | metric | n | sd of the differences | detectable effect (sds) | detectable effect |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = ["claim", "metric", "n", "sd of the differences", "detectable effect (sds)", "detectable effect"]
+    body = []
     for r in rows:
         sds = f"{r['in_sds']:.2f}" if np.isfinite(r["in_sds"]) else "none"
         units = f"{r['in_units']:.{digits}f}" if np.isfinite(r["in_units"]) else "none"
-        lines.append(f"| {r['claim']} | {r['metric']} | {r['n']} | {r['sd']:.{digits}f} | {sds} | {units} |")
-    return "\n".join(lines) + "\n"
+        body.append([r["claim"], r["metric"], str(r["n"]), f"{r['sd']:.{digits}f}", sds, units])
+    return markdown_table(header, body)
 
 
 def multiple_comparisons_note(n_claims: int, level: float = LEVEL) -> str:

@@ -74,6 +74,7 @@ from ..config import shipped_names, shipped_text, toml_io
 from ..config.comparison import KeyDifference, differences
 from ..config.schema import SEED_KEYS, Config, apply_overrides, defines_setting, flatten, resolve_key
 from ..errors import UserError
+from ..markdown import markdown_table
 from ..names import check_path_component
 from ..stats import mean_sd
 from .run_state import read_run_state, sweep_state
@@ -674,9 +675,7 @@ def format_table(aggregates: Sequence[Mapping[str, Any]], columns: Sequence[str]
         n = f"{agg['n']}" if agg["n"] == agg["runs"] else f"{agg['n']}/{agg['runs']}"
         body.append([agg["setting"], n, *(_cell(*agg[c], digits) for c in columns)])
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        return "\n".join(lines) + "\n"
+        return markdown_table(header, body)
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
     lines = []
     for row in [header, *body]:
