@@ -152,7 +152,7 @@ def test_unknown_keys_name_the_key_and_the_nearest(text, key, suggestion):
         ("[run]\ndeterministic = 1", "config key 'run.deterministic' must be true or false"),
         ('method = "factorvae"', "did you mean 'factor_vae'?"),
         ('[model]\narchitecture = "conv_rbg"', "'model.architecture' must be one of conv, conv_rgb, dlib_conv, mlp"),
-        ("[nonsyn]\nomega = 1.5", "config key 'nonsyn.omega': omega must lie in (0, 1), got 1.5"),
+        ("[nonsyn]\nomega = 1.5", "config key 'nonsyn.omega': omega must be in (0, 1), got 1.5"),
         ('[run]\ndevice = "gpu"', "config key 'run.device': device must be auto, cpu, cuda or cuda:N"),
         ("[run]\nsteps = 0", "config key 'run.steps'"),
         ('[data]\ndataset = "dsprite"', "config key 'data.dataset' must be one of"),

@@ -41,7 +41,7 @@ def test_train_and_resume_from_the_command_line(dsprites, tmp_path, capsys):
     [
         (["train", "quick-nonsin"], "no config file or preset named 'quick-nonsin'; did you mean 'quick-nonsyn'?"),
         (["train", "quick-vae", "--set", "vae.beta=3"], "unknown config key 'vae.beta'; did you mean 'beta_vae.beta'?"),
-        (["train", "quick-vae", "--set", "nonsyn.omega=2"], "config key 'nonsyn.omega': omega must lie in (0, 1)"),
+        (["train", "quick-vae", "--set", "nonsyn.omega=2"], "config key 'nonsyn.omega': omega must be in (0, 1)"),
         (["train", "quick-vae", "--set", "run.steps"], "--set expects KEY=VALUE"),
         (["train", "quick-vae", "--device", "tpu"], "device must be auto, cpu, cuda or cuda:N"),
         (["train"], "give a CONFIG"),

@@ -24,11 +24,9 @@ class BetaVAEConfig:
     c_steps: int = 100_000
 
     def __post_init__(self):
-        if self.beta < 0 or self.gamma < 0:
-            raise ValueError(f"beta and gamma must be >= 0, got {self.beta}, {self.gamma}")
-        check_ranges(self, beta="nonnegative", gamma="nonnegative", c_start="nonnegative", c_max="nonnegative")
-        if self.c_steps < 1:
-            raise ValueError(f"c_steps must be at least 1, got {self.c_steps}")
+        check_ranges(
+            self, beta="nonnegative", gamma="nonnegative", c_start="nonnegative", c_max="nonnegative", c_steps="count"
+        )
 
 
 def capacity_at(config: BetaVAEConfig, iteration: int) -> float:

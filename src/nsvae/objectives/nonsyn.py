@@ -59,9 +59,7 @@ class NonSynConfig:
     decoder_momentum_step: bool = True
 
     def __post_init__(self):
-        if not 0.0 < self.omega < 1.0:
-            raise ValueError(f"omega must lie in (0, 1), got {self.omega}")
-        check_ranges(self, alpha="nonnegative")
+        check_ranges(self, alpha="nonnegative", omega="open_unit")
         if self.synergy_source not in SYNERGY_SOURCES:
             raise ValueError(f"synergy_source must be one of {SYNERGY_SOURCES}, got {self.synergy_source!r}")
         if self.selection not in SELECTIONS:
