@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shutil
 import typing
 from pathlib import Path
 
@@ -205,6 +206,20 @@ SWEEP = [
     (["sweep", "{W}/broken.toml", "--dry-run"], "broken.toml"),
 ]
 
+#: Round 3 (issue 29): names that escape their directories, directories nsvae did not write, finished runs without
+#: checkpoints, wrong-shape files, sizes that would exhaust memory.
+ROUND3 = [
+    (["sweep", "{W}/sweep-dotdot.toml", "--dry-run"], "'..'"),
+    (["study", "{W}/sweep-dotdot.toml", "--dry-run"], "'..'"),
+    (["sweep", "{W}/sweep-inf-cpus.toml", "--dry-run", "--out", "{W}/sw"], "cpus"),
+    (["train", "quick-vae", "--out", "{W}/foreign", "--steps", "2"], "foreign"),
+    (["train", "--resume", "{W}/finished", "--steps", "9"], "finished"),
+    (["results", "{W}/bad-sweep-json"], "sweep.json"),
+    (["info", "{W}/wide.csv"], "--max-cells"),
+    (["info", "{W}/counts.csv", "--max-cells", "0"], "--max-cells"),
+    (["train", "quick-vae", "--set", "run.name=..", "--out", "{W}/new"], "run.name"),
+]
+
 OTHERS = [
     (["results", "{W}/nothing", "--digits", "-3"], "--digits"),
     (["results", "{W}/nothing", "--digits", "40"], "--digits"),
@@ -222,6 +237,7 @@ CASES = (
     + INFO
     + DATA
     + SWEEP
+    + ROUND3
     + OTHERS
 )
 
@@ -282,6 +298,16 @@ def workspace(tmp_path_factory, dsprites):
     _sweep(w / "sweep-bad-eval.toml", eval_='metrics = ["mig"]\noverrides = { mig = { num_bins = 0 } }')
     _sweep(w / "sweep-bad-eval2.toml", eval_="overrides = { factor_vae_score = { batch_size = 0 } }")
     (w / "sweep-unknown.toml").write_text('name = "x"\n[base]\nconfig = "quick-vae"\n[[runs]]\ngird = {}\n')
+    (w / "sweep-dotdot.toml").write_text('name = ".."\n[base]\nconfig = "quick-vae"\n[set]\n"eval.every" = 2\n')
+    (w / "sweep-inf-cpus.toml").write_text('name = "x"\n[base]\nconfig = "quick-vae"\n[resources]\ncpus = inf\n')
+    (w / "foreign").mkdir()
+    (w / "foreign" / "config.toml").write_text("[tool.black]\nline-length = 100\n", encoding="utf-8")
+    shutil.copytree(run.path, w / "finished")
+    shutil.rmtree(w / "finished" / "checkpoints")
+    (w / "bad-sweep-json").mkdir()
+    (w / "bad-sweep-json" / "sweep.json").write_text("[]", encoding="utf-8")
+    row = ",".join(["0"] * 28 + ["0.5"]) + "\n" + ",".join(["1"] * 28 + ["0.5"]) + "\n"
+    (w / "wide.csv").write_text(row, encoding="utf-8")  # 2 rows, 2**28 cells
     return w, run.path
 
 
