@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..atomic import publish_permissions, write_json_atomic
 from ..errors import UserError
 from ..locks import FileLock
@@ -75,6 +77,19 @@ def read_meta(entry: Path) -> dict[str, Any] | None:
             return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def open_image_array(path: Path, expected: tuple[int, ...], fix: str) -> np.ndarray:
+    """A cache entry's ``images.npy``, memory-mapped read-only, checked to be uint8 of shape ``expected``; otherwise a
+    UserError naming the file and ending with ``fix`` (the command that rebuilds the entry)."""
+    try:
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} is damaged or unreadable ({detail}); {fix}") from None
+    if images.shape != tuple(expected) or images.dtype != np.uint8:
+        raise UserError(f"{path} is damaged: it holds {images.dtype} {images.shape}, expected uint8 {expected}; {fix}")
+    return images
 
 
 def ensure_entry(

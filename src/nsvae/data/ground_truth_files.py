@@ -280,19 +280,7 @@ class FileGroundTruth(GroundTruthData):
             if self.meta.get("declared_only"):
                 raise _not_prepared(DATASETS[self.name])
             expected = (len(self), *OBSERVATION_SHAPE)
-            path = self.entry / IMAGES_FILE
-            try:
-                images = np.load(path, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise UserError(
-                    f"{self.name} cache {self.entry} is damaged ({first_line(exc)}); {self._fix()}"
-                ) from None
-            if images.shape != expected or images.dtype != np.uint8:
-                raise UserError(
-                    f"{self.name} cache {self.entry} is damaged ({IMAGES_FILE} holds {images.dtype} {images.shape}, "
-                    f"expected uint8 {expected}); {self._fix()}"
-                )
-            self._images = images
+            self._images = cache.open_image_array(self.entry / IMAGES_FILE, expected, self._fix())
         return self._images
 
     def _fix(self) -> str:

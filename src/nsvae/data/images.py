@@ -223,18 +223,8 @@ class CachedImages(ImageData):
         """The stored uint8 array ``(N, C, 64, 64)``, memory-mapped read-only."""
         if self._images is None:
             expected = (len(self), *self.observation_shape)
-            try:
-                images = np.load(self.path / IMAGES_FILE, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise UserError(
-                    f"cannot open {self.path / IMAGES_FILE} ({exc}); prepare {self.name} again with --force"
-                ) from None
-            if images.shape != expected or images.dtype != np.uint8:
-                raise UserError(
-                    f"{self.path / IMAGES_FILE} holds {images.dtype} {images.shape}, expected uint8 {expected}; "
-                    f"prepare {self.name} again with --force"
-                )
-            self._images = images
+            fix = f"prepare {self.name} again with --force"
+            self._images = cache.open_image_array(self.path / IMAGES_FILE, expected, fix)
         return self._images
 
     @property
