@@ -166,10 +166,7 @@ def _in_flight(args: argparse.Namespace) -> int:
     study_dir = study.study_dir_for(spec, args.studies_dir)
     work = Path(args.work_dir) if args.work_dir is not None else Path("runs") / spec.name
     written = study.export_in_flight(spec, study_dir, work)
-    steps = []
-    for path in written:
-        rows = study.read_table(path)
-        steps.append(f"{path.stem} {max(int(r['step']) for r in rows):,}")
+    steps = [f"{name} {step:,}" for name, step in written.items()]
     print(f"nsvae study: {spec.name}: curve points of {len(written)} run(s) in flight ({', '.join(steps) or 'none'})")
     if written and args.commit:
         study.commit_files(study_dir, f"study {spec.name}: in-flight curve points ({', '.join(steps)})", print)

@@ -359,26 +359,27 @@ def export_run(
     return out
 
 
-def export_in_flight(sweep: Sweep, study_dir: Path, work: Path) -> list[Path]:
+def export_in_flight(sweep: Sweep, study_dir: Path, work: Path) -> dict[str, int]:
     """Write the curve points so far of every run of ``sweep`` still training in ``work`` (the study's working
     directory) to ``study_dir/in-flight/<run>.csv``: what a session commits before it stops, so that the progress
-    of a run that spans sessions is in the repository even if its machine is lost. Returns the files written."""
-    from .executors import RUNS_DIR
+    of a run that spans sessions is in the repository even if its machine is lost. Returns ``{run: its last curve
+    step}`` of the files written."""
+    from ..train.run import CONFIG_FILE, Run
+    from .sweep import RUNS_DIR
 
     done = finished_runs(study_dir)
-    written = []
+    written = {}
     for planned in sweep.runs:
         run_dir = work / RUNS_DIR / planned.name
-        if planned.name in done or not (run_dir / "config.toml").is_file():
+        if planned.name in done or not (run_dir / CONFIG_FILE).is_file():
             continue
-        from ..train.run import Run
-
         rows = curve_rows(Run(run_dir), planned.setting, planned.seed)
         if not rows:
             continue
-        path = study_dir / IN_FLIGHT / f"{planned.name}.csv"
-        _write_text(path, _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows))
-        written.append(path)
+        _write_text(
+            study_dir / IN_FLIGHT / f"{planned.name}.csv", _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows)
+        )
+        written[planned.name] = max(int(r["step"]) for r in rows)
     return written
 
 

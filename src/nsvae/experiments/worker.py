@@ -58,10 +58,6 @@ def _output_to(path: str):
             os.close(saved[1])
 
 
-def _now() -> str:
-    return timestamp()
-
-
 def execute(task: Task) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; never raises: returns its record for ``sweep.json``.
 
@@ -70,9 +66,9 @@ def execute(task: Task) -> dict[str, Any]:
     """
     started = time.perf_counter()
     with _output_to(task.log_path):
-        print(f"== {_now()} nsvae sweep: {task.name} in {task.run_dir} ({task.threads} thread(s))", flush=True)
+        print(f"== {timestamp()} nsvae sweep: {task.name} in {task.run_dir} ({task.threads} thread(s))", flush=True)
         record = _execute(task)
-        print(f"== {_now()} nsvae sweep: {task.name}: {record['state']} {record.get('error', '')}", flush=True)
+        print(f"== {timestamp()} nsvae sweep: {task.name}: {record['state']} {record.get('error', '')}", flush=True)
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 

@@ -116,10 +116,6 @@ def _fit_one(x_train, y, x_test, y_test, model: str, seed: int):
         return imp, float(np.mean(clf.predict(x_train) == y)), float(np.mean(clf.predict(x_test) == y_test))
 
 
-def _fit_one_packed(args: tuple):
-    return _fit_one(*args)
-
-
 def importance_matrix(x_train, y_train, x_test, y_test, model: str = "gbt", seed: int = 0, n_jobs: int = 1):
     """``(R (d, K), train accuracies (K,), test accuracies (K,))`` from one classifier per factor."""
     k = y_train.shape[1]
@@ -133,7 +129,7 @@ def importance_matrix(x_train, y_train, x_test, y_test, model: str = "gbt", seed
         # even on SIGKILL (joblib's loky workers outlived a killed evaluate at full CPU: docs/reliability.md)
         order = [int(i) for i in np.argsort([-np.unique(a[1]).size for a in args])]
         with worker_pool(min(n_jobs, k)) as pool:
-            done = list(pool.map(_fit_one_packed, [args[i] for i in order]))
+            done = list(pool.map(_fit_one, *zip(*(args[i] for i in order), strict=True)))
         fits = [None] * k
         for i, f in zip(order, done):
             fits[i] = f

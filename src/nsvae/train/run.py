@@ -232,12 +232,11 @@ class Run:
             return "run"
         if self.checkpoints():  # step_XXXXXXX.pt files: a run's, and never cleared (it is resumed instead)
             return "run"
-        present = [n for n in (*RUN_FILES, *RUN_DIRS) if (self.path / n).exists() or (self.path / n).is_symlink()]
-        return "foreign" if present or self.results() else "empty"
+        return "foreign" if self.own_files() or self.results() else "empty"
 
     def own_files(self) -> list[str]:
-        """The names of a run's files and directories that are in the directory."""
-        return [n for n in (*RUN_FILES, *RUN_DIRS) if (self.path / n).exists()]
+        """The names of a run's files and directories that are in the directory (a link by such a name counts)."""
+        return [n for n in (*RUN_FILES, *RUN_DIRS) if (self.path / n).exists() or (self.path / n).is_symlink()]
 
     def check_can_clear(self) -> None:
         """Refuse to clear a directory nsvae cannot prove it wrote, and a run that finished or has results:
