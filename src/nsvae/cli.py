@@ -23,7 +23,7 @@ from .commands import results as results_command
 from .commands import study as study_command
 from .commands import sweep as sweep_command
 from .commands import train as train_command
-from .errors import EXIT_USER_ERROR, NsvaeWarning, UserError
+from .errors import EXIT_USER_ERROR, NsvaeWarning, Terminated, UserError
 
 SUBCOMMANDS = (
     info_command,
@@ -91,6 +91,9 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
+    except Terminated:
+        print(f"nsvae {args.command}: stopped by SIGTERM", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"nsvae {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -10,6 +10,11 @@ class UserError(Exception):
     """A problem with the user's input or environment, with a message that says what to do."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a command turns it into an interruption (as Ctrl-C is) to save its work first; the
+    command line exits with 143 (128 + SIGTERM), as a process killed by it would."""
+
+
 #: Exit status of the command line for a user-facing error.
 EXIT_USER_ERROR = 2
 

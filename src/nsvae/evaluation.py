@@ -19,13 +19,17 @@ the run's evaluation lock).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .cpus import usable_cpus
-from .errors import UserError
+from .errors import NsvaeWarning, Terminated, UserError
 
 EVAL_FILE = "eval.json"
 
@@ -104,21 +108,66 @@ def evaluate_run(
             f"{run.config.data.dataset} has no ground-truth factors: the disentanglement metrics need a dataset "
             "such as dsprites"
         )
-    with keep_freed_memory(active=dev.type == "cpu"):
-        result = evaluate(
-            data,
-            represent_posterior=posterior_encoder(model, dev),
-            metrics=tuple(metrics or DEFAULT_METRICS),
-            protocol=protocol,
-            overrides=overrides,
-            seed=seed,
-            progress=progress,
-            n_jobs=n_jobs or usable_cpus(),
-        )
+    so_far: dict[str, Any] = {}
+    with keep_freed_memory(active=dev.type == "cpu"), _sigterm_interrupts():
+        try:
+            result = evaluate(
+                data,
+                represent_posterior=posterior_encoder(model, dev),
+                metrics=tuple(metrics or DEFAULT_METRICS),
+                protocol=protocol,
+                overrides=overrides,
+                seed=seed,
+                progress=progress,
+                n_jobs=n_jobs or usable_cpus(),
+                on_error="record",
+                on_metric=so_far.update,
+            )
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the metrics already computed, then stop
+            if write and so_far.get("metrics"):
+                so_far.pop("failed", None)
+                so_far["step"] = evaluated_step
+                write_eval(Path(run.path), evaluated_step, protocol, so_far)
+                warnings.warn(
+                    f"interrupted; the {len(so_far['metrics'])} metric(s) already computed "
+                    f"({', '.join(so_far['metrics'])}) are in {Path(run.path) / EVAL_FILE}",
+                    NsvaeWarning,
+                    stacklevel=2,
+                )
+            raise
     result["step"] = evaluated_step
-    if write:
+    failed = result.pop("failed", {})
+    if write and result["metrics"]:
         write_eval(Path(run.path), evaluated_step, protocol, result)
+    if failed:
+        reasons = "; ".join(f"{name}: {message}" for name, message in failed.items())
+        kept = (
+            f"the others ({', '.join(result['metrics'])}) are in {Path(run.path) / EVAL_FILE}"
+            if write and result["metrics"]
+            else "no metric could be computed"
+        )
+        raise UserError(f"{len(failed)} metric(s) could not be computed ({reasons}); {kept}")
     return result
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises :class:`~nsvae.errors.Terminated` (a KeyboardInterrupt) for the duration, as Ctrl-C does, so
+    an evaluation stopped by ``kill`` or ``timeout`` keeps the metrics it has computed. Only where SIGTERM still has
+    its default action (a sweep worker's own handler is left alone) and only in the main thread (the only one that
+    can set handlers)."""
+
+    def interrupt(signum, frame):
+        raise Terminated
+
+    previous = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _check_latents(z_dim: int, metrics: tuple[str, ...]) -> None:

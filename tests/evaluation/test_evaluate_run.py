@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nsvae.cli import main
-from nsvae.config import Config, apply_overrides
+from nsvae.config import Config, apply_overrides, open_dataset
 from nsvae.evaluation import evaluate_run, read_eval
 from nsvae.train.latents import posterior_encoder
 
@@ -99,3 +99,124 @@ def test_cli_errors(trained_run, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def _copy_of(run, tmp_path):
+    import shutil
+
+    from nsvae.train import load_run
+
+    shutil.copytree(run.path, tmp_path / "run", ignore=shutil.ignore_patterns("eval*.json"))
+    return load_run(tmp_path / "run")
+
+
+def _refusing(*args, **kwargs):
+    from nsvae.metrics.utils import MetricInputError
+
+    raise MetricInputError("this metric refuses the code\non two lines")
+
+
+def test_a_metric_that_fails_costs_only_itself(trained_run, tmp_path, monkeypatch):
+    """issue 29, case 14: the metrics that could be computed are kept when one fails mid-evaluation."""
+    from nsvae.errors import UserError
+    from nsvae.metrics.evaluate import METRICS
+
+    run = _copy_of(trained_run, tmp_path)
+    monkeypatch.setitem(METRICS, "active_units", (_refusing, *METRICS["active_units"][1:]))
+    with pytest.raises(
+        UserError,
+        match=r"^1 metric\(s\) could not be computed \(active_units: this metric refuses "
+        r"the code on two lines\); the others \(mig, unsupervised\) are in .*eval\.json$",
+    ):
+        evaluate_run(run, metrics=CHEAP, overrides=SMALL, progress=False, n_jobs=1)
+    stored = read_eval(run.path)["results"]["default"]
+    assert set(stored["metrics"]) == {"mig", "unsupervised"}
+    assert "failed" not in stored
+    # The same numbers as an evaluation in which nothing failed.
+    monkeypatch.undo()
+    whole = evaluate_run(run, metrics=CHEAP, overrides=SMALL, progress=False, write=False)
+    assert stored["metrics"]["mig"] == whole["metrics"]["mig"]
+
+
+def test_the_library_call_raises_unless_asked_to_record(trained_run, monkeypatch):
+    from nsvae.metrics import evaluate
+    from nsvae.metrics.evaluate import METRICS
+    from nsvae.metrics.utils import MetricInputError
+
+    monkeypatch.setitem(METRICS, "active_units", (_refusing, *METRICS["active_units"][1:]))
+    data = open_dataset(trained_run.config)
+    encode = posterior_encoder(trained_run.load_model())
+    with pytest.raises(MetricInputError, match="refuses"):
+        evaluate(data, represent_posterior=encode, metrics=CHEAP, overrides=SMALL, progress=False)
+    seen: list[list[str]] = []
+    result = evaluate(
+        data,
+        represent_posterior=encode,
+        metrics=CHEAP,
+        overrides=SMALL,
+        progress=False,
+        on_error="record",
+        on_metric=lambda so_far: seen.append(list(so_far["metrics"])),
+    )
+    assert result["failed"] == {"active_units": "this metric refuses the code on two lines"}
+    assert seen == [["mig"], ["mig"], ["mig", "unsupervised"]]
+    with pytest.raises(MetricInputError, match="on_error"):
+        evaluate(data, represent_posterior=encode, metrics=CHEAP, progress=False, on_error="ignore")
+
+
+def test_an_interrupted_evaluation_keeps_what_it_computed(trained_run, tmp_path, monkeypatch):
+    from nsvae.metrics.evaluate import METRICS
+
+    run = _copy_of(trained_run, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(METRICS, "unsupervised", (interrupted, *METRICS["unsupervised"][1:]))
+    with pytest.warns(UserWarning, match=r"interrupted; the 2 metric\(s\) already computed \(mig, active_units\)"):
+        with pytest.raises(KeyboardInterrupt):
+            evaluate_run(run, metrics=CHEAP, overrides=SMALL, progress=False, n_jobs=1)
+    assert set(read_eval(run.path)["results"]["default"]["metrics"]) == {"mig", "active_units"}
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+from pathlib import Path
+from nsvae.cli import main
+from nsvae.metrics.evaluate import METRICS
+
+def slow(*args, **kwargs):
+    Path(sys.argv[2]).write_text("started")
+    time.sleep(120)
+
+METRICS["unsupervised"] = (slow, *METRICS["unsupervised"][1:])
+sys.exit(main(["evaluate", sys.argv[1], "--metrics", "mig", "unsupervised", "--set", "mig.num_train=2000",
+               "--n-jobs", "1", "--no-progress"]))
+"""
+
+
+def test_sigterm_during_evaluate_keeps_the_computed_metrics_and_exits_143(trained_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = _copy_of(trained_run, tmp_path)
+    marker = tmp_path / "slow-metric-started"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_SCRIPT, str(run.path), str(marker)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), process.stderr.read() if process.poll() is not None else "the slow metric never started"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "nsvae evaluate: stopped by SIGTERM"
+    assert "the 1 metric(s) already computed (mig)" in stderr
+    assert set(read_eval(run.path)["results"]["default"]["metrics"]) == {"mig"}

@@ -11,7 +11,8 @@ import pytest
 
 from nsvae.atomic import write_json_atomic
 from nsvae.cli import main
-from nsvae.experiments.sweep import aggregate, format_table, gather_results, loads_sweep, write_results
+from nsvae.experiments.sweep import loads_sweep
+from nsvae.experiments.sweep_results import aggregate, format_table, gather_results, write_results
 from nsvae.train.run import Run
 
 SPEC = """
@@ -248,8 +249,9 @@ def test_the_synergy_wms_stands_beside_its_s_max_in_the_default_table(tmp_path, 
 
 
 def test_results_warn_when_the_settings_differ_outside_the_objectives(tmp_path, fake_sweep, capsys):
+    # (--no-udr: these runs have no checkpoints, which UDR would name on stderr too.)
     # The Non-Syn runs on the paper's network for 1,500 steps, FactorVAE on the final one for 1,200.
-    assert main(["results", str(_mixed_sweep(tmp_path / "mixed"))]) == 0
+    assert main(["results", str(_mixed_sweep(tmp_path / "mixed")), "--no-udr"]) == 0
     out, err = capsys.readouterr()
     assert "warning" not in out
     lines = err.splitlines()
@@ -259,9 +261,45 @@ def test_results_warn_when_the_settings_differ_outside_the_objectives(tmp_path, 
         '  - model.fc_relus: "paper" (nonsyn); "final" (factor_vae)',
     ]
     # Runs that differ only in their objective's table (alpha) and seeds: no warning.
-    assert main(["results", str(fake_sweep)]) == 0
+    assert main(["results", str(fake_sweep), "--no-udr"]) == 0
     assert capsys.readouterr().err == ""
     # Nor when a sweep's [set] puts every method on one network and budget.
     matched = MIXED + '[set]\n"model.fc_relus" = "paper"\n"run.steps" = 1500\n'
-    assert main(["results", str(_mixed_sweep(tmp_path / "matched", matched)), "--json"]) == 0
+    assert main(["results", str(_mixed_sweep(tmp_path / "matched", matched)), "--json", "--no-udr"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_udr_scores_each_setting_of_two_or_more_finished_runs_from_their_kept_samples(fake_sweep, capsys):
+    import numpy as np
+
+    from nsvae.evaluation import write_udr_sample
+    from nsvae.experiments.sweep_results import add_udr
+    from nsvae.metrics.udr import udr_scores
+
+    rng = np.random.default_rng(0)
+    codes = {}
+    for alpha, seed in SCORES:
+        name = f"nonsyn-alpha{alpha:g}-seed{seed}"
+        codes[name] = rng.standard_normal((200, 3))
+        sample = {"factors": np.zeros((200, 1), np.int64), "mean": codes[name], "logvar": np.full((200, 3), -3.0)}
+        write_udr_sample(fake_sweep / "runs" / name / "udr_sample.npz", {**sample, "protocol": {"step": 1500}})
+    rows = gather_results(fake_sweep)
+    assert add_udr(fake_sweep, rows) == []  # no checkpoints: the kept samples are read
+    by_run = {r["run"]: r for r in rows}
+    for alpha, seeds in ((2.5, (0, 1, 2)), (5, (0, 1))):
+        names = [f"nonsyn-alpha{alpha:g}-seed{s}" for s in seeds]
+        expected = udr_scores([codes[n] for n in names], [np.full((200, 3), -3.0)] * len(names))["model_scores"]
+        assert [by_run[n]["metric.udr"] for n in names] == pytest.approx(expected)
+    assert "metric.udr" not in by_run["nonsyn-alpha5-seed2"]  # failed: not scored
+    # The CLI shows it as a column; a finished run without sample or checkpoint is named on stderr.
+    (fake_sweep / "runs" / "nonsyn-alpha5-seed1" / "udr_sample.npz").unlink()
+    assert main(["results", str(fake_sweep)]) == 0
+    captured = capsys.readouterr()
+    header = captured.out.splitlines()[0].split()
+    assert "udr" in header
+    assert captured.err.splitlines() == [
+        "nsvae results: warning: UDR leaves out 1 run(s) with neither a checkpoint nor udr_sample.npz: "
+        "nonsyn-alpha5-seed1"
+    ]
+    assert main(["results", str(fake_sweep), "--no-udr"]) == 0
+    assert "udr" not in capsys.readouterr().out.splitlines()[0].split()

@@ -16,7 +16,8 @@ import torch
 
 from nsvae.cli import main
 from nsvae.experiments.run_state import read_run_state, run_states
-from nsvae.experiments.sweep import aggregate, gather_results, load_sweep, read_state
+from nsvae.experiments.sweep import load_sweep, read_state
+from nsvae.experiments.sweep_results import aggregate, gather_results
 from nsvae.train import load_run
 
 # Tiny runs (about a second of training each) of the VAE on dSprites, and a run whose image folder is missing
@@ -155,6 +156,23 @@ def test_local_sweep_resumes_records_failures_skips_and_retries(dsprites, tmp_pa
     mean, std = settings["vae"]["metric.mig"]
     values = [rows[0]["metric.mig"], rows[1]["metric.mig"]]
     assert mean == pytest.approx(np.mean(values)) and std == pytest.approx(np.std(values, ddof=1))
+
+    # UDR: the two seeds of "vae" scored against each other from their latest checkpoints, the samples kept.
+    from nsvae.evaluation import read_udr_sample, udr_sample_of_run
+    from nsvae.experiments.sweep_results import add_udr
+    from nsvae.metrics.udr import udr_scores
+
+    left_out = add_udr(out, rows, device="cpu")
+    samples = [read_udr_sample(out / "runs" / f"vae-seed{s}" / "udr_sample.npz") for s in (0, 1)]
+    found = udr_scores([x["mean"] for x in samples], [x["logvar"] for x in samples])
+    assert [rows[0]["metric.udr.informative"], rows[1]["metric.udr.informative"]] == found["informative"]
+    if np.isnan(found["model_scores"]).any():  # ten steps rarely leave a latent with KL above 0.01: undefined
+        assert "metric.udr" not in rows[0] and left_out[0].startswith("UDR is undefined for ")
+    else:
+        assert [rows[0]["metric.udr"], rows[1]["metric.udr"]] == pytest.approx(found["model_scores"])
+    assert "metric.udr" not in rows[2]  # a setting of one run has no UDR
+    fresh = udr_sample_of_run(load_run(out / "runs" / "vae-seed0"), device="cpu")
+    assert np.array_equal(fresh["mean"], samples[0]["mean"]) and samples[0]["protocol"]["step"] == rows[0]["step"]
 
 
 def _same_log(a: dict, b: dict) -> bool:

@@ -188,3 +188,60 @@ def test_sweep_survives_20_kills(dsprites, tmp_path):
         reference = start(sweep.run(name).config, tmp_path / f"reference{s}")
         _same(reference.path, out / "runs" / name)
     print(f"sweep: {KILLS} kill points, all survived")
+
+
+EVALUATE_KILLS = 10
+# DCI (the project's worker pool, two processes), MIG and SAP on small pools: tens of seconds, so kill points fall
+# into the encoding, the pool, DCI's workers and the metrics after them.
+EVALUATE_ARGS = ["--metrics", "mig", "dci", "sap", "--n-jobs", "2", "--no-progress"] + [
+    arg
+    for setting in (
+        "mig.num_train=3000",
+        "dci.num_train=3000",
+        "dci.num_test=1500",
+        "sap.num_train=3000",
+        "sap.num_test=1500",
+    )
+    for arg in ("--set", setting)
+]
+
+
+def test_evaluate_survives_kills(dsprites, tmp_path):
+    """issue 29, case 7: kill -9 and SIGTERM at random points of `evaluate` leave no worker running, no lock held and
+    every evaluation file readable; SIGTERM keeps the metrics already computed; the next evaluate gives the numbers
+    of an uninterrupted one."""
+    from nsvae.evaluation import EVAL_LOCK, read_eval
+
+    run = start(tiny_config("vae", **{"run.steps": 10, "log.checkpoint_every": 10}), tmp_path / "run")
+    command = NSVAE + ["evaluate", str(run.path), *EVALUATE_ARGS]
+    began = time.monotonic()
+    reference = subprocess.run(command + ["--json"], env=ENV, capture_output=True, text=True)
+    duration = time.monotonic() - began
+    assert reference.returncode == 0, reference.stderr
+    expected = json.loads(reference.stdout)["metrics"]
+    (run.path / "eval.json").unlink()
+    rng = np.random.default_rng(29)
+    for k in range(EVALUATE_KILLS):
+        delay = float(rng.uniform(0.5, max(1.0, 0.9 * duration)))
+        if k % 3 == 2:  # every third point a SIGTERM: the computed metrics are kept, exit 143
+            process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(delay)
+            children = descendants_of(process.pid)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=120)
+            # -SIGTERM: the signal came before the evaluation began (imports, loading), when it still kills at once
+            assert process.returncode in (0, 143, -signal.SIGTERM), (
+                f"kill point {k}: exit {process.returncode}: {stderr}"
+            )
+            assert wait_gone(children, timeout=60) == [], f"kill point {k}: orphans after SIGTERM"
+        else:
+            _kill_after(command, delay)
+        assert not FileLock(run.path / EVAL_LOCK).busy()
+        record = read_eval(run.path)  # absent, or whole and of the right shape
+        if record is not None:
+            kept = record["results"]["default"]["metrics"]
+            assert all(kept[name] == expected[name] for name in kept), f"kill point {k}: a kept metric differs"
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_eval(run.path)["results"]["default"]["metrics"] == expected
+    print(f"evaluate: {EVALUATE_KILLS} kill points in an evaluation of {duration:.0f} s, all survived")

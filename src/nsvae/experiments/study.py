@@ -178,30 +178,20 @@ def udr_scores_of(study_dir: Path) -> dict[str, dict[str, Any]]:
     against the other runs of its method (setting): ``{run: {"method", "seed", "udr", "informative"}}``. A method
     with fewer than two such runs has none (UDR compares a run with its setting's other seeds)."""
     from ..evaluation import read_udr_sample
-    from ..metrics.udr import DEFAULT_PROTOCOL, udr_scores
+    from ..metrics.udr import udr_by_setting
 
-    by_method: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]] = {}
+    by_method: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    seeds: dict[str, Any] = {}
     for name, record in final_records(study_dir):
         path = study_dir / RUNS / name / UDR_SAMPLE_FILE
         if path.is_file():
-            by_method.setdefault(str(record.get("method")), []).append((name, record, read_udr_sample(path)))
-    out: dict[str, dict[str, Any]] = {}
-    for method, runs in by_method.items():
-        if len(runs) < 2:
-            continue
-        found = udr_scores(
-            [s["mean"] for _, _, s in runs],
-            [s["logvar"] for _, _, s in runs],
-            correlation=DEFAULT_PROTOCOL["correlation"],
-            lasso_alpha=DEFAULT_PROTOCOL["lasso_alpha"],
-            filter_low_kl=DEFAULT_PROTOCOL["filter_low_kl"],
-            kl_threshold=DEFAULT_PROTOCOL["kl_threshold"],
-        )
-        for (name, record, _), score, informative in zip(
-            runs, found["model_scores"], found["informative"], strict=True
-        ):
-            out[name] = {"method": method, "seed": record.get("seed"), "udr": score, "informative": informative}
-    return out
+            by_method.setdefault(str(record.get("method")), []).append((name, read_udr_sample(path)))
+            seeds[name] = record.get("seed")
+    scores = udr_by_setting(by_method)
+    return {
+        name: {"method": s["setting"], "seed": seeds[name], "udr": s["udr"], "informative": s["informative"]}
+        for name, s in scores.items()
+    }
 
 
 def check_study(sweep: Sweep) -> None:

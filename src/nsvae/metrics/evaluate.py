@@ -27,7 +27,7 @@ from __future__ import annotations
 import platform
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -148,6 +148,8 @@ def evaluate(
     batch_size: int = 1024,
     progress: bool = True,
     n_jobs: int = 1,
+    on_error: str = "raise",
+    on_metric: Callable[[dict], None] | None = None,
 ) -> dict:
     """Score one representation with several metrics; returns the dict for ``eval.json``.
 
@@ -158,7 +160,14 @@ def evaluate(
     ``"auto"`` (encode the whole dataset once when it is finite and
     noise-free and a table-hungry metric runs), ``True`` or ``False``.
     ``n_jobs`` fits DCI's per-factor classifiers and DCI-ES's forests in parallel (same numbers).
+    ``on_error``: ``"raise"`` (a metric's error ends the evaluation) or ``"record"`` (the metric's one-line error
+    goes to the result's ``failed`` table, ``{metric: message}``, and the other metrics still run): a metric that
+    cannot be computed no longer costs the ones that can. ``on_metric(result)`` is called after every metric
+    with the result so far (the same shape as the one returned), so a caller can keep what an interruption
+    would otherwise lose.
     """
+    if on_error not in ("raise", "record"):
+        raise MetricInputError(f"on_error must be 'raise' or 'record', got {on_error!r}")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise MetricInputError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
@@ -222,6 +231,21 @@ def evaluate(
         pool = make_pool(data, code_source, metric_rng(seed, "pool"), pool_train, pool_test)
     timings["pool"] = time.perf_counter() - t0
     results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    header = {
+        "seed": int(seed),
+        "protocol": protocol,
+        "dataset": data.describe() if hasattr(data, "describe") else str(data),
+        "versions": versions(),
+        "encoding": {"table": bool(use_table), "pool": [pool_train, pool_test] if pool_metrics else None},
+    }
+
+    def result_so_far() -> dict:
+        record = {**header, "metrics": results, "seconds": timings}
+        if failed:
+            record["failed"] = failed
+        return jsonable(record)
+
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -238,23 +262,25 @@ def evaluate(
         if name in ("dci", "dci_es"):
             kwargs.setdefault("n_jobs", n_jobs)
         source = post_source if needs_post else code_source
-        results[name] = fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
+        try:
+            results[name] = fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
+        except _RECORDABLE as exc:
+            if on_error == "raise":
+                raise
+            failed[name] = " ".join(str(exc).split()) or type(exc).__name__
         timings[name] = time.perf_counter() - t0
         if bar is not None:
             bar.update(1)
+        if on_metric is not None:
+            on_metric(result_so_far())
     if bar is not None:
         bar.close()
-    return jsonable(
-        {
-            "seed": int(seed),
-            "protocol": protocol,
-            "dataset": data.describe() if hasattr(data, "describe") else str(data),
-            "versions": versions(),
-            "encoding": {"table": bool(use_table), "pool": [pool_train, pool_test] if pool_metrics else None},
-            "metrics": results,
-            "seconds": timings,
-        }
-    )
+    return result_so_far()
+
+
+#: What ``on_error="record"`` keeps going after: a metric's refusal of its input (MetricInputError is a
+#: ValueError), numerical failures, and a metric too large for the memory left. Anything else is a bug and raises.
+_RECORDABLE = (ValueError, ArithmeticError, MemoryError)
 
 
 def _same_as_mean(represent, tab: CodeTable | None, data=None, represent_posterior=None, probe: int = 64) -> bool:

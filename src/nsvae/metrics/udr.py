@@ -32,7 +32,7 @@ is all a finished run needs to keep for UDR (a study commits it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -184,3 +184,34 @@ def udr_sample(
         "mean": mean.astype(np.float32),
         "logvar": logvar.astype(np.float32),
     }
+
+
+def udr_by_setting(samples: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]]) -> dict[str, dict[str, Any]]:
+    """UDR under the published protocol (:data:`DEFAULT_PROTOCOL`) of every model, scored against the other models
+    of its setting (the runs that differ only in their seed).
+
+    ``samples``: ``{setting: [(model name, its udr_sample), ...]}``. Returns ``{model: {"setting", "udr",
+    "informative"}}``; a setting with fewer than two models has none (UDR compares a model with its setting's other
+    seeds). The samples of one setting must be of one fixed sample: their ``factors`` must agree."""
+    out: dict[str, dict[str, Any]] = {}
+    for setting, models in samples.items():
+        if len(models) < 2:
+            continue
+        first = np.asarray(models[0][1]["factors"])
+        for name, sample in models[1:]:
+            if not np.array_equal(np.asarray(sample["factors"]), first):
+                raise MetricInputError(
+                    f"udr: {name} was encoded on another sample than {models[0][0]} (their factors differ); "
+                    "export both with the same protocol"
+                )
+        found = udr_scores(
+            [s["mean"] for _, s in models],
+            [s["logvar"] for _, s in models],
+            correlation=DEFAULT_PROTOCOL["correlation"],
+            lasso_alpha=DEFAULT_PROTOCOL["lasso_alpha"],
+            filter_low_kl=DEFAULT_PROTOCOL["filter_low_kl"],
+            kl_threshold=DEFAULT_PROTOCOL["kl_threshold"],
+        )
+        for (name, _), score, informative in zip(models, found["model_scores"], found["informative"], strict=True):
+            out[name] = {"setting": setting, "udr": score, "informative": informative}
+    return out
