@@ -60,3 +60,29 @@ def test_unwritable_cache_dir(tmp_path, capsys):
     blocker.write_text("x")
     assert main(["data", "prepare", "dsprites", "--cache-dir", str(blocker / "cache")]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+def test_long_factor_names_widen_the_label_column_instead_of_running_under_the_images():
+    import numpy as np
+    from PIL import ImageDraw
+
+    from nsvae.data.base import GroundTruthData
+    from nsvae.data.preview import label_width, preview_grid
+
+    class LongNames(GroundTruthData):
+        name = "long"
+        observation_shape = (1, 8, 8)
+        all_factor_names = ("horizontal_axis_of_the_robot_arm", "c")
+        all_factor_sizes = (40, 2)
+
+        def observations_at(self, indices, rng=None):
+            return np.zeros((len(indices), 1, 8, 8), np.float32)
+
+    picture = preview_grid(LongNames(), np.random.default_rng(0), columns=3)
+    width = label_width(["horizontal_axis_of_the_robot_arm (40)", "c (2)"])
+    text = ImageDraw.Draw(picture).textlength("horizontal_axis_of_the_robot_arm (40)")
+    assert width >= 4 + text > 84  # wider than the old fixed column, and the text fits in it
+    assert picture.size == (width + 3 * 10 + 2, 2 * 10 + 2)
+    pixels = np.asarray(picture)
+    assert (pixels[:, 4 + int(np.ceil(text)) : width] == 255).all()  # white between the text and the images
+    assert label_width(["shape (3)"]) == 84  # short labels keep the least width: dSprites' pictures are unchanged

@@ -10,7 +10,9 @@ import numpy as np
 from .base import GroundTruthData, ImageData
 
 _GAP = 2
-_LABEL_WIDTH = 84
+#: Space left of the widest factor label, and the least label width (dSprites' labels fit in it).
+_LABEL_MARGIN = 8
+_MIN_LABEL_WIDTH = 84
 
 
 def _to_rgb_uint8(images: np.ndarray) -> np.ndarray:
@@ -52,6 +54,16 @@ def traversal_factors(data: GroundTruthData, rng: np.random.Generator, columns: 
     return grid
 
 
+def label_width(labels: list[str]) -> int:
+    """Pixels the factor labels need in Pillow's default font (long names such as MPI3D's or Isaac3D's were cut
+    off by the images at a fixed width)."""
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widest = max((draw.textlength(label) for label in labels), default=0.0)
+    return max(_MIN_LABEL_WIDTH, 4 + int(np.ceil(widest)) + _LABEL_MARGIN)
+
+
 def preview_grid(data: ImageData, rng: np.random.Generator, columns: int = 10, rows: int = 6):
     """A Pillow image: factor traversals with labels (ground truth) or ``rows x columns`` samples."""
     from PIL import Image, ImageDraw
@@ -61,13 +73,15 @@ def preview_grid(data: ImageData, rng: np.random.Generator, columns: int = 10, r
         cells = np.flatnonzero((factors >= 0).all(axis=1))
         images = data.sample_observations_from_factors(factors[cells], rng)
         body = tile(images, data.num_factors, columns, cells=cells)
-        canvas = np.full((body.shape[0], body.shape[1] + _LABEL_WIDTH, 3), 255, dtype=np.uint8)
-        canvas[:, _LABEL_WIDTH:] = body
+        labels = [f"{name} ({size})" for name, size in zip(data.factor_names, data.factor_sizes)]
+        width = label_width(labels)
+        canvas = np.full((body.shape[0], body.shape[1] + width, 3), 255, dtype=np.uint8)
+        canvas[:, width:] = body
         picture = Image.fromarray(canvas)
         draw = ImageDraw.Draw(picture)
         cell = data.observation_shape[1] + _GAP
-        for k, name in enumerate(data.factor_names):
-            draw.text((4, _GAP + k * cell + cell // 2 - 6), f"{name} ({data.factor_sizes[k]})", fill=(0, 0, 0))
+        for k, label in enumerate(labels):
+            draw.text((4, _GAP + k * cell + cell // 2 - 6), label, fill=(0, 0, 0))
         return picture
     n = min(rows * columns, len(data))
     idx = np.sort(rng.choice(len(data), size=n, replace=False))
