@@ -31,6 +31,10 @@ EXPECTED_FILE_NOMINAL = {
     "mpi3d_realistic": ("object_color", "object_shape", "background_color"),
     "mpi3d_real": ("object_color", "object_shape", "background_color"),
     "mpi3d_complex": ("object_color", "object_shape", "background_color"),
+    "smallnorb": ("category", "lighting"),  # the instance is a nuisance factor, hidden from the metrics
+    "cars3d": ("car",),
+    "falcor3d": (),  # light intensity, light direction and camera position are all on a scale
+    "isaac3d": ("object_shape",),  # the colours blend one into another in steps: ordered
 }
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import dsprites, images, mpi3d, shapes3d, variants  # noqa: F401  (each registers its datasets)
+from . import cars3d, dsprites, falcor3d, images, isaac3d, mpi3d, shapes3d, smallnorb, variants  # noqa: F401  (each registers its datasets)
 from .base import GroundTruthData, ImageData
 from .cache import CACHE_ENV, cache_root
 from .registry import DatasetEntry, entry, names

@@ -1,15 +1,17 @@
-"""Ground-truth datasets converted from the user's copy of an official file (Shapes3D, MPI3D).
+"""Ground-truth datasets converted from the user's copy of their official files (Shapes3D, MPI3D, smallNORB, ...).
 
 nsvae never downloads these files (their links move, see ``docs/data.md``):
-the user gets one from its publishers and runs ``nsvae data prepare NAME
---from FILE``. Preparing checks that the file is what it claims to be (its
-arrays, their shapes and dtypes, its labels against the factor grid, its
-checksum where one is known), then streams the images a chunk at a time into
+the user gets them from their publishers and runs ``nsvae data prepare NAME
+--from FILE`` (or ``--from DIR`` for a set published as several files).
+Preparing checks that the file is what it claims to be (its arrays, their
+shapes and dtypes, its labels against the factor grid, its checksum where
+one is known), then streams the images a chunk at a time into
 one cache entry ``<cache>/<name>/official/``:
 
-- ``images.npy``: uint8 ``(N, 3, 64, 64)``, channels first, in the file's own
-  order, which is row-major over the factor grid (last factor fastest);
-  memory-mapped when used;
+- ``images.npy``: uint8 ``(N, C, 64, 64)`` (C = 3, or 1 for a grey set),
+  channels first, row-major over the factor grid (last factor fastest): the
+  file's own order for Shapes3D and MPI3D, the order its labels give for a
+  set stored in another order; memory-mapped when used;
 - ``meta.json``: the source file (path, size, modification time, MD5), the
   grid found in it (``layout``), the factor names, sizes and values, and the
   SHA-256 of ``images.npy`` (:mod:`nsvae.data.cache`).
@@ -22,7 +24,10 @@ for data, and running the same command again starts it afresh.
 
 A dataset module supplies a :class:`FileDataset` (names, grids, where the
 file comes from, its known checksums) and a :class:`SourceFile` reader for
-its format, and calls :func:`register_file_dataset`.
+its format, and calls :func:`register_file_dataset`. A grid factor that the
+metrics should not see (smallNORB's object instance) is a nuisance factor: it
+stays in the grid and each sample draws it at random
+(:attr:`GroundTruthData.exposed_factors`).
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ from .dsprites import PackedWriter
 
 IMAGES_FILE = "images.npy"
 ENTRY_KEY = "official"
-#: Every file these datasets come in holds 64 x 64 RGB images, channels last.
+#: Side of every stored image.
+IMAGE_SIZE = 64
+#: The single-array files (Shapes3D, MPI3D) hold 64 x 64 RGB images, channels last.
 FILE_IMAGE_SHAPE = (64, 64, 3)
 OBSERVATION_SHAPE = (3, 64, 64)
 IMAGE_BYTES = int(np.prod(FILE_IMAGE_SHAPE))
@@ -109,10 +116,27 @@ class FileDataset:
     known_md5: Mapping[str, str] = field(default_factory=dict)
     #: Refuse a file whose MD5 is not known (unless forced): where the publisher's file has one checksum.
     md5_required: bool = False
+    #: Channels of the stored images: 3 (RGB), or 1 for a grey set (smallNORB).
+    channels: int = 3
+    #: Grid factors hidden from the metrics: each sample draws them uniformly (disentanglement_lib's state space).
+    nuisance_factors: tuple[str, ...] = ()
+    #: For a set that may come as a directory (several published files, or an extracted archive): the files a
+    #: directory given as the source must hold, found in it (a UserError when some are missing). ``None``: one file.
+    directory_files: Callable[[Path], list[Path]] | None = None
+    #: What ``--from`` names in messages when it is not the file's name (``"DIR"``).
+    from_hint: str = ""
 
     @property
     def source_hint(self) -> str:
         return f"your copy of {self.file_name} from {self.source_url}"
+
+    @property
+    def observation_shape(self) -> tuple[int, int, int]:
+        return (self.channels, IMAGE_SIZE, IMAGE_SIZE)
+
+    @property
+    def image_bytes(self) -> int:
+        return int(np.prod(self.observation_shape))
 
     def layout_named(self, name: str) -> Layout | None:
         return next((layout for layout in self.layouts if layout.name == name), None)
@@ -124,10 +148,13 @@ class SourceFile(ABC):
     ``__enter__`` checks the structure cheaply (arrays present, shapes, dtypes)
     and sets :attr:`layout`; :meth:`factor_values` checks the labels, if the
     format has any, against that grid; :meth:`image_chunks` yields the images
-    in the file's order. Every problem is a one-line :class:`UserError`.
+    in the grid's order. Every problem is a one-line :class:`UserError`.
     """
 
     layout: Layout
+    #: Whether the reader may show progress bars of its own (set before entering): one that must read everything
+    #: before it yields its first image (to put the images in grid order) shows that reading.
+    progress: bool = False
 
     def __init__(self, dataset: FileDataset, path: Path, layouts: tuple[Layout, ...]):
         self.dataset = dataset
@@ -148,7 +175,14 @@ class SourceFile(ABC):
 
     @abstractmethod
     def image_chunks(self, chunk: int) -> Iterator[np.ndarray]:
-        """The images in the file's order, uint8 ``(count, 64, 64, 3)`` at most ``chunk`` at a time."""
+        """The images in grid order, uint8 ``(count, 64, 64, channels)`` at most ``chunk`` at a time."""
+
+    def provenance(self) -> dict[str, Any]:
+        """What ``meta.json`` records about the source beyond its identity, once it has been read (default: nothing).
+
+        A directory source has no single checksum: its reader may give each file's here.
+        """
+        return {}
 
     def layout_for(self, n_images: int, found: str) -> Layout:
         """The layout with ``n_images`` images; else a UserError that lists the shapes expected."""
@@ -225,13 +259,15 @@ def factor_values_from_labels(
 
 
 class FileGroundTruth(GroundTruthData):
-    """A ground-truth dataset prepared from an official file: ``(n, 3, 64, 64)`` float32 in [0, 1].
+    """A ground-truth dataset prepared from official files: ``(n, C, 64, 64)`` float32 in [0, 1].
 
-    The images are the file's, in its order (row-major over the factor grid),
-    read from the memory-mapped cache; :meth:`factor_values` says what each
-    class is (Shapes3D: the label values in the file; MPI3D: the names its
-    README gives). Pickling (e.g. into spawned DataLoader workers) carries
-    the entry's path, not the pixels.
+    The images are the files', row-major over the factor grid, read from the
+    memory-mapped cache; :meth:`factor_values` says what each class is
+    (Shapes3D: the label values in the file; MPI3D: the names its README
+    gives). Nuisance factors recorded in ``meta.json`` are hidden: sampling
+    given the exposed factors draws them with the ``rng`` passed. Pickling
+    (e.g. into spawned DataLoader workers) carries the entry's path, not the
+    pixels.
     """
 
     def __init__(self, entry: str | os.PathLike, meta: dict[str, Any] | None = None):
@@ -244,6 +280,9 @@ class FileGroundTruth(GroundTruthData):
         self.all_nominal_factors = tuple(meta.get("nominal_factors", ()))
         self._names = tuple(meta["factor_names"])
         self._sizes = tuple(int(s) for s in meta["factor_sizes"])
+        nuisance = set(meta.get("nuisance_factors", ()))
+        self._exposed = tuple(i for i, name in enumerate(self._names) if name not in nuisance)
+        self._shape = tuple(int(s) for s in meta.get("observation_shape", OBSERVATION_SHAPE))
         self._images: np.ndarray | None = None
 
     @property
@@ -255,8 +294,17 @@ class FileGroundTruth(GroundTruthData):
         return self._sizes
 
     @property
+    def exposed_factors(self) -> tuple[int, ...]:
+        return self._exposed
+
+    @property
+    def nuisance_factors(self) -> tuple[str, ...]:
+        """The grid factors hidden from the metrics (smallNORB's instance), drawn at random per sample."""
+        return tuple(name for i, name in enumerate(self._names) if i not in self._exposed)
+
+    @property
     def observation_shape(self) -> tuple[int, int, int]:
-        return OBSERVATION_SHAPE
+        return self._shape
 
     @property
     def layout(self) -> str:
@@ -275,11 +323,11 @@ class FileGroundTruth(GroundTruthData):
 
     @property
     def images(self) -> np.ndarray:
-        """The stored uint8 array ``(N, 3, 64, 64)``, memory-mapped read-only."""
+        """The stored uint8 array ``(N, C, 64, 64)``, memory-mapped read-only."""
         if self._images is None:
             if self.meta.get("declared_only"):
                 raise _not_prepared(DATASETS[self.name])
-            expected = (len(self), *OBSERVATION_SHAPE)
+            expected = (len(self), *self._shape)
             self._images = cache.open_image_array(self.entry / IMAGES_FILE, expected, self._fix())
         return self._images
 
@@ -287,11 +335,11 @@ class FileGroundTruth(GroundTruthData):
         return f"rebuild it with `nsvae data prepare {self.name} --from {self.source} --force`"
 
     def observations_at(self, indices: Any, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Images at ``indices`` as float32 ``(n, 3, 64, 64)`` in [0, 1] (``rng`` is not used)."""
+        """Images at ``indices`` as float32 ``(n, C, 64, 64)`` in [0, 1] (``rng`` is not used)."""
         idx = as_index_array(indices, len(self)).reshape(-1)
         if idx.size > 1:  # a memory map is read much faster in ascending order
             order = np.argsort(idx, kind="stable")
-            raw = np.empty((idx.size, *OBSERVATION_SHAPE), dtype=np.uint8)
+            raw = np.empty((idx.size, *self._shape), dtype=np.uint8)
             raw[order] = self.images[idx[order]]
         else:
             raw = np.asarray(self.images[idx])
@@ -300,6 +348,8 @@ class FileGroundTruth(GroundTruthData):
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out.update(layout=self.layout, source=self.source, cache=str(self.entry))
+        if self.nuisance_factors:
+            out["nuisance_factors"] = list(self.nuisance_factors)
         return out
 
     def __getstate__(self) -> dict[str, Any]:
@@ -331,6 +381,8 @@ def declared(name: str, layout: Layout | None = None) -> FileGroundTruth:
         "factor_sizes": list(layout.factor_sizes),
         "factor_values": [list(v) for v in values],
         "nominal_factors": list(dataset.nominal_factors),
+        "nuisance_factors": list(dataset.nuisance_factors),
+        "observation_shape": list(dataset.observation_shape),
         "declared_only": True,
     }
     return FileGroundTruth(Path(os.devnull), meta)
@@ -354,6 +406,29 @@ def file_identity(path: Path) -> dict[str, Any]:
     """What says "the same file" without reading it: resolved path, size and modification time."""
     st = path.stat()
     return {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def directory_identity(path: Path, files: Sequence[Path]) -> dict[str, Any]:
+    """What says "the same files" of a directory source: its path, and the names, sizes and times of ``files``."""
+    listing = hashlib.sha256()
+    total = latest = 0
+    for file in sorted(files):
+        st = file.stat()
+        total += st.st_size
+        latest = max(latest, st.st_mtime_ns)
+        listing.update(f"{file.relative_to(path).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return {"path": str(path.resolve()), "bytes": total, "mtime_ns": latest, "files": listing.hexdigest()}
+
+
+def source_identity(dataset: FileDataset, path: Path) -> dict[str, Any]:
+    """:func:`file_identity` of a file, :func:`directory_identity` of a directory the dataset reads, else UserError."""
+    if path.is_dir() and dataset.directory_files is not None:
+        return directory_identity(path, dataset.directory_files(path))
+    if path.is_file():
+        return file_identity(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; give the path of {dataset.file_name} itself")
+    raise UserError(f"{path} does not exist; get {dataset.file_name} from {dataset.source_url}")
 
 
 def is_prepared(entry: Path, dataset: FileDataset, identity: dict[str, Any] | None = None) -> bool:
@@ -414,11 +489,9 @@ def import_file(
     checksum is checked by default only with the dataset's own grids.
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; get {dataset.file_name} from {dataset.source_url}")
+    identity = source_identity(dataset, path)
     layouts = dataset.layouts if layouts is None else tuple(layouts)
     check_md5 = (layouts == dataset.layouts) if verify_checksum is None else verify_checksum
-    identity = file_identity(path)
 
     def build(tmp: Path) -> dict[str, Any]:
         return _convert(dataset, path, tmp, layouts, identity, force=force, progress=progress, check_md5=check_md5)
@@ -452,7 +525,9 @@ def _convert(
     check_md5: bool,
 ) -> dict[str, Any]:
     """Check the file and stream its images into ``tmp``; returns the entry's ``meta.json``."""
-    with dataset.open_file(dataset, path, layouts) as source:
+    source = dataset.open_file(dataset, path, layouts)
+    source.progress = progress
+    with source:
         layout = source.layout
         if len(layouts) > 1:  # the user should know which of the published grids the file turned out to hold
             print(
@@ -460,13 +535,16 @@ def _convert(
                 file=sys.stderr,
                 flush=True,
             )
-        checks = verify_md5(dataset, path, force, progress, required=check_md5 and dataset.md5_required)
+        if path.is_dir():  # no one file to hash: the reader may record each file's checksum (provenance)
+            checks = {"checksum": None, "checksum_verified": False, "checksum_known_as": None}
+        else:
+            checks = verify_md5(dataset, path, force, progress, required=check_md5 and dataset.md5_required)
         values = source.factor_values()
         n = layout.images
-        _require_space(tmp, n * IMAGE_BYTES)
+        _require_space(tmp, n * dataset.image_bytes)
         written = 0
         bar = _progress(n, f"converting {path.name}", progress)
-        with PackedWriter(tmp / IMAGES_FILE, (n, *OBSERVATION_SHAPE)) as out, bar:
+        with PackedWriter(tmp / IMAGES_FILE, (n, *dataset.observation_shape)) as out, bar:
             for chunk in source.image_chunks(IMPORT_CHUNK):
                 try:
                     out.write(chunk.transpose(0, 3, 1, 2))
@@ -479,21 +557,25 @@ def _convert(
                 bar.update(chunk.shape[0])
         if written != n:
             raise UserError(f"{path}: {written} images were read, the file's shape promises {n} (truncated file)")
+        provenance = source.provenance()
+    md5 = checks["checksum"].removeprefix("md5:") if checks["checksum"] else None
     return {
         "key": ENTRY_KEY,
         "dataset": dataset.name,
         "source": identity["path"],
-        "file": {**identity, "md5": checks["checksum"].removeprefix("md5:")},
+        "file": {**identity, "md5": md5},
         **checks,
+        **provenance,
         "layout": layout.name,
         "layout_description": layout.description,
         "images": n,
-        "observation_shape": list(OBSERVATION_SHAPE),
+        "observation_shape": list(dataset.observation_shape),
         "factor_names": list(dataset.factor_names),
         "factor_sizes": list(layout.factor_sizes),
         "factor_values": values,
         "nominal_factors": list(dataset.nominal_factors),
-        "storage": "uint8 (N, 3, 64, 64), channels first, in the file's order (row-major over the factors)",
+        "nuisance_factors": list(dataset.nuisance_factors),
+        "storage": f"uint8 (N, {dataset.channels}, 64, 64), channels first, row-major over the factors",
         "nsvae_version": __version__,
     }
 
@@ -533,9 +615,10 @@ def _check_options(dataset: FileDataset, origin: str, options: dict[str, Any]) -
 
 
 def _not_prepared(dataset: FileDataset) -> UserError:
+    source = dataset.from_hint or dataset.file_name
     return UserError(
         f"{dataset.name} is not prepared and cannot be downloaded here: run "
-        f"`nsvae data prepare {dataset.name} --from {dataset.file_name}` with {dataset.source_hint}"
+        f"`nsvae data prepare {dataset.name} --from {source}` with {dataset.source_hint}"
     )
 
 
@@ -558,7 +641,7 @@ def prepare_dataset(
             if problem:
                 raise _damaged(dataset, entry, problem)
             return entry
-        raise UserError(f"{dataset.name} needs --from FILE: {dataset.source_hint}")
+        raise UserError(f"{dataset.name} needs --from {dataset.from_hint or 'FILE'}: {dataset.source_hint}")
     return import_file(dataset, source, entry, force=force, progress=progress)
 
 
