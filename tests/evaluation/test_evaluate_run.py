@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -122,7 +123,7 @@ def test_a_metric_that_fails_costs_only_itself(trained_run, tmp_path, monkeypatc
     from nsvae.metrics.evaluate import METRICS
 
     run = _copy_of(trained_run, tmp_path)
-    monkeypatch.setitem(METRICS, "active_units", (_refusing, *METRICS["active_units"][1:]))
+    monkeypatch.setitem(METRICS, "active_units", dataclasses.replace(METRICS["active_units"], fn=_refusing))
     with pytest.raises(
         UserError,
         match=r"^1 metric\(s\) could not be computed \(active_units: this metric refuses "
@@ -143,7 +144,7 @@ def test_the_library_call_raises_unless_asked_to_record(trained_run, monkeypatch
     from nsvae.metrics.evaluate import METRICS
     from nsvae.metrics.utils import MetricInputError
 
-    monkeypatch.setitem(METRICS, "active_units", (_refusing, *METRICS["active_units"][1:]))
+    monkeypatch.setitem(METRICS, "active_units", dataclasses.replace(METRICS["active_units"], fn=_refusing))
     data = open_dataset(trained_run.config)
     encode = posterior_encoder(trained_run.load_model())
     with pytest.raises(MetricInputError, match="refuses"):
@@ -172,7 +173,7 @@ def test_an_interrupted_evaluation_keeps_what_it_computed(trained_run, tmp_path,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(METRICS, "unsupervised", (interrupted, *METRICS["unsupervised"][1:]))
+    monkeypatch.setitem(METRICS, "unsupervised", dataclasses.replace(METRICS["unsupervised"], fn=interrupted))
     with pytest.warns(UserWarning, match=r"interrupted; the 2 metric\(s\) already computed \(mig, active_units\)"):
         with pytest.raises(KeyboardInterrupt):
             evaluate_run(run, metrics=CHEAP, overrides=SMALL, progress=False, n_jobs=1)
@@ -180,7 +181,7 @@ def test_an_interrupted_evaluation_keeps_what_it_computed(trained_run, tmp_path,
 
 
 SIGTERM_SCRIPT = """
-import sys, time
+import dataclasses, sys, time
 from pathlib import Path
 from nsvae.cli import main
 from nsvae.metrics.evaluate import METRICS
@@ -189,7 +190,7 @@ def slow(*args, **kwargs):
     Path(sys.argv[2]).write_text("started")
     time.sleep(120)
 
-METRICS["unsupervised"] = (slow, *METRICS["unsupervised"][1:])
+METRICS["unsupervised"] = dataclasses.replace(METRICS["unsupervised"], fn=slow)
 sys.exit(main(["evaluate", sys.argv[1], "--metrics", "mig", "unsupervised", "--set", "mig.num_train=2000",
                "--n-jobs", "1", "--no-progress"]))
 """

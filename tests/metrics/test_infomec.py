@@ -174,7 +174,7 @@ def test_single_class_factor_is_skipped_and_protocol_recorded():
 
 
 def test_registered_in_evaluate_and_default():
-    assert "infomec" in metrics.DEFAULT_METRICS and metrics.METRICS["infomec"][0] is metrics.infomec
+    assert "infomec" in metrics.DEFAULT_METRICS and metrics.METRICS["infomec"].fn is metrics.infomec
     overrides = {"infomec": {"num_train": 1000}}
     out = metrics.evaluate(DATA, identity, metrics=["infomec"], overrides=overrides, progress=False)
     assert out["metrics"]["infomec"]["infom"] >= 0.95 and out["encoding"]["pool"] == [1000, 0]

@@ -128,7 +128,7 @@ def test_noise_codes():
 
 
 def test_registered_in_evaluate_and_default():
-    assert "irs" in metrics.DEFAULT_METRICS and metrics.METRICS["irs"][0] is metrics.irs
+    assert "irs" in metrics.DEFAULT_METRICS and metrics.METRICS["irs"].fn is metrics.irs
     out = metrics.evaluate(ToyData(), identity, metrics=["irs"], overrides={"irs": {"num_train": 1000}}, progress=False)
     assert out["metrics"]["irs"]["score"] == 1.0 and out["encoding"]["pool"] == [1000, 0]
 

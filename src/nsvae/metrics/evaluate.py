@@ -24,6 +24,7 @@ nsvae, and the seconds each step took.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 import zlib
@@ -49,42 +50,74 @@ from .synergy import synergy
 from .unsupervised import unsupervised
 from .utils import CodeTable, MetricInputError, Represent, RepresentPosterior, encode_table, jsonable, make_pool
 
-#: name -> (function, needs the posterior, uses the shared pool)
-METRICS: dict[str, tuple[Any, bool, bool]] = {
-    "beta_vae_score": (beta_vae_score, False, False),
-    "factor_vae_score": (factor_vae_score, False, True),
-    "mig": (mig, False, True),
-    "dci": (dci, False, True),
-    "sap": (sap, False, True),
-    "modularity_explicitness": (modularity_explicitness, False, True),
-    "unsupervised": (unsupervised, False, True),
-    "active_units": (active_units, False, True),
-    "chen_mig": (chen_mig, True, False),
-    "synergy": (synergy, True, True),
-    "unibound": (unibound, True, True),
-    "irs": (irs, False, True),
-    "infomec": (infomec, False, True),
-    "dci_es": (dci_es, False, True),
+
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+    """What :func:`evaluate` needs to know of a metric; adding a metric is one :data:`METRICS` entry.
+
+    ``fn(data, source, rng, protocol=..., **params)`` returns the metric's result dict. ``source`` is the code
+    (``represent``) or, with ``needs_posterior``, the Gaussian posterior (``represent_posterior``)."""
+
+    fn: Callable[..., dict]
+    #: Reads the encoder's posterior (mean, logvar), not the code alone.
+    needs_posterior: bool = False
+    #: Reads the shared pool of encoded points (all metrics of one evaluation share one pool, drawn once).
+    uses_pool: bool = True
+    #: Whether a metric that does not always read the pool does under these resolved parameters (Chen's MIG with
+    #: ``population = "pool"``).
+    pool_when: Callable[[dict], bool] | None = None
+    #: Parameters that ask the pool for training points (the pool is as large as the largest ask).
+    pool_train_params: tuple[str, ...] = ("num_train", "num_variance_estimate")
+    #: Gains from encoding the whole dataset once (``table="auto"``): it draws many images per factor value.
+    tabulates: bool = False
+    #: Compares latents with each other, so a code needs at least 2 (checked before any image is encoded).
+    needs_two_latents: bool = True
+    #: Takes ``n_jobs`` (fits in parallel; the same numbers).
+    parallel: bool = False
+    #: Run only when named (too slow for every evaluation).
+    opt_in: bool = False
+
+
+METRICS: dict[str, MetricSpec] = {
+    "beta_vae_score": MetricSpec(beta_vae_score, uses_pool=False, tabulates=True, needs_two_latents=False),
+    "factor_vae_score": MetricSpec(factor_vae_score, tabulates=True, needs_two_latents=False),
+    "mig": MetricSpec(mig),
+    "dci": MetricSpec(dci, parallel=True),
+    "sap": MetricSpec(sap),
+    "modularity_explicitness": MetricSpec(modularity_explicitness),
+    "unsupervised": MetricSpec(unsupervised),
+    "active_units": MetricSpec(active_units, needs_two_latents=False),
+    "chen_mig": MetricSpec(
+        chen_mig,
+        needs_posterior=True,
+        uses_pool=False,
+        pool_when=lambda params: params.get("population") == "pool",
+        pool_train_params=("num_samples",),
+        tabulates=True,
+    ),
+    # synergy, unibound: every information term is exact against every posterior (reference="auto" -> "table").
+    "synergy": MetricSpec(synergy, needs_posterior=True, tabulates=True),
+    "unibound": MetricSpec(unibound, needs_posterior=True, tabulates=True),
+    "irs": MetricSpec(irs, needs_two_latents=False),
+    "infomec": MetricSpec(infomec, needs_two_latents=False),
+    # DCI-ES fits 12 random forests of 100 trees per factor (minutes on 10,000 points).
+    "dci_es": MetricSpec(dci_es, parallel=True, opt_in=True),
 }
-#: Metrics run only when named: DCI-ES fits 12 random forests of 100 trees per factor (minutes on 10,000 points).
-OPT_IN_METRICS = ("dci_es",)
+#: Metrics run only when named.
+OPT_IN_METRICS = tuple(name for name, spec in METRICS.items() if spec.opt_in)
 #: The metrics ``evaluate`` runs by default: all but :data:`OPT_IN_METRICS`.
 DEFAULT_METRICS = tuple(name for name in METRICS if name not in OPT_IN_METRICS)
-#: Metrics that compare latents with each other and so need a code of at least 2 latent dimensions (the others,
-#: such as the β-VAE and FactorVAE scores or active units, score a single latent too). ``nsvae evaluate`` checks
-#: this against the model's z_dim before any image is encoded.
-NEEDS_TWO_LATENTS = frozenset(
-    {"mig", "dci", "dci_es", "sap", "modularity_explicitness", "unsupervised", "chen_mig", "synergy", "unibound"}
-)
-# synergy, unibound: every information term is exact against every posterior (reference="auto" resolves to "table").
-_TABLE_METRICS = {"beta_vae_score", "factor_vae_score", "chen_mig", "synergy", "unibound"}
+#: Metrics that need a code of at least 2 latent dimensions (the others, such as the β-VAE and FactorVAE scores or
+#: active units, score a single latent too). ``nsvae evaluate`` checks this against the model's z_dim first.
+NEEDS_TWO_LATENTS = frozenset(name for name, spec in METRICS.items() if spec.needs_two_latents)
 
 
 def uses_pool(name: str, protocol: str, overrides: dict[str, dict]) -> bool:
-    """Whether metric ``name`` reads the shared pool: the pool metrics, and Chen's MIG with population "pool"."""
-    if METRICS[name][2]:
+    """Whether metric ``name`` reads the shared pool under this protocol and these overrides."""
+    spec = METRICS[name]
+    if spec.uses_pool:
         return True
-    return name == "chen_mig" and resolve(name, protocol, overrides.get(name)).get("population") == "pool"
+    return spec.pool_when is not None and spec.pool_when(resolve(name, protocol, overrides.get(name)))
 
 
 def pool_sizes(metrics: Sequence[str], protocol: str, overrides: dict[str, dict]) -> tuple[int, int]:
@@ -94,9 +127,7 @@ def pool_sizes(metrics: Sequence[str], protocol: str, overrides: dict[str, dict]
         if not uses_pool(name, protocol, overrides):
             continue
         p = resolve(name, protocol, overrides.get(name))
-        train = max(train, int(p.get("num_train", 0)), int(p.get("num_variance_estimate", 0)))
-        if name == "chen_mig":
-            train = max(train, int(p["num_samples"]))
+        train = max(train, *(int(p.get(key, 0)) for key in METRICS[name].pool_train_params))
         test = max(test, int(p.get("num_test", 0)))
     return train, test
 
@@ -173,7 +204,7 @@ def evaluate(
         raise MetricInputError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
     if represent is None and represent_posterior is None:
         raise MetricInputError("evaluate needs represent(obs) or represent_posterior(obs)")
-    need_post = [m for m in metrics if METRICS[m][1]]
+    need_post = [m for m in metrics if METRICS[m].needs_posterior]
     if need_post and represent_posterior is None:
         raise MetricInputError(
             f"{', '.join(need_post)} need the encoder's Gaussian posterior: pass "
@@ -188,7 +219,7 @@ def evaluate(
     overrides = dict(overrides or {})
     timings: dict[str, float] = {}
     finite = tabulable(data)
-    use_table = table is True or (table == "auto" and finite and bool(_TABLE_METRICS & set(metrics)))
+    use_table = table is True or (table == "auto" and finite and any(METRICS[m].tabulates for m in metrics))
     if use_table and not finite:
         raise MetricInputError(f"{getattr(data, 'name', data)} cannot be tabulated (it draws per-sample noise)")
     code_source: Any = represent
@@ -216,7 +247,7 @@ def evaluate(
     pool_metrics = [m for m in metrics if uses_pool(m, protocol, overrides)]
     pool_train, pool_test = pool_sizes(metrics, protocol, overrides)
     pool = post_pool = None
-    if any(METRICS[m][1] for m in pool_metrics):
+    if any(METRICS[m].needs_posterior for m in pool_metrics):
         post_pool = make_pool(
             data,
             post_source,
@@ -227,7 +258,7 @@ def evaluate(
         )
         if mean_is_code:
             pool = post_pool
-    if pool is None and any(not METRICS[m][1] for m in pool_metrics):
+    if pool is None and any(not METRICS[m].needs_posterior for m in pool_metrics):
         pool = make_pool(data, code_source, metric_rng(seed, "pool"), pool_train, pool_test)
     timings["pool"] = time.perf_counter() - t0
     results: dict[str, Any] = {}
@@ -252,18 +283,18 @@ def evaluate(
 
         bar = tqdm(total=len(metrics), desc="metrics", unit="metric", leave=False)
     for name in metrics:
-        fn, needs_post, _ = METRICS[name]
+        spec = METRICS[name]
         if bar is not None:
             bar.set_postfix_str(name)
         t0 = time.perf_counter()
         kwargs: dict[str, Any] = dict(overrides.get(name, {}))
         if name in pool_metrics:
-            kwargs["pool"] = post_pool if needs_post else pool
-        if name in ("dci", "dci_es"):
+            kwargs["pool"] = post_pool if spec.needs_posterior else pool
+        if spec.parallel:
             kwargs.setdefault("n_jobs", n_jobs)
-        source = post_source if needs_post else code_source
+        source = post_source if spec.needs_posterior else code_source
         try:
-            results[name] = fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
+            results[name] = spec.fn(data, source, metric_rng(seed, name), protocol=protocol, **kwargs)
         except _RECORDABLE as exc:
             if on_error == "raise":
                 raise
