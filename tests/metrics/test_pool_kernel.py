@@ -17,7 +17,7 @@ import pytest
 
 from nsvae.metrics.pid_bounds import pool_pid_information
 
-synergy_module = importlib.import_module("nsvae.metrics.synergy")  # the package exports a function of that name
+synergy_module = importlib.import_module("nsvae.metrics.synergy_pool")
 PoolKernel = synergy_module.PoolKernel
 
 
@@ -43,14 +43,14 @@ def _literal_pieces(z, mean, logvar):
 def _literal_joint(z, mean, logvar, factors):
     """The pool joint term with each factor's elimination on its own, as first written (one factor per kernel call)."""
     n, d = mean.shape
-    classes, priors = synergy_module._class_index(factors)
+    classes, priors = synergy_module.class_index(factors)
     kernel = PoolKernel(z, mean, logvar)
     varies = ~((np.ptp(mean, axis=0) == 0) & (np.ptp(logvar, axis=0) == 0))
     eye = np.eye(d, dtype=bool)
     singles = kernel.own_posteriors(classes, list(eye))
     joint, latents = [], []
     for i, (cls, prior) in enumerate(zip(classes, priors)):
-        best = synergy_module._BestSubset(prior[cls])
+        best = synergy_module.BestSubset(prior[cls])
         for j in range(d):
             best.consider(singles[j, i], eye[j])
         current = varies.copy()
@@ -87,7 +87,7 @@ def test_summed_pieces_equal_numpys_sum_bit_for_bit(rng):
 
 def test_uncached_kernel_gives_the_cached_posteriors(rng, monkeypatch):
     z, mean, logvar, factors = _code(rng, n=120, d=5)
-    classes, _ = synergy_module._class_index(factors)
+    classes, _ = synergy_module.class_index(factors)
     subsets = [np.array([1, 0, 1, 1, 0], bool), np.ones(5, bool)]
     cached = PoolKernel(z, mean, logvar, chunk=32)
     monkeypatch.setattr(synergy_module, "_PIECES_BUDGET", 0)

@@ -121,7 +121,7 @@ def test_synergy_terms_see_the_posterior_noise():
 
 def test_pool_specific_information_is_the_leave_one_out_log_ratio():
     """The pool's single-latent specific information, recomputed by a literal loop over the points."""
-    from nsvae.metrics.synergy import PRIOR_WEIGHTS
+    from nsvae.metrics.synergy_pool import PRIOR_WEIGHTS
 
     rng = np.random.default_rng(4)
     n = 60
@@ -165,7 +165,7 @@ def test_full_table_joint_term_equals_a_literal_posterior_computation():
     """The whole-dataset estimator against scipy's Gaussian densities summed by hand, on a 2 x 3 grid."""
     from scipy.stats import multivariate_normal
 
-    from nsvae.metrics.synergy import joint_information_full_table
+    from nsvae.metrics.synergy_table import joint_information_full_table
 
     rng = np.random.default_rng(7)
     grid_factors = np.stack(np.unravel_index(np.arange(6), (2, 3)), axis=1)
@@ -210,7 +210,7 @@ def test_synergy_with_the_code_table_uses_the_whole_dataset():
 
 def test_table_single_terms_equal_exact_integrals():
     """The grid's specific information against a fine trapezoid integral of exact Gaussian mixtures."""
-    from nsvae.metrics.synergy import table_single_latent_information
+    from nsvae.metrics.synergy_table import table_single_latent_information
 
     rng = np.random.default_rng(8)
     n = 40

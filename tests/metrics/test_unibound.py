@@ -21,7 +21,8 @@ from nsvae.metrics.pid_bounds import (
     table_subset_information,
     unibound_from_information,
 )
-from nsvae.metrics.synergy import _table_grid, joint_information_full_table, pool_information
+from nsvae.metrics.synergy_pool import pool_information
+from nsvae.metrics.synergy_table import joint_information_full_table, table_grid
 from nsvae.metrics.utils import MetricInputError, encode_table
 
 from .toy import CodedGrid, posterior_coder
@@ -95,7 +96,7 @@ def test_table_terms_equal_sums_of_every_gaussian(blurred_table):
     """Every subset's term against the class posterior summed by hand with scipy; the joint equals synergy's."""
     data, factors, mean, logvar, idx, z = blurred_table
     drop = [[], [0], [1], [2], [3], [0, 2]]
-    grid = _table_grid(data, len(data))
+    grid = table_grid(data, len(data))
     terms, h = table_subset_information(z, factors[idx], mean, logvar, drop, factors, grid)
     onehot, _ = table_subset_information(z, factors[idx], mean, logvar, drop, factors, None, chunk=7)
     assert onehot == pytest.approx(terms, abs=1e-7)

@@ -61,15 +61,9 @@ import math
 import numpy as np
 
 from .protocols import resolve
-from .synergy import (
-    _PRIOR_MIX,
-    PoolKernel,
-    _BestSubset,
-    _class_index,
-    eliminate_backward,
-    posterior_population,
-    table_single_latent_information,
-)
+from .synergy import posterior_population
+from .synergy_pool import BestSubset, PoolKernel, class_index, eliminate_backward
+from .synergy_table import PRIOR_MIX, table_single_latent_information
 from .utils import CodePool, MetricInputError, check_ground_truth, check_posterior, check_score
 
 REFERENCE = (
@@ -174,7 +168,7 @@ def table_subset_information(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(I(z_S; v_k) (len(drop), K), H(v_k))`` in nats, S = all latents but ``drop[s]``, over the whole table.
 
-    The estimator of :func:`nsvae.metrics.synergy.joint_information_full_table`
+    The estimator of :func:`nsvae.metrics.synergy_table.joint_information_full_table`
     (the model's class posterior over every image, the scored samples ``z``
     drawn from the posteriors of images with classes ``factors``, q~ = (1 -
     1e-3) q + 1e-3 p(v)) for several subsets at once: per chunk of samples
@@ -249,7 +243,7 @@ def table_subset_information(
                     block = len(sizes) - cut
                     sums = trail.sum(axis=tuple(ax + 1 for ax in range(block) if ax != exposed[i] - cut))
                 own = sums[rows, fc[:, i]] / norm
-                ce[s, i] -= np.log((1.0 - _PRIOR_MIX) * own + _PRIOR_MIX * priors[i][fc[:, i]]).sum()
+                ce[s, i] -= np.log((1.0 - PRIOR_MIX) * own + PRIOR_MIX * priors[i][fc[:, i]]).sum()
             del logk, w
         del pieces, total
     ce /= len(z)
@@ -265,7 +259,7 @@ def pool_pid_information(
     """The pool estimator: ``(I(y_k; z_l) (K, d), I(y_k; z_\\l) (K, d), I(y_k; z) (K,), H(y_k), details)``.
 
     Singles: the best prior weight per latent and factor. Joint: as
-    :func:`nsvae.metrics.synergy.pool_information` (the best over the single
+    :func:`nsvae.metrics.synergy_pool.pool_information` (the best over the single
     latents, the latents that vary and a backward elimination from them down
     to two latents). I(y_k; z_\\l): the best of the same classifiers whose
     latents exclude l: z_\\l itself (the elimination's first step scores every
@@ -274,7 +268,7 @@ def pool_pid_information(
     the n points; the joint is exactly the synergy metric's.
     """
     n, d = mean.shape
-    classes, priors = _class_index(factors)
+    classes, priors = class_index(factors)
     k = len(classes)
     p_own = [priors[i][classes[i]] for i in range(k)]
     h_v = np.array([float(-(p * np.log(p)).sum()) for p in priors])
@@ -286,7 +280,7 @@ def pool_pid_information(
         full = kernel.own_posteriors(classes, [varies])[0]
         first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
     i_single = np.empty((k, d))
-    bests = [_BestSubset(p_own[i]) for i in range(k)]
+    bests = [BestSubset(p_own[i]) for i in range(k)]
     rest_ce = np.full((k, d), math.inf)  # per factor and l, the best cross-entropy of a classifier on a set without l
     for i in range(k):
         for j in range(d):
