@@ -18,7 +18,8 @@ from nsvae.config import Config, apply_overrides
 from nsvae.errors import UserError
 from nsvae.stats import mean_sd
 from nsvae.viz.compare import metric_bars, proxy_over_training, score_vs_reconstruction
-from nsvae.viz.report import RunRecord, find_runs, group_by_setting, setting_labels, write_report
+from nsvae.viz.report import write_report
+from nsvae.viz.run_records import RunRecord, find_runs, group_by_setting, setting_labels
 from nsvae.viz.traversals import default_figure_size
 
 from .conftest import REPORT_RUNS
@@ -78,9 +79,9 @@ def test_mean_sd_uses_the_sample_standard_deviation_and_is_undefined_for_one_val
     assert mean_sd([0.1, 0.3]) == pytest.approx((0.2, np.std([0.1, 0.3], ddof=1)))
     mean, sd = mean_sd([4.0])
     assert mean == 4.0 and math.isnan(sd)
-    from nsvae.experiments import study_analysis, sweep
+    from nsvae.experiments import study_analysis, sweep_results
 
-    assert sweep.mean_sd is mean_sd and study_analysis.mean_sd is mean_sd
+    assert sweep_results.mean_sd is mean_sd and study_analysis.mean_sd is mean_sd
     table = study_analysis.final_table([{"method": "a", "seed": 0, "step": 1, "x": 4.0}])
     assert table["a"]["x"][0] == 4.0 and math.isnan(table["a"]["x"][1]) and table["a"]["x"][2] == 1
     with pytest.raises(ValueError):
@@ -287,7 +288,7 @@ SYNERGY = {"nonsyn-s0": ("nonsyn", 0, 0.3, 0.1), "nonsyn-s1": ("nonsyn", 1, 0.5,
 
 def test_the_report_knows_the_objective_tables():
     from nsvae.config.comparison import OBJECTIVE_SECTIONS
-    from nsvae.viz.report import METHOD_SECTIONS
+    from nsvae.viz.run_records import METHOD_SECTIONS
 
     assert METHOD_SECTIONS is OBJECTIVE_SECTIONS  # one list (issue 26, point 5), not a copy held equal
 

@@ -14,7 +14,7 @@ from nsvae import metrics
 from nsvae.cli import main
 from nsvae.metrics import entanglement as ent
 from nsvae.metrics.utils import encode_table
-from nsvae.viz.report import unibound_table
+from nsvae.viz.report_html import unibound_table
 
 from .conftest import fake_evaluation
 

@@ -242,8 +242,9 @@ def _traversal(args: argparse.Namespace, run, output: Path) -> None:
 
 def _comparison(args: argparse.Namespace, output: Path) -> None:
     from ..viz import report
+    from ..viz.run_records import find_runs, read_run
 
-    records = [report.read_run(path) for path in report.find_runs(args.runs)]
+    records = [read_run(path) for path in find_runs(args.runs)]
     known = sorted({p for r in records for p in r.protocols()})
     if args.protocol is not None and args.protocol not in known:
         available = ", ".join(known) or "none"

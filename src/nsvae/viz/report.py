@@ -24,361 +24,39 @@ with a warning naming those keys and the settings with each value.
 In the comparison tables the synergy score (S_max) is followed by its whole
 minus sum (WMS) (:data:`nsvae.metrics.evaluate.BESIDE_SCORE`).
 
-The reconstruction error of a run is the mean of the training log's
-``recon`` (nats per image) over its last :data:`RECON_WINDOW` logged steps:
-the last minibatches' reconstruction term, as in Kim & Mnih's Figure 4.
+The runs and their settings are :mod:`nsvae.viz.run_records`'s; the HTML pieces
+:mod:`nsvae.viz.report_html`'s.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import html
 import io
-import json
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from .. import __version__
-from ..config.comparison import OBJECTIVE_SECTIONS
 from ..errors import UserError
+from .report_html import (
+    escape,
+    figure_html,
+    figure_png,
+    metric_table,
+    number,
+    page_html,
+    picture_png,
+    protocol_text,
+    synergy_table,
+    table_html,
+    unibound_table,
+)
+from .run_records import RECON_WINDOW, RunRecord, find_runs, group_by_setting, read_run, setting_labels
 
-#: Logged steps averaged for a run's final reconstruction error.
-RECON_WINDOW = 5
 #: Metrics drawn against reconstruction error, in order of preference (the first two present are used).
 SCATTER_METRICS = ("factor_vae_score", "mig", "dci", "beta_vae_score", "synergy")
-#: The config sections that hold one method's hyper-parameters (named as the method; the plain VAE has none).
-METHOD_SECTIONS = OBJECTIVE_SECTIONS  # the objectives' own config tables: one list, in nsvae.config.comparison
 #: Column headers of the comparison tables where the bare metric name would not say enough.
 COLUMN_LABELS = {"synergy": "synergy S_max", "synergy.wms": "synergy WMS"}
 DEFAULT_SAMPLES = 20_000
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """What a report needs from one run directory (read once)."""
-
-    path: Path
-    config: Any
-    status: dict[str, Any]
-    log: list[dict[str, Any]]
-    evaluation: dict[str, Any] | None
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def seed(self) -> int:
-        return int(self.config.run.seed)
-
-    def protocols(self) -> list[str]:
-        return list((self.evaluation or {}).get("results", {}))
-
-    def result(self, protocol: str | None) -> dict[str, Any] | None:
-        """The evaluation under ``protocol`` (``None``: ``default`` if present, else the only one)."""
-        results = (self.evaluation or {}).get("results", {})
-        if protocol is None:
-            protocol = "default" if "default" in results else next(iter(results), None)
-        return results.get(protocol) if protocol else None
-
-    def scores(self, protocol: str | None) -> dict[str, float]:
-        from ..metrics.evaluate import headline_scores
-
-        result = self.result(protocol)
-        return headline_scores(result) if result else {}
-
-    def table_scores(self, protocol: str | None) -> dict[str, float]:
-        """:meth:`scores` with the fields shown beside them in tables (the synergy's WMS as ``synergy.wms``)."""
-        from ..metrics.evaluate import table_scores
-
-        result = self.result(protocol)
-        return table_scores(result) if result else {}
-
-    def final_reconstruction(self) -> float | None:
-        values = [e["recon"] for e in self.log if isinstance(e.get("recon"), (int, float))]
-        return float(np.mean(values[-RECON_WINDOW:])) if values else None
-
-    def last_step(self) -> int:
-        return int(self.log[-1]["step"]) if self.log else int(self.status.get("step", 0) or 0)
-
-
-def _is_run_dir(path: Path) -> bool:
-    return (path / "config.toml").is_file() and ((path / "status.json").is_file() or (path / "log.jsonl").is_file())
-
-
-def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Run directories named in ``paths``, or found inside them (sweep directories), in a stable order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise UserError(f"{path} does not exist; give a run directory or a directory of runs")
-        if _is_run_dir(path):
-            found.append(path)
-            continue
-        patterns = ("*/config.toml", "*/*/config.toml", "*/*/*/config.toml")
-        inside = sorted({c.parent for pattern in patterns for c in path.glob(pattern)})
-        inside = [p for p in inside if _is_run_dir(p)]
-        if not inside:
-            raise UserError(f"{path} is not a run directory and holds none (a run directory has config.toml)")
-        found.extend(inside)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return [Path(p) for p in unique]
-
-
-def read_run(path: Path) -> RunRecord:
-    from ..evaluation import read_eval
-    from ..train import load_run
-
-    run = load_run(path)
-    return RunRecord(path=Path(path), config=run.config, status=run.status(), log=run.log(), evaluation=read_eval(path))
-
-
-# ---------------------------------------------------------------- settings
-
-
-def _relevant(key: str, method: str) -> bool:
-    """A key that labels a run of ``method``: part of the setting, and not another method's hyper-parameter."""
-    from ..config.schema import defines_setting
-
-    section = key.split(".")[0]
-    return defines_setting(key) and (section == method or section not in METHOD_SECTIONS)
-
-
-def _short(key: str) -> str:
-    section, _, name = key.partition(".")
-    return name if section in METHOD_SECTIONS or section == "run" else key
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def setting_labels(records: Sequence[RunRecord]) -> list[str]:
-    """One label per run: the method and the relevant keys whose values differ between ``records``."""
-    from ..config.schema import flatten
-
-    flats = [flatten(r.config) for r in records]
-    keys = sorted({k for f in flats for k in f})
-    varying = [k for k in keys if k != "method" and len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]
-    labels = []
-    for record, flat in zip(records, flats):
-        parts = [record.config.method]
-        parts += [f"{_short(k)}={_format_value(flat[k])}" for k in varying if _relevant(k, record.config.method)]
-        labels.append(" ".join(parts))
-    return labels
-
-
-def group_by_setting(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
-    groups: dict[str, list[RunRecord]] = {}
-    for record, label in zip(records, setting_labels(records)):
-        groups.setdefault(label, []).append(record)
-    return groups
-
-
-# ---------------------------------------------------------------- HTML pieces
-
-STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;max-width:1100px;
- padding:0 1em;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
-h3{font-size:1.05em}
-.meta{color:#666;font-size:.9em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{color:#555;font-size:.88em;margin-top:.3em}
-pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.82em}
-details summary{cursor:pointer;color:#335}
-.muted{color:#888}.scroll{overflow-x:auto;max-width:100%}
-.warning{background:#fff4e0;border:1px solid #e0a030;border-radius:4px;padding:.5em 1em;margin:1em 0}
-.warning ul{margin:.3em 0}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: Any, digits: int = 4) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return _e(value)
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}g}"
-
-
-def data_uri(payload: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(payload).decode("ascii")
-
-
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """A matplotlib figure as PNG bytes (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def picture_png(array: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _figure(payload: bytes, mime: str, alt: str, caption: str) -> str:
-    return (
-        f'<figure><img src="{data_uri(payload, mime)}" alt="{_e(alt)}"><figcaption>{_e(caption)}</figcaption></figure>'
-    )
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], numeric: Iterable[int] = ()) -> str:
-    """An HTML table of already-escaped cells; columns in ``numeric`` are right-aligned."""
-    numeric = set(numeric)
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    # Wide tables (many metrics) scroll inside their own box instead of widening the page.
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def _page(title: str, body: str) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
-        f"{body}"
-        f'<p class="meta">Made by nsvae {_e(__version__)} on {stamp}.</p></body></html>\n'
-    )
-
-
-#: Per metric: the detail fields shown beside the headline score.
-DETAILS = {
-    "beta_vae_score": ("train_accuracy", "eval_accuracy"),
-    "factor_vae_score": ("train_accuracy", "eval_accuracy", "num_active_dims"),
-    "dci": ("disentanglement", "completeness", "informativeness_test"),
-    "modularity_explicitness": ("modularity", "explicitness_test"),
-    "synergy": ("s_max", "wms"),
-    "unibound": ("unibound_upper", "redundancy_lower", "synergy_lower"),
-    "active_units": ("num_active", "fraction_active"),
-    "unsupervised": ("gaussian_total_correlation", "gaussian_wasserstein_correlation_norm", "mutual_info_score"),
-}
-
-
-def _protocol_text(protocol: Any) -> str:
-    if not isinstance(protocol, dict):
-        return ""
-    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else _number(v)}" for k, v in protocol.items())
-
-
-def metric_table(result: Mapping[str, Any]) -> str:
-    """The metric table of one evaluation: score, details, protocol parameters, seconds."""
-    seconds = result.get("seconds", {})
-    rows = []
-    for name, value in sorted(result.get("metrics", {}).items()):
-        if not isinstance(value, dict):
-            continue
-        score = value.get("score")
-        details = [f"{k}={_number(value[k])}" for k in DETAILS.get(name, ()) if k in value]
-        proxy = value.get("proxy")
-        if isinstance(proxy, dict) and "kl_worst" in proxy:
-            details.append(f"proxy (held-out KL of the greedy worst set)={_number(proxy['kl_worst'])} nats")
-        if "units" in value:
-            details.append(f"units: {_e(value['units'])}")
-        rows.append(
-            [
-                f"<b>{_e(name)}</b>",
-                _number(score) if score is not None else '<span class="muted">—</span>',
-                _e("; ".join(details)),
-                f"<small>{_e(_protocol_text(value.get('protocol')))}</small>",
-                _number(seconds.get(name), 3) if name in seconds else "",
-            ]
-        )
-    return _table(["metric", "score", "details", "protocol", "seconds"], rows, numeric=(1, 4))
-
-
-def synergy_table(result: Mapping[str, Any]) -> str:
-    synergy = result.get("metrics", {}).get("synergy")
-    if not isinstance(synergy, dict) or not isinstance(synergy.get("per_factor"), dict):
-        return ""
-    rows = []
-    for factor, terms in synergy["per_factor"].items():
-        if not isinstance(terms, dict):
-            continue
-        keys = ("s_max", "wms", "i_joint", "i_max", "sum_single", "entropy")
-        rows.append([_e(factor)] + [_number(terms[k]) if k in terms else "" for k in keys])
-    header = ["factor", "S_max / H(v)", "WMS / H(v)", "I(z; v)", "I_max", "Σ_j I(z_j; v)", "H(v)"]
-    return _table(header, rows, numeric=range(1, len(header)))
-
-
-def _interval(bounds: Any) -> str:
-    if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-        return f"[{_number(bounds[0], 3)}, {_number(bounds[1], 3)}]"
-    return ""
-
-
-def unibound_table(result: Mapping[str, Any]) -> str:
-    """Per factor, UniBound's bounds of the unique, redundant and synergistic information (``""`` without them).
-
-    From the ``unibound`` result (:mod:`nsvae.metrics.pid_bounds`): UniBound's
-    latent l*, its score (the lower bound of the unique information of z_l*),
-    the intervals of U, R and S of (y; z_l*, z_\\l*), the largest lower bounds
-    of R and S over every latent, all ÷ H(y); I(z; y) and H(y) in nats.
-    """
-    unibound = result.get("metrics", {}).get("unibound")
-    if not isinstance(unibound, dict) or not isinstance(unibound.get("per_factor"), dict):
-        return ""
-    rows = []
-    for factor, terms in unibound["per_factor"].items():
-        if not isinstance(terms, dict):
-            continue
-        if "skipped" in terms:
-            rows.append([_e(factor), f'<span class="muted">{_e(terms["skipped"])}</span>'] + [""] * 8)
-            continue
-        latent = terms.get("latent")
-        rows.append(
-            [
-                _e(factor),
-                f"z{latent}" if isinstance(latent, int) else "",
-                _number(terms["unibound"]) if "unibound" in terms else "",
-                _interval(terms.get("unique")),
-                _interval(terms.get("redundancy")),
-                _interval(terms.get("synergy")),
-                *[_number(terms[k]) if k in terms else "" for k in ("max_redundancy_lower", "max_synergy_lower")],
-                *[_number(terms[k]) if k in terms else "" for k in ("i_joint", "entropy")],
-            ]
-        )
-    header = [
-        "factor",
-        "latent l*",
-        "UniBound (U lower)",
-        "U_l* ∈",
-        "R ∈",
-        "S ∈",
-        "max_l R lower",
-        "max_l S lower",
-        "I(z; y)",
-        "H(y)",
-    ]
-    return _table(header, rows, numeric=(2, 6, 7, 8, 9))
 
 
 # ---------------------------------------------------------------- figures
@@ -440,19 +118,19 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
     cfg = record.config
     state = record.status.get("state", "unknown")
     parts = [
-        f"<h1>{_e(record.name)}</h1>",
-        f'<p class="meta">{_e(cfg.method)} on {_e(cfg.data.dataset)}, {_e(cfg.model.z_dim)} latents; '
-        f"step {record.last_step()} of {cfg.run.steps}; state: {_e(state)}; seed {record.seed}; "
-        f"directory {_e(record.path)}</p>",
+        f"<h1>{escape(record.name)}</h1>",
+        f'<p class="meta">{escape(cfg.method)} on {escape(cfg.data.dataset)}, {escape(cfg.model.z_dim)} latents; '
+        f"step {record.last_step()} of {cfg.run.steps}; state: {escape(state)}; seed {record.seed}; "
+        f"directory {escape(record.path)}</p>",
         "<h2>Metrics</h2>",
     ]
     if not record.protocols():
-        parts.append(f'<p class="muted">Not evaluated yet: run <code>nsvae evaluate {_e(record.path)}</code>.</p>')
+        parts.append(f'<p class="muted">Not evaluated yet: run <code>nsvae evaluate {escape(record.path)}</code>.</p>')
     for protocol in record.protocols():
         result = record.result(protocol)
         parts.append(
-            f"<h3>protocol “{_e(protocol)}”, checkpoint step {_e(result.get('step'))}, "
-            f"seed {_e(result.get('seed'))}</h3>"
+            f"<h3>protocol “{escape(protocol)}”, checkpoint step {escape(result.get('step'))}, "
+            f"seed {escape(result.get('seed'))}</h3>"
         )
         parts.append(metric_table(result))
         synergy = synergy_table(result)
@@ -469,7 +147,7 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
             )
         versions = result.get("versions")
         if versions:
-            parts.append(f'<p class="meta">versions: {_e(_protocol_text(versions))}</p>')
+            parts.append(f'<p class="meta">versions: {escape(protocol_text(versions))}</p>')
     captions = {
         "curves": "Training curves from log.jsonl: reconstruction, total KL, KL per latent, the synergy proxy "
         "(KL of the greedy worst set) and, for the Non-Syn VAE, how often each latent was selected.",
@@ -484,7 +162,7 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
     for name, payload in figures.items():
         if payload:
             mime = "image/gif" if name.endswith("_gif") else "image/png"
-            parts.append(_figure(payload, mime, name, captions.get(name, name)))
+            parts.append(figure_html(payload, mime, name, captions.get(name, name)))
             shown += 1
     if not shown:
         parts.append('<p class="muted">No figure yet: the run has no logged step or checkpoint.</p>')
@@ -492,7 +170,7 @@ def run_page(record: RunRecord, figures: Mapping[str, bytes | None]) -> str:
 
     parts.append("<h2>Config</h2><details><summary>the fully resolved config (TOML)</summary>")
     parts.append(f"<pre>{html.escape(dumps(cfg), quote=False)}</pre></details>")
-    return _page(f"nsvae report: {record.name}", "".join(parts))
+    return page_html(f"nsvae report: {record.name}", "".join(parts))
 
 
 def comparison_page(
@@ -508,7 +186,7 @@ def comparison_page(
     headers = [COLUMN_LABELS.get(m, m) for m in metrics]
     parts = [
         f"<h1>Comparison of {len(records)} runs</h1>",
-        f'<p class="meta">{len(groups)} settings; scores under protocol “{_e(protocol or "default")}”; '
+        f'<p class="meta">{len(groups)} settings; scores under protocol “{escape(protocol or "default")}”; '
         f"reconstruction: mean training reconstruction term over the last {RECON_WINDOW} logged steps "
         "(nats per image).</p>",
         mismatch_warning_html(records, labels),
@@ -518,10 +196,10 @@ def comparison_page(
     table = score_table(records, protocol, beside=True)
     for label, members in groups.items():
         recon = [value for r in members if (value := r.final_reconstruction()) is not None]
-        row = [_e(label), str(len(members)), _mean_std_text(recon)]
+        row = [escape(label), str(len(members)), _mean_std_text(recon)]
         row += [_mean_std_text(table[label].get(metric, [])) for metric in metrics]
         rows.append(row)
-    parts.append(_table(["setting", "runs", "reconstruction", *headers], rows, numeric=range(1, 3 + len(metrics))))
+    parts.append(table_html(["setting", "runs", "reconstruction", *headers], rows, numeric=range(1, 3 + len(metrics))))
     parts.append("<h2>Runs</h2>")
     rows = []
     for record, label in zip(records, labels):
@@ -529,17 +207,17 @@ def comparison_page(
         recon = record.final_reconstruction()
         rows.append(
             [
-                _e(record.name),
-                _e(label),
+                escape(record.name),
+                escape(label),
                 str(record.seed),
                 f"{record.last_step()}/{record.config.run.steps}",
-                _e(record.status.get("state", "unknown")),
-                _number(recon) if recon is not None else "",
+                escape(record.status.get("state", "unknown")),
+                number(recon) if recon is not None else "",
             ]
-            + [_number(scores[m]) if m in scores else '<span class="muted">—</span>' for m in metrics]
+            + [number(scores[m]) if m in scores else '<span class="muted">—</span>' for m in metrics]
         )
     header = ["run", "setting", "seed", "step", "state", "reconstruction", *headers]
-    parts.append(_table(header, rows, numeric=[2, 3, *range(5, len(header))]))
+    parts.append(table_html(header, rows, numeric=[2, 3, *range(5, len(header))]))
     captions = {
         "bars": "Each metric per setting: bar at the mean over seeds, error bar ±1 std (ddof=1), dots the seeds.",
         "proxy": "The synergy proxy (KL of the greedy worst set, nats) over training: mean over seeds, min–max band.",
@@ -551,14 +229,16 @@ def comparison_page(
                 f"{name.removeprefix('scatter_')} against the final reconstruction error, one point per run "
                 "(Kim & Mnih 2018, Fig. 4: top left is better)."
             )
-            parts.append(_figure(payload, "image/png", name, caption))
+            parts.append(figure_html(payload, "image/png", name, caption))
     shown = {label: payload for label, payload in traversals.items() if payload}
     if shown:
         parts.append("<h2>Traversals, one run per setting</h2>")
         for label, payload in shown.items():
             run_name = groups[label][0].name
-            parts.append(_figure(payload, "image/png", f"traversal {label}", f"{label}: {run_name}, latest checkpoint"))
-    return _page(f"nsvae comparison of {len(records)} runs", "".join(parts))
+            parts.append(
+                figure_html(payload, "image/png", f"traversal {label}", f"{label}: {run_name}, latest checkpoint")
+            )
+    return page_html(f"nsvae comparison of {len(records)} runs", "".join(parts))
 
 
 def _mean_std_text(values: Sequence[float]) -> str:
@@ -584,9 +264,9 @@ def mismatch_warning_html(records: Sequence[RunRecord], labels: Sequence[str] | 
     lines = mismatch_lines(records, labels)
     if not lines:
         return ""
-    items = "".join(f"<li><code>{_e(line)}</code></li>" for line in lines[1:])
+    items = "".join(f"<li><code>{escape(line)}</code></li>" for line in lines[1:])
     head = lines[0].removeprefix("warning: ")
-    return f'<div class="warning" role="alert"><b>Warning:</b> {_e(head)}<ul>{items}</ul></div>'
+    return f'<div class="warning" role="alert"><b>Warning:</b> {escape(head)}<ul>{items}</ul></div>'
 
 
 def score_table(
