@@ -118,9 +118,10 @@ print(json.dumps(out))
 IMPORT = """
 import json, time
 from pathlib import Path
-from nsvae.data import dsprites
+from nsvae.data import dsprites_official
 t = time.perf_counter()
-entry = dsprites.import_official({path!r}, Path({cache!r}) / "dsprites" / "official", force=True, progress=False)
+official = Path({cache!r}) / "dsprites" / "official"
+entry = dsprites_official.import_official({path!r}, official, force=True, progress=False)
 meta = json.loads((entry / "meta.json").read_text())
 print(json.dumps({{"seconds": time.perf_counter() - t, "wrong_pixels": meta.get("generator_wrong_pixels")}}))
 """

@@ -167,7 +167,7 @@ def test_the_rendering_pool_works_under_spawn(monkeypatch):
     from nsvae.data import dsprites as ds
 
     monkeypatch.setenv(processes.START_METHOD_ENV, "spawn")
-    blocks = ds._BLOCKS[::97]
+    blocks = ds.BLOCKS[::97]
     with processes.worker_pool(2) as pool:
         assert pool._mp_context.get_start_method() == "spawn"
         pooled = list(pool.map(ds._render_packed, blocks))

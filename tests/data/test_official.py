@@ -11,6 +11,7 @@ import pytest
 from nsvae import data
 from nsvae.cli import main
 from nsvae.data import dsprites as ds
+from nsvae.data import dsprites_official as official
 from nsvae.errors import UserError
 
 #: A small layout with the official structure (the official sizes would be 3 GB of pixels).
@@ -48,7 +49,7 @@ def leftovers(tmp_path):
 def test_small_official_layout_is_converted_exactly(tmp_path, rng):
     imgs = small_images(rng)
     path = write_npz(tmp_path / "small.npz", imgs, official_classes())
-    entry = ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+    entry = official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     packed = np.load(entry / "images.npy", mmap_mode="r")
     assert isinstance(packed, np.memmap)
     assert np.array_equal(np.unpackbits(packed, axis=-1), imgs)
@@ -60,14 +61,14 @@ def test_conversion_streams_in_chunks(tmp_path, rng, monkeypatch):
     monkeypatch.setattr(ds, "IMPORT_CHUNK", 7)  # not a divisor of 192: the last chunk is short
     imgs = small_images(rng)
     path = write_npz(tmp_path / "small.npz", imgs, official_classes())
-    entry = ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+    entry = official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     assert np.array_equal(np.unpackbits(np.load(entry / "images.npy"), axis=-1), imgs)
 
 
 def test_images_saved_as_0_255_are_accepted(tmp_path, rng):
     imgs = small_images(rng)
     path = write_npz(tmp_path / "small.npz", imgs * 255, official_classes())
-    entry = ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+    entry = official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     assert np.array_equal(np.unpackbits(np.load(entry / "images.npy"), axis=-1), imgs)
 
 
@@ -89,7 +90,7 @@ def test_malformed_files_are_refused_and_leave_nothing(tmp_path, rng, mutate, me
     kwargs.update(mutate(imgs, classes))
     path = write_npz(tmp_path / "bad.npz", **kwargs)
     with pytest.raises(UserError, match=message):
-        ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+        official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     assert not entry_of(tmp_path).exists()
     assert leftovers(tmp_path) == []
 
@@ -100,7 +101,7 @@ def test_truncated_file_is_refused(tmp_path, rng):
     cut = tmp_path / "cut.npz"
     cut.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(UserError, match="truncated or corrupt"):
-        ds.import_official(cut, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+        official.import_official(cut, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     assert not entry_of(tmp_path).exists() and leftovers(tmp_path) == []
 
 
@@ -117,7 +118,7 @@ def test_truncated_imgs_member_is_refused(tmp_path, rng):
         np.lib.format.write_array(classes, official_classes())
         archive.writestr("latents_classes.npy", classes.getvalue())
     with pytest.raises(UserError, match="ends early"):
-        ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+        official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     assert not entry_of(tmp_path).exists() and leftovers(tmp_path) == []
 
 
@@ -125,14 +126,14 @@ def test_not_an_archive_is_refused(tmp_path):
     path = tmp_path / "notes.npz"
     path.write_text("hello")
     with pytest.raises(UserError, match="neither an .npz"):
-        ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+        official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
 
 
 def test_wrong_checksum_is_refused_unless_forced(tmp_path, rng):
     path = write_npz(tmp_path / "copy.npz", small_images(rng), official_classes())
     with pytest.raises(UserError, match="not the official 7da33b31"):
-        ds._verify_checksum(path, force=False)
-    forced = ds._verify_checksum(path, force=True)
+        official.verify_checksum(path, force=False)
+    forced = official.verify_checksum(path, force=True)
     assert forced["checksum_verified"] is False and forced["checksum"].startswith("md5:")
 
 
@@ -154,7 +155,7 @@ def test_cli_prepare_forced_with_a_small_file_reports_the_wrong_shape(tmp_path, 
 
 def test_missing_file_names_where_to_get_it(tmp_path):
     with pytest.raises(UserError, match="github.com/deepmind/dsprites-dataset"):
-        ds.import_official(tmp_path / "nope.npz", entry_of(tmp_path))
+        official.import_official(tmp_path / "nope.npz", entry_of(tmp_path))
 
 
 def test_official_entry_is_preferred_once_prepared(tmp_path, monkeypatch):
@@ -181,5 +182,5 @@ def test_hdf5_twin_is_converted(tmp_path, rng):
         f.create_dataset("imgs", data=imgs, chunks=(16, 64, 64))
         f.create_dataset("latents/classes", data=official_classes())
         f.create_dataset("latents/values", data=official_classes().astype(np.float64))
-    entry = ds.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
+    entry = official.import_official(path, entry_of(tmp_path), factor_sizes=SMALL_SIZES, progress=False)
     assert np.array_equal(np.unpackbits(np.load(entry / "images.npy"), axis=-1), imgs)

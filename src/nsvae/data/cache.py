@@ -209,12 +209,20 @@ def building(entry: Path, meta: dict[str, Any]) -> Iterator[Path]:
 STAMP_FILE = ".verified.json"
 
 
-def _file_checksum(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256", on_block: Callable[[int], Any] | None = None) -> str:
+    """The hex digest (``hashlib`` algorithm name) of the file at ``path``, read in 4 MiB blocks; ``on_block(n)``
+    is called with each block's size (a progress bar)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+            if on_block is not None:
+                on_block(len(block))
+    return digest.hexdigest()
+
+
+def _file_checksum(path: Path) -> dict[str, Any]:
+    return {"sha256": file_digest(path), "bytes": path.stat().st_size}
 
 
 def _stat_key(path: Path) -> list[int]:

@@ -444,12 +444,8 @@ def is_prepared(entry: Path, dataset: FileDataset, identity: dict[str, Any] | No
 
 def md5_of(path: Path, progress: bool, label: str) -> str:
     """The MD5 of the file at ``path``, read in 4 MiB blocks (with a progress bar in bytes)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle, _progress(path.stat().st_size, label, progress, unit="B") as bar:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-            bar.update(len(block))
-    return digest.hexdigest()
+    with _progress(path.stat().st_size, label, progress, unit="B") as bar:
+        return cache.file_digest(path, "md5", on_block=bar.update)
 
 
 def verify_md5(dataset: FileDataset, path: Path, force: bool, progress: bool, required: bool) -> dict[str, Any]:

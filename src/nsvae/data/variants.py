@@ -178,7 +178,7 @@ def read_painting(path: str | os.PathLike) -> np.ndarray:
 
 
 def prepare_scream(cache_dir: str | os.PathLike | None, source: str | os.PathLike, force: bool) -> Path:
-    digest = dsprites_module.file_digest(Path(source).expanduser(), "sha256") if Path(source).is_file() else None
+    digest = cache.file_digest(Path(source).expanduser()) if Path(source).is_file() else None
     painting = read_painting(source)  # also the error for a missing or unreadable file
     entry = scream_dir(cache_dir) / f"painting-{digest[:16]}"
 
