@@ -139,6 +139,7 @@ def evaluate_run(
     failed = result.pop("failed", {})
     if write and result["metrics"]:
         write_eval(Path(run.path), evaluated_step, protocol, result)
+        _log_to_trackers(run, evaluated_step, protocol, result)
     if failed:
         reasons = "; ".join(f"{name}: {message}" for name, message in failed.items())
         kept = (
@@ -148,6 +149,14 @@ def evaluate_run(
         )
         raise UserError(f"{len(failed)} metric(s) could not be computed ({reasons}); {kept}")
     return result
+
+
+def _log_to_trackers(run, step: int, protocol: str, result: dict[str, Any]) -> None:
+    """The headline scores to the run's W&B and MLflow runs, where it has them (``log.trackers``); never raises."""
+    from .metrics.evaluate import headline_scores
+    from .train.trackers import log_evaluation
+
+    log_evaluation(run, step, headline_scores(result), protocol)
 
 
 @contextlib.contextmanager

@@ -39,6 +39,8 @@ def _changed_config() -> Config:
             "common.likelihood": "gaussian",
             "log.every": 7,
             "log.tensorboard": False,
+            "log.trackers": ["mlflow", "wandb"],
+            "log.mlflow_uri": "sqlite:///C:/runs/mlflow.db",
             "nonsyn.omega": 0.85,
             "beta_vae.capacity": True,
             "factor_vae.gamma": 40,
@@ -209,8 +211,12 @@ def test_float_formatting_round_trips(value):
 
 
 def test_writer_rejects_what_it_cannot_write():
+    assert toml_io.format_value(["mlflow", "wandb"]) == '["mlflow", "wandb"]'  # flat lists (log.trackers) are written
+    assert toml_io.format_value(()) == "[]"
     with pytest.raises(TypeError):
-        toml_io.format_value([1, 2])
+        toml_io.format_value([[1], 2])
+    with pytest.raises(TypeError):
+        toml_io.format_value(object())
     assert toml_io.dumps({"a": None, "t": {"b": None, "c": 1}}) == "\n[t]\nc = 1\n".lstrip("\n")
 
 

@@ -10,13 +10,16 @@ from ..errors import UserError
 DESCRIPTION = """\
 Train a VAE, beta-VAE, FactorVAE, beta-TCVAE or Non-Synergistic VAE. CONFIG is a
 TOML file or the name of a preset (see --list-presets); --set changes single
-keys (section.key=value, the value read as TOML: 5, 1e-4, true, "text").
+keys (section.key=value, the value read as TOML: 5, 1e-4, true, "text",
+["wandb", "mlflow"]).
 
 A run is a directory (--out, default runs/NAME-DATE-TIME) holding the resolved
 config.toml, status.json, log.jsonl, checkpoints/, events/ (TensorBoard:
-`tensorboard --logdir RUN/events`) and traversals/. Ctrl-C or SIGTERM stops
-after the current step and writes a checkpoint; --resume RUN continues exactly
-where it stopped. Exit status: 0 finished, 1 diverged (NaN/Inf loss; the last
+`tensorboard --logdir RUN/events`) and traversals/. With log.trackers, W&B's
+offline files (wandb/; `wandb sync` them) and MLflow's local store (mlruns/)
+too, their run ids in trackers.json (docs/training.md, "Experiment trackers").
+Ctrl-C or SIGTERM stops after the current step and writes a checkpoint;
+--resume RUN continues exactly where it stopped. Exit status: 0 finished, 1 diverged (NaN/Inf loss; the last
 good checkpoint is kept), 2 a usage or config error, 130/143 interrupted by
 SIGINT/SIGTERM."""
 
@@ -24,6 +27,7 @@ EPILOG = """\
 examples:
   nsvae train quick-nonsyn
   nsvae train nonsyn --set run.seed=3 --set nonsyn.alpha=2.5 --out runs/alpha2.5
+  nsvae train quick-nonsyn --set log.trackers='["wandb", "mlflow"]'
   nsvae train my.toml --device cuda:1
   nsvae train --resume runs/alpha2.5
   nsvae train --resume runs/alpha2.5 --steps 300000      (extend a finished run)

@@ -10,7 +10,7 @@ A config file has one top-level key, ``method``, and one table per section::
     [optim]   nsvae.objectives.OptimConfig: lr, beta1, beta2, eps, eps_placement
     [common]  nsvae.objectives.CommonConfig: likelihood, proxy_omega, dataset_size
     [log]     every, traversal_every, traversal_values, checkpoint_every, keep_checkpoints, tensorboard, progress,
-              console
+              console, trackers, project, mlflow_uri
     [eval]    every, seed, pool, votes   (learning curves: the run scores itself during training)
     [nonsyn] [beta_vae] [factor_vae] [beta_tcvae]   each method's own hyper-parameters
 
@@ -76,6 +76,8 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 DSPRITES_ORIGINS = ORIGINS  # which dSprites images: the data layer defines the choices
 #: Datasets that take the image options (crop, crop_size, channels); the others take ``origin``.
 IMAGE_DATASETS = ("celeba", "chairs", "folder")
+#: The experiment trackers ``log.trackers`` may name (each an optional extra: ``pip install "nsvae[NAME]"``).
+TRACKERS = ("wandb", "mlflow")
 
 
 @dataclass(frozen=True)
@@ -179,8 +181,24 @@ class LogConfig:
     progress: bool = True
     #: Print one line per log step.
     console: bool = True
+    #: Experiment trackers that get the same scalars, curve points, traversals and final scores as TensorBoard:
+    #: any of "wandb", "mlflow" (docs/training.md, "Experiment trackers").
+    trackers: tuple[str, ...] = ()
+    #: The W&B project, and the MLflow experiment of a run outside a sweep (a sweep's runs: the sweep's name).
+    project: str = "nsvae"
+    #: MLflow's tracking URI; "": $MLFLOW_TRACKING_URI, else a local store (RUN/mlruns, a sweep's: SWEEP/mlruns).
+    mlflow_uri: str = ""
 
     def __post_init__(self):
+        if isinstance(self.trackers, (str, list)):  # LogConfig(trackers=["mlflow"]) from Python: kept as a tuple
+            object.__setattr__(
+                self, "trackers", (self.trackers,) if isinstance(self.trackers, str) else tuple(self.trackers)
+            )
+        unknown = [name for name in self.trackers if name not in TRACKERS]
+        if unknown:
+            raise ValueError(f"trackers may name {', '.join(TRACKERS)}, got {unknown[0]!r}")
+        if not self.project.strip():
+            raise ValueError("project must be a name, got an empty string")
         for name in ("every", "checkpoint_every", "keep_checkpoints", "traversal_values"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -270,6 +288,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "nonsyn.selection": tuple(SELECTIONS),
     "nonsyn.update": UPDATES,
     "beta_tcvae.estimator": ESTIMATORS,
+    "log.trackers": TRACKERS,
 }
 
 
@@ -305,6 +324,8 @@ def unknown_key_error(key: str, where: str = "") -> UserError:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple:
+        return 'a list of names (e.g. ["mlflow"])'
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     if args:
         return _type_name(args[0])
@@ -318,6 +339,8 @@ def _describe(value: Any) -> str:
 
 def _coerce(key: str, value: Any, tp: Any) -> Any:
     """Check ``value`` against the field type ``tp``; ints are accepted for floats."""
+    if typing.get_origin(tp) is tuple:
+        return _coerce_names(key, value, tp)
     optional = type(None) in typing.get_args(tp)
     base = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
     if value is None and optional:
@@ -341,11 +364,30 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         from .. import data
 
         choices = tuple(data.names())
+    _check_choice(key, value, choices)
+    return value
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...] | None) -> None:
     if choices is not None and value not in choices:
         hint = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
         more = f"; did you mean {hint[0]!r}?" if hint else ""
         raise UserError(f"config key {key!r} must be one of {', '.join(choices)}; got {value!r}{more}")
-    return value
+
+
+def _coerce_names(key: str, value: Any, tp: Any) -> tuple[str, ...]:
+    """A list of names (``log.trackers``): each from the key's choices, none twice. A single name is a list of one
+    (``--set log.trackers=mlflow``)."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"config key {key!r} must be {_type_name(tp)}, got {_describe(value)}")
+    for name in value:
+        _check_choice(key, name, CHOICES.get(key))
+    twice = sorted({name for name in value if value.count(name) > 1})
+    if twice:
+        raise UserError(f"config key {key!r} names {', '.join(twice)} more than once")
+    return tuple(value)
 
 
 def _build_section(section: str, cls: type, values: Mapping[str, Any], where: str):

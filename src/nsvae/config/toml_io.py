@@ -3,8 +3,8 @@
 Reading goes through the standard library's :mod:`tomllib`.
 Writing is a few lines here: a config is a mapping of top-level scalars and
 one level of tables whose values are strings, integers, floats or booleans,
-written in a fixed, canonical form (so that writing what was read gives the
-same text).
+or flat lists of them (``log.trackers``), written in a fixed, canonical form
+(so that writing what was read gives the same text).
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ def loads(text: str) -> dict[str, Any]:
 
 
 def format_value(value: Any) -> str:
-    """One scalar as TOML: ``"text"``, ``12``, ``0.0001``, ``inf``, ``true``."""
+    """One scalar as TOML: ``"text"``, ``12``, ``0.0001``, ``inf``, ``true``; a flat list of them: ``["a", "b"]``."""
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(item, (list, tuple, Mapping)) for item in value):
+            raise TypeError(f"cannot write nested lists or tables to a config file: {value!r}")
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -69,7 +73,8 @@ def dumps(document: Mapping[str, Any], header: str = "") -> str:
 
 
 def parse_scalar(text: str) -> Any:
-    """A ``--set`` value: a TOML scalar (``5``, ``1e-4``, ``true``, ``"x"``), else the text itself."""
+    """A ``--set`` value: a TOML scalar (``5``, ``1e-4``, ``true``, ``"x"``) or list (``["mlflow"]``), else the text
+    itself."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

@@ -92,11 +92,15 @@ def plan_run(planned: PlannedRun, run_dir: Path, evaluation: EvaluationSpec, ret
 
 
 def plan_sweep(sweep: Sweep, sweep_dir: Path, retry_failed: bool = False) -> dict[str, str]:
-    """Each run's action (:data:`ACTIONS`), after checking existing run directories against the file."""
+    """Each run's action (:data:`ACTIONS`), after checking existing run directories against the file and that the
+    trackers the runs name are installed."""
+    from ..train.trackers import check_installed
+
     runs_dir = sweep_dir / RUNS_DIR
     actions = {}
     for planned in sweep.runs:
         check_existing(planned, runs_dir / planned.name)
+        check_installed(planned.config.log.trackers, planned.config.log.mlflow_uri)
     for planned in sweep.runs:
         actions[planned.name] = plan_run(planned, runs_dir / planned.name, sweep.evaluation, retry_failed)
     return actions

@@ -99,10 +99,11 @@ def _execute_locked(task: Task, run, config: Config, record: dict[str, Any]) -> 
     from threadpoolctl import threadpool_limits
 
     from ..train import Run, resume, start
+    from ..train.trackers import in_sweep
 
     run_dir = run.path
     torch.set_num_threads(max(1, task.threads))
-    with threadpool_limits(limits=max(1, task.threads)):
+    with threadpool_limits(limits=max(1, task.threads)), in_sweep(_sweep_membership(task, config)):
         try:
             status = run.status()
             finished = status.get("state") == "finished" and run.exists()
@@ -136,6 +137,28 @@ def _execute_locked(task: Task, run, config: Config, record: dict[str, Any]) -> 
     if run.status().get("evaluation_error"):
         run.set_status("finished", evaluation_error=None)
     return {**record, "state": "finished"}
+
+
+def _sweep_membership(task: Task, config: Config):
+    """The sweep and setting the task's run belongs to, from its sweep's ``sweep.json`` (``SWEEP/runs/NAME``): its
+    W&B and MLflow runs are grouped by them. None when the run has no trackers or is not in a sweep directory."""
+    from ..errors import UserError
+    from ..train.trackers import SweepMembership
+    from .sweep import RUNS_DIR, read_state
+
+    run_dir = Path(task.run_dir)
+    if not config.log.trackers or run_dir.parent.name != RUNS_DIR:
+        return None
+    # Called where the worker must not raise: a sweep.json it cannot read only costs the grouping.
+    try:
+        state = read_state(run_dir.parent.parent)
+        entry = state.get("runs", {}).get(task.name)
+        if not isinstance(state.get("name"), str) or not isinstance(entry, dict):
+            return None
+        setting, seed = str(entry.get("setting", task.name)), int(entry.get("seed", config.run.seed))
+    except (UserError, OSError, ValueError, TypeError):
+        return None
+    return SweepMembership(sweep=state["name"], setting=setting, seed=seed, sweep_dir=run_dir.parent.parent)
 
 
 def _evaluate(run, task: Task) -> bool:

@@ -30,7 +30,9 @@ inference mode and the metrics draw from numpy generators only): a run with
 curves computes exactly the weights of a run without (a test checks it).
 Each point is one line of ``eval_curve.jsonl`` in the run directory (step,
 seconds in all and per part, the scores as ``nsvae results`` names them, and
-the full metric results) and TensorBoard scalars under ``eval/``.
+the full metric results) and, through the trainer's trackers (TensorBoard,
+W&B, MLflow: :func:`nsvae.train.trackers.curve_scalars`), scalars under
+``eval/``.
 """
 
 from __future__ import annotations
@@ -158,9 +160,9 @@ def read_curve(run_dir) -> list[dict[str, Any]]:
 
 
 class CurveRecorder:
-    """Evaluates at the steps of the schedule and appends to the run's curve file and TensorBoard."""
+    """Evaluates at the steps of the schedule and appends to the run's curve file."""
 
-    def __init__(self, run, config, dataset, writer=None):
+    def __init__(self, run, config, dataset):
         self.run = run
         self.every = int(config.eval.every)
         self.final_step = int(config.run.steps)
@@ -169,7 +171,6 @@ class CurveRecorder:
         self.votes = int(config.eval.votes)
         self.whole_dataset = bool(config.eval.whole_dataset)
         self.dataset = dataset
-        self.writer = writer
         self.path = run.path / CURVE_FILE
         if self.every > 0 and not hasattr(dataset, "factor_sizes"):
             from ..errors import UserError
@@ -211,10 +212,6 @@ class CurveRecorder:
         text = json.dumps(_finite(entry), separators=(", ", ": "), allow_nan=False) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)
-        if self.writer is not None:
-            for key, value in entry["scores"].items():
-                self.writer.add_scalar(f"eval/{key}", value, step)
-            self.writer.add_scalar("eval/seconds", entry["seconds"], step)
         return entry
 
 

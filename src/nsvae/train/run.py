@@ -9,6 +9,7 @@
       checkpoints/step_0001000.pt   the last ``log.keep_checkpoints`` checkpoints
       events/                  TensorBoard scalars and traversal images
       traversals/step_0002000.png   the same traversal images as PNG
+      trackers.json            the W&B and MLflow run ids (log.trackers), with wandb/ and mlruns/ beside it
 
 Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or a kill never leaves a half-written checkpoint,
@@ -56,12 +57,14 @@ _CHECKPOINT = re.compile(r"^step_(\d+)\.pt$")
 CHECKSUM_SUFFIX = ".sha256"
 DAMAGED_SUFFIX = ".damaged"
 EVAL_FILE = "eval.json"
+#: The experiment trackers' run ids (nsvae.train.trackers), so that a resumed run continues the same tracker runs.
+TRACKERS_FILE = "trackers.json"
 _EVAL_STEP = re.compile(r"^eval-step\d+\.json$")
 #: The key of ``status.json`` that holds the identity nsvae gives a run when it starts it: the proof that a
 #: directory is a run nsvae wrote, before it adopts (restarts, clears) it.
 RUN_ID = "run_id"
 #: Every file and directory a run writes (only these are ever deleted, when a run without a checkpoint restarts).
-RUN_FILES = (CONFIG_FILE, STATUS_FILE, LOG_FILE, "eval_curve.jsonl", EVAL_FILE)
+RUN_FILES = (CONFIG_FILE, STATUS_FILE, LOG_FILE, "eval_curve.jsonl", EVAL_FILE, TRACKERS_FILE)
 RUN_DIRS = (CHECKPOINT_DIR, EVENTS_DIR, TRAVERSAL_DIR)
 
 #: Version of the checkpoint layout (bumped when its keys change).

@@ -30,7 +30,6 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,14 @@ from ..atomic import atomic_write
 from ..clock import timestamp
 from ..config import apply_overrides, load_config, open_dataset
 from ..config.schema import Config, flatten, to_dict
-from ..errors import NsvaeWarning, UserError
+from ..errors import UserError
 from ..pictures import to_uint8
 from .allocator import keep_freed_memory
 from .divergence import DivergenceWatch
 from .latents import traversal_grid
 from .learning_curve import CurveRecorder
 from .run import CHECKPOINT_FORMAT, CONFIG_FILE, Run
+from .trackers import check_installed, curve_scalars, open_trackers, step_scalars
 
 __all__ = ["DiskFull", "TrainingDiverged", "fit", "resolve_device", "resume", "start", "validate"]
 
@@ -183,13 +183,15 @@ def validate(config: Config, dataset=None) -> None:
     """Everything about ``config`` that can fail before training, checked before a run directory exists.
 
     The config's own types and ranges are checked when it is read
-    (:mod:`nsvae.config.schema`); here: the device exists, the network
-    and the objective can be built, and (given the dataset) the batch fits it.
+    (:mod:`nsvae.config.schema`); here: the device exists, the trackers are
+    installed, the network and the objective can be built, and (given the
+    dataset) the batch fits it.
     """
     from ..models import VAE
     from ..objectives import build
 
     resolve_device(config.run.device)
+    check_installed(config.log.trackers, config.log.mlflow_uri)
     try:
         with torch.random.fork_rng(devices=[]):
             model = VAE(config.model)
@@ -399,12 +401,12 @@ def fit(
                 step, elapsed = _restore(state, model, objective, loader, loader2, noise, device)
             fixed_image = traversal_image(dataset)
             try:
-                logger = _Logger(run, config, progress, start_step=step)
+                logger = _Logger(run, config, progress, start_step=step, resumed=state is not None)
             except OSError as exc:
                 if exc.errno not in FULL_DISK:
                     raise
                 raise _disk_full(run, exc, step, step if state is not None else 0) from None
-            curve = CurveRecorder(run, config, dataset, writer=logger.writer)
+            curve = CurveRecorder(run, config, dataset)
             divergence = DivergenceWatch(device)
             try:
                 last_saved = step
@@ -576,9 +578,10 @@ def _restore(state, model, objective, loader, loader2, noise, device) -> tuple[i
 
 
 class _Logger:
-    """The progress bar, the console line, log.jsonl, TensorBoard scalars and traversal images."""
+    """The progress bar, the console line, log.jsonl, and the trackers' (TensorBoard, W&B, MLflow) scalars and
+    traversal images (:mod:`.trackers`)."""
 
-    def __init__(self, run: Run, config: Config, progress: bool, start_step: int):
+    def __init__(self, run: Run, config: Config, progress: bool, start_step: int, resumed: bool = False):
         from tqdm.auto import tqdm
 
         self.run = run
@@ -591,11 +594,7 @@ class _Logger:
             dynamic_ncols=True,
             desc=config.run.name,
         )
-        self.writer = None
-        if config.log.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(run.events_dir), purge_step=start_step + 1 if start_step else None)
+        self.trackers = open_trackers(run, config, start_step, resumed)
         self.z_dim = config.model.z_dim
 
     def step(self) -> None:
@@ -614,8 +613,7 @@ class _Logger:
         entry.update(steps_per_s=rate, elapsed_s=elapsed)
         with open(self.run.log_path, "a", encoding="utf-8") as handle:
             handle.write(_json_line(entry))
-        if self.writer is not None:
-            self._scalars(step, entry)
+        self.trackers.scalars(step, step_scalars(entry, self.config.method))
         if self.config.log.console:
             total = self.config.run.steps
             parts = [f"step {step}/{total}", f"recon {logs['recon']:.3f}", f"kl {logs['kl']:.3f}"]
@@ -625,25 +623,8 @@ class _Logger:
             parts.append(f"{rate:.2f} step/s")
             self.bar.write(" | ".join(parts), file=sys.stdout)
 
-    def _scalars(self, step: int, entry: dict[str, Any]) -> None:
-        w = self.writer
-        w.add_scalar("loss/recon", entry["recon"], step)
-        w.add_scalar("loss/kl", entry["kl"], step)
-        w.add_scalar("loss/total", entry["loss"], step)
-        w.add_scalar("synergy_proxy", entry["synergy_proxy"], step)
-        for j, v in enumerate(entry["kl_per_dim"]):
-            w.add_scalar(f"kl_per_dim/z{j}", v, step)
-        for key in ("best_rate", "worst_rate", "best_share", "worst_share"):
-            for j, v in enumerate(entry.get(key, ())):
-                w.add_scalar(f"{key}/z{j}", v, step)
-        skip = {"step", "epoch", "recon", "kl", "loss", "synergy_proxy", "elapsed_s"}
-        for key, value in entry.items():
-            if key not in skip and isinstance(value, (int, float)) and not isinstance(value, bool):
-                w.add_scalar(
-                    f"{self.config.method}/{key}" if key != "steps_per_s" else "speed/steps_per_s", value, step
-                )
-
     def curve_point(self, entry: dict[str, Any]) -> None:
+        self.trackers.scalars(entry["step"], curve_scalars(entry))
         if self.config.log.console:
             shown = ("factor_vae_score", "mig", "chen_mig", "synergy", "synergy.wms")
             parts = [f"{k} {entry['scores'][k]:.3f}" for k in shown if k in entry["scores"]]
@@ -653,19 +634,14 @@ class _Logger:
         from PIL import Image
 
         grid = traversal_grid(model, image, n_values=self.config.log.traversal_values)
-        if self.writer is not None:
-            self.writer.add_image("traversal", grid, step)
+        self.trackers.image(step, "traversal", grid)
         path = self.run.traversal_dir / f"step_{step:07d}.png"
         picture = Image.fromarray(to_uint8(grid))
         atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
 
     def close(self) -> None:
         self.bar.close()
-        if self.writer is not None:
-            try:
-                self.writer.close()
-            except OSError as exc:  # a full disk: the events of the last steps are lost, nothing else
-                warnings.warn(f"TensorBoard events of {self.run.path} not all written: {exc}", NsvaeWarning, 2)
+        self.trackers.end_training()
 
 
 def _json_line(entry: dict[str, Any]) -> str:
