@@ -6,6 +6,7 @@ import argparse
 import signal
 
 from ..errors import UserError
+from .slurm_options import add_slurm_arguments, slurm_request
 
 DESCRIPTION = """\
 Run a study: a sweep file whose runs draw learning curves (eval.every) and end
@@ -21,14 +22,25 @@ again; the others train in --work-dir (default runs/NAME): a run whose
 directory is still there is resumed, one whose directory is gone starts over.
 With --commit each finished run's files are committed with git as it ends.
 Ctrl-C or SIGTERM stops the running runs after their current step with a
-checkpoint; the same command continues. Exit status: 0 every run finished,
-1 some run failed, 2 a usage or study-file error, 130/143 interrupted."""
+checkpoint; the same command continues.
+
+With --slurm each stage's (or seed batch's) runs go to SLURM as one job array
+(the resources of the file's [resources] and [slurm] tables or --partition,
+--time, --cpus, --gpus, --mem) and the command waits for them, exporting each
+run as it ends; a preempted or timed-out job checkpoints, is requeued and
+resumes. Ctrl-C stops only the waiting; the same command waits again. --status
+shows each run's state and SLURM job.
+
+Exit status: 0 every run finished, 1 some run failed (or its SLURM job was
+cancelled), 2 a usage or study-file error, 130/143 interrupted."""
 
 EPILOG = """\
 examples:
   nsvae study study-cpu --dry-run
   nice nsvae study study-cpu --workers 2 --commit       (two runs at once, one thread each)
   nice nsvae study study-authors --stage look-2 --commit (a stage marked on_request runs only when named)
+  nsvae study study-paper --slurm --partition gpu --gpus 1 --time 12:00:00 --commit
+  nsvae study study-paper --status
   nsvae plot study-curves studies/study-cpu -o docs/figures/study-cpu.png"""
 
 
@@ -46,10 +58,10 @@ def register(sub) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=2,
         metavar="N",
         help="runs at once, each with cores // N torch threads (default 2: on this project's 2-core machine two "
-        "one-thread runs train 1.18x faster in all than one two-thread run; benchmarks/RESULTS.md)",
+        "one-thread runs train 1.18x faster in all than one two-thread run; benchmarks/RESULTS.md). With --slurm: "
+        "the most jobs that run at once (default: no limit)",
     )
     p.add_argument("--device", metavar="D", help="auto, cpu, cuda or cuda:N for every run (overrides run.device)")
     p.add_argument("--only", nargs="+", metavar="RUN", help="run only these runs of the study")
@@ -93,19 +105,23 @@ def register(sub) -> None:
         help="--summary: only these columns in the final table, the differences and the correlations (the findings "
         "keep theirs)",
     )
+    add_slurm_arguments(p, "study")
     p.set_defaults(run=run_study_command)
 
 
 def run_study_command(args: argparse.Namespace) -> int:
     from ..experiments import study, sweep
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
     if args.device is not None:
         from ..config.schema import DEVICE_PATTERN
 
         if not DEVICE_PATTERN.match(args.device):
             raise UserError(f"--device must be auto, cpu, cuda or cuda:N, got {args.device!r}")
+    request = slurm_request(args)
+    if args.status:
+        return _status(args)
     if args.summary:
         return _summary(args)
     if args.in_flight:
@@ -127,16 +143,22 @@ def run_study_command(args: argparse.Namespace) -> int:
                 f"  {run.name:<{width}}  {what}  {cfg.method}, {cfg.run.steps:,} steps, "
                 f"lr {cfg.optim.lr:g}, batch {cfg.data.batch_size}, curve every {cfg.eval.every:,}{where}"
             )
+        if request is not None:
+            from ..experiments.executors import slurm_resources_for
+
+            resources = slurm_resources_for(spec, args.study, request)
+            print(f"SLURM: {resources.describe()}")
         return 0
     outcome = study.run_study(
         args.study,
         studies_root=args.studies_dir,
         work_dir=args.work_dir,
-        workers=args.workers,
+        workers=args.workers or 2,
         device=args.device,
         commit=args.commit,
         only=args.only,
         stage=args.stage,
+        slurm=request,
     )
     if outcome is None:
         spec = sweep.load_sweep(args.study)
@@ -150,10 +172,32 @@ def run_study_command(args: argparse.Namespace) -> int:
         return 0
     if outcome.failed:
         print(f"nsvae study: failed: {', '.join(outcome.failed)} (errors in {outcome.sweep_dir}/sweep.json)")
+    if outcome.cancelled:
+        print(
+            f"nsvae study: SLURM job cancelled: {', '.join(outcome.cancelled)} (stopped with a checkpoint; "
+            "the same command resumes them)"
+        )
     if outcome.signum is not None:
         print(f"nsvae study: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
         return 128 + outcome.signum
-    return 1 if outcome.failed else 0
+    return 1 if outcome.failed or outcome.cancelled else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..experiments import study, sweep, sweep_status
+
+    spec = sweep.load_sweep(args.study)
+    study.check_study(spec)
+    study_dir = study.study_dir_for(spec, args.studies_dir)
+    work = Path(args.work_dir) if args.work_dir is not None else Path("runs") / spec.name
+    done, _ = study.plan_study(spec, study_dir)
+    names = [r.name for r in spec.runs if not args.only or r.name in args.only]
+    rows, queue_read = sweep_status.sweep_status(work, names, finished_elsewhere=done)
+    title = f"{spec.name} ({len(done)} of {len(spec.runs)} runs in {study_dir}; runs train in {work})"
+    print(sweep_status.format_status(title, rows, queue_read))
+    return 0
 
 
 def _in_flight(args: argparse.Namespace) -> int:

@@ -12,12 +12,14 @@
 3. the runs to do go to an executor, which calls :func:`.worker.execute` for each one
    (train, then evaluate) in its own process: :mod:`.local_pool` (at most
    ``workers`` processes here, a fresh one per run, so that a crash or an
-   out-of-memory kill of one run cannot stop the others) or :mod:`.ray_pool`
-   (each run a Ray task with the sweep's CPU/GPU resources);
+   out-of-memory kill of one run cannot stop the others), :mod:`.ray_pool`
+   (each run a Ray task with the sweep's CPU/GPU resources) or :mod:`.slurm_pool`
+   (each run a task of a SLURM job array, submitted through submitit);
 4. each run's state is its own ``status.json`` (:mod:`.run_state`: one record
    per run, read by the planning above); the driver keeps in
    ``SWEEP_DIR/sweep.json`` (written atomically by this one process) only the
-   sweep's bookkeeping: each run's setting, seed, attempts and times.
+   sweep's bookkeeping: each run's setting, seed, attempts and times (and on
+   SLURM its job: the job id, its log files and how it ended).
 
 A failing run (an exception in training or evaluation, a dead worker) is
 recorded with its error in its own ``status.json``; the others go on. SIGINT
@@ -42,6 +44,7 @@ from .local_pool import run_local
 from .planning import check_existing, evaluation_needed, metrics_to_evaluate, plan_run, plan_sweep
 from .ray_pool import run_ray
 from .run_state import ACTIONS, read_run_state, sweep_state
+from .slurm_resources import SlurmRequest, SlurmResources, resolve_resources
 from .sweep import (
     LOGS_DIR,
     RUNS_DIR,
@@ -71,6 +74,7 @@ __all__ = [
     "run_local",
     "run_ray",
     "run_sweep",
+    "slurm_resources_for",
     "sweep_dir_for",
 ]
 
@@ -95,6 +99,8 @@ class SweepOutcome:
     actions: dict[str, str]
     states: dict[str, str]
     signum: int | None = None
+    #: The runs whose SLURM job was cancelled while this driver waited (each stopped with a checkpoint).
+    cancelled: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def failed(self) -> list[str]:
@@ -112,6 +118,7 @@ def run_sweep(
     only: Sequence[str] | None = None,
     echo: Callable[[str], None] | None = print,
     on_run_end: Callable[[Task, dict[str, Any]], None] | None = None,
+    slurm: SlurmRequest | None = None,
 ) -> SweepOutcome:
     """Run (or continue) the sweep ``source`` in ``out`` (default ``runs/<sweep name>``); see the module doc.
 
@@ -120,23 +127,40 @@ def run_sweep(
     local processes; ``device`` overrides every run's ``run.device``;
     ``only``: run just these run names; ``on_run_end(task, record)`` is called in
     this process as each run ends, after ``sweep.json`` records it (a study
-    exports the run's files there).
+    exports the run's files there); ``slurm``: submit the runs as SLURM jobs
+    with these resources over the sweep file's (:mod:`.slurm_pool`).
     """
     sweep = load_sweep(source)
     sweep_dir = sweep_dir_for(sweep, source, out)
     if workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    resources = None
+    if slurm is not None:
+        if ray is not None:
+            raise UserError("--ray and --slurm exclude each other: give one")
+        from .slurm_pool import check_submitit
+
+        resources = slurm_resources_for(sweep, source, slurm)
+        check_submitit()
     names = [r.name for r in sweep.runs]
     if only:
         unknown = [n for n in only if n not in names]
         if unknown:
             raise UserError(f"the sweep has no run named {unknown[0]!r}; see the names with --dry-run")
     sweep_lock = _hold_sweep_dir(sweep_dir)
-    options = _Options(workers, ray, retry_failed, device, tuple(only or ()), echo or (lambda text: None), on_run_end)
+    options = _Options(
+        workers, ray, retry_failed, device, tuple(only or ()), echo or (lambda text: None), on_run_end, resources
+    )
     try:
         return _run_sweep_locked(sweep, source, sweep_dir, options)
     finally:
         sweep_lock.release()
+
+
+def slurm_resources_for(sweep: Sweep, source: str | os.PathLike, request: SlurmRequest) -> SlurmResources:
+    """What each SLURM job of ``sweep`` asks for: ``request`` (the command line) over its ``[slurm]`` and
+    ``[resources]`` tables."""
+    return resolve_resources(sweep.slurm, sweep.cpus, sweep.gpus, request, str(source))
 
 
 def _hold_sweep_dir(sweep_dir: Path):
@@ -164,6 +188,7 @@ class _Options:
     only: tuple[str, ...]
     echo: Callable[[str], None]
     on_run_end: Callable[[Task, dict[str, Any]], None] | None
+    slurm: SlurmResources | None = None
 
 
 def _bookkeeping(sweep: Sweep, sweep_dir: Path) -> dict[str, Any]:
@@ -183,7 +208,7 @@ def _bookkeeping(sweep: Sweep, sweep_dir: Path) -> dict[str, Any]:
     state["runs"] = {}
     for planned in sweep.runs:  # runs no longer in the file are forgotten (their directories are kept)
         kept = old.get(planned.name, {})
-        entry = {k: kept[k] for k in ("attempts", "started", "ended", "seconds") if k in kept}
+        entry = {k: kept[k] for k in ("attempts", "started", "ended", "seconds", "slurm") if k in kept}
         entry.setdefault("attempts", 0)
         entry.update(setting=planned.setting, seed=planned.seed, values=dict(planned.values))
         state["runs"][planned.name] = entry
@@ -200,25 +225,34 @@ class _Driver:
         self.begun: dict[str, float] = {}
         #: The runs of this invocation whose worker reported a failure (a run another process holds included).
         self.failed: set[str] = set()
+        #: The runs whose SLURM job was cancelled.
+        self.cancelled: set[str] = set()
 
     def __call__(self, kind: str, task: Task, record: dict[str, Any] | None) -> None:
         entry = self.state["runs"][task.name]
         say = self.options.echo
-        if kind in ("started", "submitted"):
+        if record is not None and isinstance(record.get("slurm"), dict):  # the run's SLURM job, kept in sweep.json
+            kept = entry.get("slurm") if kind != "submitted" else None  # a new job replaces the last one's entry
+            entry["slurm"] = {**(kept if isinstance(kept, dict) else {}), **record["slurm"]}
+        if kind in ("started", "submitted", "watching"):
             self.begun[task.name] = time.perf_counter()
-            entry.update(started=timestamp(), attempts=int(entry.get("attempts", 0)) + 1)
-            entry.pop("ended", None)
-            say(f"[{self.ended}/{self.total}] {kind} {task.name} ({self.actions[task.name]})")
+            if kind != "watching":  # "watching": a job an earlier driver submitted, not a new attempt
+                entry.update(started=timestamp(), attempts=int(entry.get("attempts", 0)) + 1)
+                entry.pop("ended", None)
+            job = f" as SLURM job {entry['slurm']['job']}" if kind != "started" and "slurm" in entry else ""
+            say(f"[{self.ended}/{self.total}] {kind} {task.name} ({self.actions[task.name]}){job}")
             write_state(self.sweep_dir, self.state)
             return
         assert record is not None
         self.ended += 1
+        if record.get("state") == "cancelled":
+            self.cancelled.add(task.name)
         if record.get("state") == "failed":
             record = _record_failure(task, record)
             self.failed.add(task.name)
         seconds = record.get("seconds", time.perf_counter() - self.begun.get(task.name, time.perf_counter()))
         entry.update(ended=timestamp(), seconds=round(seconds, 1))
-        if record.get("state") == "failed":
+        if record.get("state") in ("failed", "cancelled"):
             detail = f": {record.get('error')} (log: {task.log_path})"
         else:
             detail = f" at step {record.get('step')}" if record.get("step") is not None else ""
@@ -238,14 +272,28 @@ def _run_sweep_locked(sweep: Sweep, source, sweep_dir: Path, options: _Options) 
 
     # With `only` (a study's batch, --only) the counts are of the selected runs: the others are not touched.
     selected = [n for n in names if not options.only or n in options.only]
-    todo = [r for r in sweep.runs if r.name in selected and actions[r.name] in ("train", "resume", "evaluate")]
+    # On SLURM, a run whose job (submitted by an earlier driver) is still queued or running is watched again.
+    active = {}
+    if options.slurm is not None:
+        from .slurm_jobs import runs_with_active_jobs
+
+        active = runs_with_active_jobs({n: state["runs"][n] for n in selected})
+    todo = [
+        r
+        for r in sweep.runs
+        if r.name in selected
+        and (actions[r.name] in ("train", "resume", "evaluate") or (r.name in active and actions[r.name] == "busy"))
+    ]
     counts = {a: sum(1 for name in selected if actions[name] == a) for a in ACTIONS}
     scope = f"{len(names)} runs" if len(selected) == len(names) else f"{len(selected)} of its {len(names)} runs"
     say = options.echo
     say(f"nsvae sweep: {sweep.name}: {scope} in {sweep_dir} - " + ", ".join(f"{n} {a}" for a, n in counts.items() if n))
     if counts["failed"] and not options.retry_failed:
         say(f"nsvae sweep: {counts['failed']} failed run(s) skipped; --retry-failed runs them again")
-    threads = max(1, usable_cpus() // options.workers) if options.ray is None else max(1, int(sweep.cpus))
+    if options.slurm is not None:
+        threads = options.slurm.cpus
+    else:
+        threads = max(1, usable_cpus() // options.workers) if options.ray is None else max(1, int(sweep.cpus))
     tasks = [
         Task(
             name=r.name,
@@ -260,7 +308,11 @@ def _run_sweep_locked(sweep: Sweep, source, sweep_dir: Path, options: _Options) 
     ]
     driver = _Driver(sweep_dir, state, actions, len(tasks), options)
     signum = None
-    if tasks and options.ray is None:
+    if tasks and options.slurm is not None:
+        from .slurm_pool import run_slurm
+
+        signum = run_slurm(tasks, driver, options.slurm, sweep_dir, sweep.name, active, say)
+    elif tasks and options.ray is None:
         signum = run_local(tasks, options.workers, driver)
     elif tasks:
         local_cpus = options.workers if options.workers > 1 else None
@@ -269,7 +321,8 @@ def _run_sweep_locked(sweep: Sweep, source, sweep_dir: Path, options: _Options) 
     # process) counts as failed for this invocation.
     states = {name: sweep_state(read_run_state(runs_dir / name)) for name in names}
     states.update({name: "failed" for name in driver.failed})
-    return SweepOutcome(sweep_dir=sweep_dir, actions=actions, states=states, signum=signum)
+    cancelled = [name for name in names if name in driver.cancelled]
+    return SweepOutcome(sweep_dir=sweep_dir, actions=actions, states=states, signum=signum, cancelled=cancelled)
 
 
 def _record_failure(task: Task, record: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from typing import Any
 
 from ..cpus import usable_cpus
 from ..errors import UserError
+from .slurm_resources import SlurmRequest
 from .sweep import PlannedRun, Sweep, load_sweep
 
 STUDIES_DIR = "studies"
@@ -499,14 +500,22 @@ def run_study(
     only: Sequence[str] | None = None,
     stage: str | None = None,
     echo: Callable[[str], None] = print,
+    slurm: SlurmRequest | None = None,
 ):
     """Run what is left of study ``source``; returns the sweep's outcome (or None when nothing was left).
 
-    ``stage``: run only that ``[[stages]]`` entry's runs (the only way to run an ``on_request`` stage)."""
+    ``stage``: run only that ``[[stages]]`` entry's runs (the only way to run an ``on_request`` stage);
+    ``slurm``: run each batch as SLURM jobs, with these resources over the study file's."""
     from .executors import run_sweep
 
     sweep = load_sweep(source)
     check_study(sweep)
+    if slurm is not None:  # before any run is exported or planned
+        from .executors import slurm_resources_for
+        from .slurm_pool import check_submitit
+
+        slurm_resources_for(sweep, source, slurm)
+        check_submitit()
     study_dir = study_dir_for(sweep, studies_root)
     done, left = plan_study(sweep, study_dir)
     if only:
@@ -547,7 +556,8 @@ def run_study(
         if record.get("state") != "finished":
             return
         planned = sweep.run(task.name)
-        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"), workers, code)
+        # On SLURM the runs share no machine: no count of runs at once to record.
+        export_run(Path(task.run_dir), study_dir, planned, record.get("seconds"), None if slurm else workers, code)
         write_tables(study_dir)
         n_done = len(finished_runs(study_dir))
         echo(f"nsvae study: {task.name} -> {study_dir / RUNS / task.name} ({n_done}/{len(sweep.runs)} done)")
@@ -556,7 +566,9 @@ def run_study(
 
     outcome = None
     for batch in batches:
-        outcome = run_sweep(source, work, workers=workers, device=device, only=batch, echo=echo, on_run_end=on_run_end)
+        outcome = run_sweep(
+            source, work, workers=workers, device=device, only=batch, echo=echo, on_run_end=on_run_end, slurm=slurm
+        )
         if outcome.signum is not None:
             break
     return outcome

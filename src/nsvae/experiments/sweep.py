@@ -27,9 +27,13 @@ A sweep file names a base config and the keys to vary::
     metrics = ["mig", "sap"]
     overrides = { mig = { num_train = 2000 } }
 
-    [resources]                          # per run: what a Ray task asks for
+    [resources]                          # per run: what a Ray task or a SLURM job asks for
     cpus = 1
     gpus = 0
+
+    [slurm]                              # per run, on SLURM (nsvae.experiments.slurm_resources)
+    partition = "gpu"
+    time = "4:00:00"
 
 Keys are any config key (``nonsyn.alpha``, ``run.seed``, ``method``, ...),
 checked by the config machinery: a misspelt key names the nearest valid one.
@@ -72,6 +76,7 @@ from ..config import shipped_names, shipped_text, toml_io
 from ..config.schema import SEED_KEYS, Config, apply_overrides, resolve_key
 from ..errors import UserError
 from ..names import check_path_component
+from .slurm_resources import parse_slurm_table
 from .stages import Stage, parse_stages
 
 __all__ = [
@@ -91,7 +96,19 @@ RUNS_DIR = "runs"
 LOGS_DIR = "logs"
 
 
-_TOP_KEYS = ("name", "description", "seeds", "base", "set", "grid", "runs", "stages", "evaluation", "resources")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "seeds",
+    "base",
+    "set",
+    "grid",
+    "runs",
+    "stages",
+    "evaluation",
+    "resources",
+    "slurm",
+)
 _ENTRY_KEYS = ("name", "config", "set", "grid")
 _BASE_KEYS = ("config", "set")
 _EVAL_KEYS = ("enabled", "metrics", "protocol", "seed", "overrides")
@@ -157,6 +174,8 @@ class Sweep:
     description: str = ""
     #: The file's ``[[stages]]`` (:mod:`nsvae.experiments.stages`); ``runs`` is in their order.
     stages: tuple[Stage, ...] = ()
+    #: The file's ``[slurm]`` table, checked (:func:`nsvae.experiments.slurm_resources.parse_slurm_table`).
+    slurm: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def run(self, name: str) -> PlannedRun:
         for run in self.runs:
@@ -334,6 +353,7 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
             raise UserError(f"{where}: [resources] {label} must be a finite number >= 0, got {value!r}")
     if cpus <= 0:
         raise UserError(f"{where}: [resources] cpus must be more than 0, got {cpus!r}")
+    slurm = parse_slurm_table(_table(doc.get("slurm"), f"{where}: [slurm]"), f"{where}: [slurm]")
 
     parsed = []
     for i, entry in enumerate(entries):
@@ -397,6 +417,7 @@ def loads_sweep(text: str, where: str = "sweep file", base_dir: str = ".", defau
         name=name,
         runs=tuple(runs),
         stages=stages,
+        slurm=slurm,
         evaluation=evaluation,
         cpus=float(cpus),
         gpus=float(gpus),
