@@ -16,7 +16,7 @@ SRC = ROOT / "src" / "nsvae"
 #: Imports that need a package under another module name than their own.
 IMPLIED = {"torch.utils.tensorboard": "tensorboard"}
 #: Optional features: imported only inside the function that needs them, declared as extras.
-EXTRAS = {"h5py": "hdf5", "ray": "ray"}
+EXTRAS = {"h5py": "hdf5", "ray": "ray", "wandb": "wandb", "mlflow": "mlflow", "submitit": "slurm"}
 
 
 def _imports() -> dict[str, set[str]]:
