@@ -91,3 +91,20 @@ def test_a_study_named_dot_dot_writes_nothing_outside_its_directories(tmp_path, 
 def test_a_run_name_is_one_file_name(name):
     with pytest.raises(UserError, match="name must not"):
         apply_overrides(Config(), {"run.name": name})
+
+
+def test_value_text_is_the_one_formatter_of_run_names_and_labels():
+    # Run names are built from it, so these texts are frozen: a change would rename existing runs.
+    from nsvae.names import value_text
+
+    cases = [(2.5, "2.5"), (5.0, "5"), (1e-4, "0.0001"), (1e-5, "1e-05"), (0.1 + 0.2, "0.30000000000000004")]
+    cases += [(True, "true"), (False, "false"), (3, "3"), ("vae", "vae"), (-0.0, "-0")]
+    assert [value_text(v) for v, _ in cases] == [t for _, t in cases]
+    assert all(float(value_text(v)) == v for v in (2.5, 5.0, 1e-4, 0.1 + 0.2, 1e300))  # floats read back exactly
+
+
+def test_run_names_and_setting_labels_write_values_alike():
+    from nsvae.experiments.sweep import loads_sweep
+
+    sweep = loads_sweep('name = "x"\n[base]\nconfig = "quick-nonsyn"\n[grid]\n"nonsyn.alpha" = [2.5, 5.0, 1e-4]\n')
+    assert [r.name for r in sweep.runs] == ["nonsyn-alpha2.5", "nonsyn-alpha5", "nonsyn-alpha0.0001"]

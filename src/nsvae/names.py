@@ -48,3 +48,16 @@ def check_path_component(name: Any, what: str) -> str:
     if problem:
         raise UserError(f"{what} {name!r} {problem}")
     return name
+
+
+def value_text(value: Any) -> str:
+    """A config value as it reads in a run's name and in a setting's label: ``2.5``, ``5`` for 5.0, ``0.0001``,
+    ``true``, ``vae``. Floats by ``repr`` (the shortest text that reads back as the same float, so two values never
+    share a name) without a trailing ``.0``. Run names are built from it: a change renames existing runs. (A config
+    file's value is TOML, written by :func:`nsvae.config.toml_io.format_value`: strings quoted, lists bracketed.)"""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)

@@ -149,6 +149,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _dry_run(args: argparse.Namespace, request: SlurmRequest | None) -> int:
     from ..experiments import executors, sweep
+    from ..names import value_text
 
     spec = sweep.load_sweep(args.sweep)
     sweep_dir = executors.sweep_dir_for(spec, args.sweep, args.out)
@@ -160,7 +161,7 @@ def _dry_run(args: argparse.Namespace, request: SlurmRequest | None) -> int:
         print(f"SLURM: {executors.slurm_resources_for(spec, args.sweep, request).describe()}")
     width = max(len(r.name) for r in spec.runs)
     for run in spec.runs:
-        values = " ".join(f"{k}={sweep.format_value(v)}" for k, v in run.values.items())
+        values = " ".join(f"{k}={value_text(v)}" for k, v in run.values.items())
         summary = f"{run.config.method}, {run.config.run.steps:,} steps"
         print(f"  {run.name:<{width}}  {actions[run.name]:<8}  {summary}  {values}".rstrip())
     return 0

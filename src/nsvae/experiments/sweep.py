@@ -75,7 +75,7 @@ from ..clock import timestamp
 from ..config import shipped_names, shipped_text, toml_io
 from ..config.schema import SEED_KEYS, Config, apply_overrides, resolve_key
 from ..errors import UserError
-from ..names import check_path_component
+from ..names import check_path_component, value_text
 from .slurm_resources import parse_slurm_table
 from .stages import Stage, parse_stages
 
@@ -448,22 +448,13 @@ def _load_base(source: Any, base_dir: str, where: str) -> Config:
         raise UserError(f"{where}: {exc}") from None
 
 
-def format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
-    return str(value)
-
-
 def _name_part(short: str, key: str, value: Any) -> str:
     """One part of a run name: ``alpha2.5``, ``seed0``, ``no-tensorboard``, or a string value itself (``vae``)."""
     if isinstance(value, bool):
         return short if value else f"no-{short}"
     if isinstance(value, str):
         return value
-    return f"{short}{format_value(value)}"
+    return f"{short}{value_text(value)}"
 
 
 # -- the sweep directory's state ------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config.comparison import OBJECTIVE_SECTIONS
 from ..errors import UserError
+from ..names import value_text
 
 #: Logged steps averaged for a run's final reconstruction error.
 RECON_WINDOW = 5
@@ -121,12 +122,6 @@ def _short(key: str) -> str:
     return name if section in METHOD_SECTIONS or section == "run" else key
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def setting_labels(records: Sequence[RunRecord]) -> list[str]:
     """One label per run: the method and the relevant keys whose values differ between ``records``."""
     from ..config.schema import flatten
@@ -137,7 +132,7 @@ def setting_labels(records: Sequence[RunRecord]) -> list[str]:
     labels = []
     for record, flat in zip(records, flats):
         parts = [record.config.method]
-        parts += [f"{_short(k)}={_format_value(flat[k])}" for k in varying if _relevant(k, record.config.method)]
+        parts += [f"{_short(k)}={value_text(flat[k])}" for k in varying if _relevant(k, record.config.method)]
         labels.append(" ".join(parts))
     return labels
 
