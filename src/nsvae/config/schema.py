@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.dsprites import ORIGINS
-from ..errors import UserError
+from ..errors import FieldError, UserError
 from ..models import NetConfig
 from ..models.nets import ARCHITECTURES, CONVT_INITS, FC_RELUS
 from ..names import path_component_problem
@@ -101,15 +101,15 @@ class RunConfig:
     def __post_init__(self):
         problem = path_component_problem(self.name)  # it names the run's directory (runs/NAME-DATE-TIME)
         if problem:
-            raise ValueError(f"name {problem}, got {self.name!r}")
+            raise FieldError("name", f"name {problem}, got {self.name!r}")
         if self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
+            raise FieldError("steps", f"steps must be at least 1, got {self.steps}")
         if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: torch's default), got {self.threads}")
+            raise FieldError("threads", f"threads must be >= 0 (0: torch's default), got {self.threads}")
         if not DEVICE_PATTERN.match(self.device):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+            raise FieldError("device", f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not 0 <= self.seed < 2**64:
-            raise ValueError(f"seed must be in [0, 2**64), got {self.seed}")
+            raise FieldError("seed", f"seed must be in [0, 2**64), got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -134,15 +134,15 @@ class DataConfig:
 
     def __post_init__(self):
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise FieldError("batch_size", f"batch_size must be at least 1, got {self.batch_size}")
         if self.seed is not None and not 0 <= self.seed < 2**64:
-            raise ValueError(f"seed must be in [0, 2**64) or unset, got {self.seed}")
+            raise FieldError("seed", f"seed must be in [0, 2**64) or unset, got {self.seed}")
         if self.origin not in DSPRITES_ORIGINS:
-            raise ValueError(f"origin must be one of {DSPRITES_ORIGINS}, got {self.origin!r}")
+            raise FieldError("origin", f"origin must be one of {DSPRITES_ORIGINS}, got {self.origin!r}")
         if self.crop_size < 0:
-            raise ValueError(f"crop_size must be >= 0 (0: the dataset's default), got {self.crop_size}")
+            raise FieldError("crop_size", f"crop_size must be >= 0 (0: the dataset's default), got {self.crop_size}")
         if self.channels not in (0, 1, 3):
-            raise ValueError(f"channels must be 0 (the dataset's default), 1 or 3, got {self.channels}")
+            raise FieldError("channels", f"channels must be 0 (the dataset's default), 1 or 3, got {self.channels}")
 
     def load_options(self) -> dict[str, Any]:
         """Keyword options for :func:`nsvae.data.load`."""
@@ -196,14 +196,14 @@ class LogConfig:
             )
         unknown = [name for name in self.trackers if name not in TRACKERS]
         if unknown:
-            raise ValueError(f"trackers may name {', '.join(TRACKERS)}, got {unknown[0]!r}")
+            raise FieldError("trackers", f"trackers may name {', '.join(TRACKERS)}, got {unknown[0]!r}")
         if not self.project.strip():
-            raise ValueError("project must be a name, got an empty string")
+            raise FieldError("project", "project must be a name, got an empty string")
         for name in ("every", "checkpoint_every", "keep_checkpoints", "traversal_values"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise FieldError(name, f"{name} must be at least 1, got {getattr(self, name)}")
         if self.traversal_every < 0:
-            raise ValueError(f"traversal_every must be >= 0 (0: never), got {self.traversal_every}")
+            raise FieldError("traversal_every", f"traversal_every must be >= 0 (0: never), got {self.traversal_every}")
 
 
 @dataclass(frozen=True)
@@ -225,13 +225,13 @@ class EvalConfig:
 
     def __post_init__(self):
         if not isinstance(self.whole_dataset, bool):
-            raise ValueError(f"whole_dataset must be true or false, got {self.whole_dataset!r}")
+            raise FieldError("whole_dataset", f"whole_dataset must be true or false, got {self.whole_dataset!r}")
         if self.every < 0:
-            raise ValueError(f"every must be >= 0 (0: never), got {self.every}")
+            raise FieldError("every", f"every must be >= 0 (0: never), got {self.every}")
         if self.pool < 100 or self.votes < 1:
-            raise ValueError(f"pool must be >= 100 and votes >= 1, got {self.pool} and {self.votes}")
+            raise FieldError("pool", f"pool must be >= 100 and votes >= 1, got {self.pool} and {self.votes}")
         if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be in [0, 2**63), got {self.seed}")
+            raise FieldError("seed", f"seed must be in [0, 2**63), got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ class Config:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {tuple(METHODS)}, got {self.method!r}")
+            raise FieldError("method", f"method must be one of {tuple(METHODS)}, got {self.method!r}")
 
     def method_config(self):
         """The chosen method's config (the plain VAE has none: an empty ``VAEConfig``)."""
@@ -400,12 +400,10 @@ def _build_section(section: str, cls: type, values: Mapping[str, Any], where: st
         kwargs[name] = _coerce(key, value, types[name])
     try:
         return cls(**kwargs)
+    except FieldError as exc:  # the sections' checks name the field they refuse
+        raise UserError(f"config key {section + '.' + exc.field!r}: {exc}") from None
     except (ValueError, TypeError) as exc:
-        message = str(exc)
-        first = message.split(" ", 1)[0]
-        if first in types:  # the dataclasses' messages start with the field's name
-            raise UserError(f"config key {section + '.' + first!r}: {message}") from None
-        raise UserError(f"invalid [{section}] settings: {message}") from None
+        raise UserError(f"invalid [{section}] settings: {exc}") from None
 
 
 def from_dict(document: Mapping[str, Any], where: str = "") -> Config:

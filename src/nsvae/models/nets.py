@@ -48,6 +48,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import FieldError
+
 ARCHITECTURES = ("conv", "conv_rgb", "dlib_conv", "mlp")
 FC_RELUS = ("final", "paper")
 CONVT_INITS = ("modern", "pytorch0.4")
@@ -67,15 +69,18 @@ class NetConfig:
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+            raise FieldError("architecture", f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.fc_relus not in FC_RELUS:
-            raise ValueError(f"fc_relus must be one of {FC_RELUS}, got {self.fc_relus!r}")
+            raise FieldError("fc_relus", f"fc_relus must be one of {FC_RELUS}, got {self.fc_relus!r}")
         if self.convtranspose_init not in CONVT_INITS:
-            raise ValueError(f"convtranspose_init must be one of {CONVT_INITS}, got {self.convtranspose_init!r}")
+            raise FieldError(
+                "convtranspose_init",
+                f"convtranspose_init must be one of {CONVT_INITS}, got {self.convtranspose_init!r}",
+            )
         if self.z_dim < 1:
-            raise ValueError(f"z_dim must be at least 1, got {self.z_dim}")
+            raise FieldError("z_dim", f"z_dim must be at least 1, got {self.z_dim}")
         if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+            raise FieldError("channels", f"channels must be 1 or 3, got {self.channels}")
 
 
 def _conv_stack(channels: int, small_kernels: bool = False) -> nn.Sequential:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
+from ..errors import FieldError
 from ..models import VAE
 from .losses import kl_elementwise, kl_total, reconstruction
 from .step_logs import StepLogs
@@ -38,7 +39,7 @@ def check_ranges(config: Any, **rules: str) -> None:
     for name, rule in rules.items():
         value = getattr(config, name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value}")
+            raise FieldError(name, f"{name} must be a finite number, got {value}")
         ok = {
             "positive": lambda v: v > 0,
             "nonnegative": lambda v: v >= 0,
@@ -54,7 +55,7 @@ def check_ranges(config: Any, **rules: str) -> None:
                 "open_unit": "in (0, 1)",
                 "count": "at least 1",
             }[rule]
-            raise ValueError(f"{name} must be {wanted}, got {value}")
+            raise FieldError(name, f"{name} must be {wanted}, got {value}")
 
 
 #: Where Adam adds eps: "modern" (today's torch.optim.Adam: to the bias-corrected sqrt(v)) or "pytorch0.4"
@@ -79,7 +80,9 @@ class OptimConfig:
     def __post_init__(self):
         check_ranges(self, lr="positive", beta1="unit", beta2="unit", eps="positive")
         if self.eps_placement not in EPS_PLACEMENTS:
-            raise ValueError(f"eps_placement must be one of {EPS_PLACEMENTS}, got {self.eps_placement!r}")
+            raise FieldError(
+                "eps_placement", f"eps_placement must be one of {EPS_PLACEMENTS}, got {self.eps_placement!r}"
+            )
 
     def adam(self, params) -> torch.optim.Optimizer:
         return make_adam(

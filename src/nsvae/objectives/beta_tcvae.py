@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import FieldError
 from .base import Objective, check_ranges
 from .losses import gaussian_log_density
 
@@ -53,7 +54,7 @@ class BetaTCVAEConfig:
     def __post_init__(self):
         check_ranges(self, beta="nonnegative", alpha="nonnegative", gamma="nonnegative")
         if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+            raise FieldError("estimator", f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
 
 
 @functools.lru_cache(maxsize=8)

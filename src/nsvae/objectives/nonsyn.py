@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import FieldError
 from .base import Objective, check_ranges
 from .losses import kl_elementwise, kl_subset
 from .selection import SELECTIONS, greedy_select, sorted_select
@@ -61,13 +62,17 @@ class NonSynConfig:
     def __post_init__(self):
         check_ranges(self, alpha="nonnegative", omega="open_unit")
         if self.synergy_source not in SYNERGY_SOURCES:
-            raise ValueError(f"synergy_source must be one of {SYNERGY_SOURCES}, got {self.synergy_source!r}")
+            raise FieldError(
+                "synergy_source", f"synergy_source must be one of {SYNERGY_SOURCES}, got {self.synergy_source!r}"
+            )
         if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {tuple(SELECTIONS)}, got {self.selection!r}")
+            raise FieldError("selection", f"selection must be one of {tuple(SELECTIONS)}, got {self.selection!r}")
         if self.update not in UPDATES:
-            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
+            raise FieldError("update", f"update must be one of {UPDATES}, got {self.update!r}")
         if self.update == "joint" and self.synergy_source != "same_forward":
-            raise ValueError("update='joint' takes the synergy from the same forward (synergy_source='same_forward')")
+            raise FieldError(
+                "update", "update='joint' takes the synergy from the same forward (synergy_source='same_forward')"
+            )
 
 
 class NonSynObjective(Objective):
