@@ -76,8 +76,12 @@ def evaluate_run(
     progress: bool = True,
     n_jobs: int | None = None,
     write: bool = True,
+    table: str | bool = "auto",
 ) -> dict[str, Any]:
-    """Score checkpoint ``step`` (default: the latest) of ``run`` and write ``eval.json``; returns the result."""
+    """Score checkpoint ``step`` (default: the latest) of ``run`` and write ``eval.json``; returns the result.
+
+    ``table``: as :func:`nsvae.metrics.evaluate` (``"auto"``: encode the whole dataset once when a metric gains from
+    it; ``False``: pools only, faster, and the synergy metric and Chen's MIG then use their pool estimators)."""
     from .config import open_dataset
     from .metrics import DEFAULT_METRICS, evaluate
     from .metrics.protocols import resolve
@@ -120,6 +124,7 @@ def evaluate_run(
                 seed=seed,
                 progress=progress,
                 n_jobs=n_jobs or usable_cpus(),
+                table=table,
                 on_error="record",
                 on_metric=so_far.update,
             )

@@ -221,3 +221,23 @@ def test_sigterm_during_evaluate_keeps_the_computed_metrics_and_exits_143(traine
     assert stderr.strip().splitlines()[-1] == "nsvae evaluate: stopped by SIGTERM"
     assert "the 1 metric(s) already computed (mig)" in stderr
     assert set(read_eval(run.path)["results"]["default"]["metrics"]) == {"mig"}
+
+
+def test_no_table_scores_on_pools_only(trained_run, tmp_path, capsys, monkeypatch):
+    """``--no-table``: the synergy metric (which asks for the whole-dataset table) runs on the pool without encoding
+    the 737,280 images first."""
+    import importlib
+
+    evaluate_module = importlib.import_module("nsvae.metrics.evaluate")  # the package exports a function of that name
+    run = _copy_of(trained_run, tmp_path)
+
+    def no_table(*args, **kwargs):
+        raise AssertionError("the whole dataset was encoded")
+
+    monkeypatch.setattr(evaluate_module, "encode_table", no_table)
+    argv = ["evaluate", str(run.path), "--metrics", "synergy", "--no-table", "--no-progress", "--json", "--n-jobs", "1"]
+    argv += ["--set", "synergy.num_train=600", "--set", "synergy.num_samples=300"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["encoding"]["table"] is False
+    assert result["metrics"]["synergy"]["protocol"]["reference"] == "pool"

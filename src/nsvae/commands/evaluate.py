@@ -52,6 +52,12 @@ def register(sub) -> None:
         metavar="METRIC.PARAM=VALUE",
         help="change one protocol parameter, e.g. --set mig.num_bins=30 (repeatable)",
     )
+    p.add_argument(
+        "--no-table",
+        action="store_true",
+        help="score on pools only, without encoding the whole dataset first (faster; the synergy metric and Chen's "
+        "MIG then use their pool estimators, recorded in their protocol)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(run=run_evaluate)
@@ -87,6 +93,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         overrides=parse_overrides(args.overrides),
         progress=not args.no_progress,
         n_jobs=args.n_jobs,
+        table=False if args.no_table else "auto",
     )
     if args.json:
         print(json.dumps(result, indent=2))
