@@ -15,8 +15,9 @@ Files are written atomically (a temporary file in the same directory, then
 ``os.replace``), so a crash or a kill never leaves a half-written checkpoint,
 config or status where a reader would find it. Each checkpoint has a
 ``step_XXXXXXX.pt.sha256`` beside it (``sha256sum`` format), checked whenever
-the checkpoint is read; one without it (older runs) is checked against the
-CRC-32 of every record of its zip archive. nsvae never follows a symbolic
+the checkpoint is read; one without it (older runs, or a kill between the
+checkpoint and its checksum file) is checked against the CRC-32 of every
+record of its zip archive. nsvae never follows a symbolic
 link out of a run directory and only deletes files a run writes
 (docs/reliability.md).
 """
@@ -395,8 +396,8 @@ class Run:
     def verify_checkpoint(self, path: Path) -> str:
         """``''`` if the checkpoint at ``path`` is intact, else what is wrong with it.
 
-        With a ``.sha256`` beside it: the SHA-256 of the whole file; without
-        (checkpoints of older versions): the CRC-32 of every record of the zip.
+        With a ``.sha256`` beside it: the SHA-256 of the whole file; without (checkpoints of older versions, or a
+        kill after the checkpoint and before its checksum file): the CRC-32 of every record of the zip.
         """
         return verify_checkpoint_file(path)
 
