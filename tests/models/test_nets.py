@@ -123,3 +123,27 @@ def test_dlib_discriminator_layer_table():
     assert slopes == [0.2] * 6
     assert sum(p.numel() for p in disc.parameters()) == (10 * 1000 + 1000) + 5 * (1000 * 1000 + 1000) + (1000 * 2 + 2)
     assert sum(p.numel() for p in disc.parameters()) == 5_018_002
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_mlp_net_is_the_originals_mlp_layer_for_layer(channels):
+    """The named ablation `architecture = "mlp"` (docs/training.md, "Named ablations"): the original's MLP variant,
+    4096c -> 1200 -> 1200 (ReLU) -> 2d and d -> 1200 -> 1200 -> 1200 (Tanh) -> 4096c, nothing more."""
+    d, pixels = 7, channels * 64 * 64
+    vae = VAE(NetConfig(architecture="mlp", z_dim=d, channels=channels))
+    linear = [(m.in_features, m.out_features) for m in vae.modules() if isinstance(m, nn.Linear)]
+    assert linear == [
+        (pixels, 1200),
+        (1200, 1200),
+        (1200, 2 * d),
+        (d, 1200),
+        (1200, 1200),
+        (1200, 1200),
+        (1200, pixels),
+    ]
+    assert [type(m) for m in vae.encoder if not isinstance(m, (nn.Linear, nn.Flatten))] == [nn.ReLU, nn.ReLU]
+    assert [type(m) for m in vae.decoder if not isinstance(m, (nn.Linear, nn.Unflatten))] == [nn.Tanh] * 3
+    assert sum(p.numel() for p in vae.parameters()) == sum(i * o + o for i, o in linear)
+    x = torch.rand(2, channels, 64, 64)
+    mu, logvar = vae.encode(x)
+    assert mu.shape == logvar.shape == (2, d) and vae.decode(mu).shape == x.shape
