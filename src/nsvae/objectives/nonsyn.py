@@ -108,38 +108,17 @@ class NonSynObjective(Objective):
         return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
 
     def train_step(self, x, x2=None, generator=None):
+        """One iteration on the update path the config names (one method each); the logs are the same for all."""
         cfg = self.config
         out = self.forward(x, generator)
-        recon, kl_el, kl = out.recon, out.kl_el, out.kl
-        elbo = recon + kl
-        if cfg.synergy_source == "same_forward":
-            # The selection needs the d per-latent KLs on the host. Their copy starts now and is read
-            # once the ELBO backward is queued behind it, so on CUDA the host waits while the GPU
-            # computes that backward instead of the GPU idling while the host selects. Both gradients
-            # are taken at the same point (no step yet), as in the original.
-            pending = HostCopy(kl_el.detach().mean(dim=0).double())
-            self.optimizer.zero_grad(set_to_none=True)
-            elbo.backward(retain_graph=True)
-            syn_loss, best, worst, per_dim = self.synergy(kl_el, pending.result())
-            if cfg.update == "joint":
-                if syn_loss.requires_grad:
-                    syn_loss.backward()  # accumulates onto the ELBO's: the gradient of recon + KL + α·Syn
-                self.optimizer.step()
-            else:
-                g_syn = self._encoder_gradient(syn_loss, worst, retain=False)
-                self.optimizer.step()  # the ELBO step
-                self.synergy_step(g_syn)
+        recon, kl_el = out.recon, out.kl_el
+        elbo = recon + out.kl
+        if cfg.synergy_source != "same_forward":
+            syn_loss, best, worst, per_dim = self._synergy_after_the_elbo_step(elbo, x, x2)
+        elif cfg.update == "joint":
+            syn_loss, best, worst, per_dim = self._joint_step(elbo, kl_el)
         else:
-            self.optimizer.zero_grad(set_to_none=True)
-            elbo.backward()
-            self.optimizer.step()  # the ELBO step
-            if cfg.synergy_source == "second_batch" and x2 is None:
-                raise ValueError("synergy_source='second_batch' needs a second batch x2")
-            source = x if cfg.synergy_source == "re_encode" else x2
-            mu_s, logvar_s = self.model.encode(source)
-            syn_loss, best, worst, _ = self.synergy(kl_elementwise(mu_s, logvar_s))
-            per_dim = None  # the logs describe the first forward
-            self.synergy_step(self._encoder_gradient(syn_loss, worst, retain=False))
+            syn_loss, best, worst, per_dim = self._two_steps_from_one_forward(elbo, kl_el)
         self.iteration += 1
         self.best_counts[best] += 1
         self.worst_counts[worst] += 1
@@ -154,6 +133,50 @@ class NonSynObjective(Objective):
             loss=elbo.detach() + syn_loss,
         )
         return self.step_logs(logs)
+
+    def _backward_with_the_kls_on_the_host(self, elbo: torch.Tensor, kl_el: torch.Tensor):
+        """The ELBO's backward, and the selection on the batch-mean KLs of the same forward.
+
+        The selection needs the d per-latent KLs on the host. Their copy starts first and is read once the ELBO
+        backward is queued behind it, so on CUDA the host waits while the GPU computes that backward instead of the
+        GPU idling while the host selects. Both gradients are taken at the same point (no step yet), as in the
+        original."""
+        pending = HostCopy(kl_el.detach().mean(dim=0).double())
+        self.optimizer.zero_grad(set_to_none=True)
+        elbo.backward(retain_graph=True)
+        return self.synergy(kl_el, pending.result())
+
+    def _two_steps_from_one_forward(self, elbo: torch.Tensor, kl_el: torch.Tensor):
+        """The faithful update: the synergy gradient of the ELBO step's forward, then the ELBO step, then the
+        synergy step (encoder: that gradient; decoder: zero-filled, a momentum-only move)."""
+        syn_loss, best, worst, per_dim = self._backward_with_the_kls_on_the_host(elbo, kl_el)
+        g_syn = self._encoder_gradient(syn_loss, worst, retain=False)
+        self.optimizer.step()  # the ELBO step
+        self.synergy_step(g_syn)
+        return syn_loss, best, worst, per_dim
+
+    def _joint_step(self, elbo: torch.Tensor, kl_el: torch.Tensor):
+        """The ablation ``update = "joint"``: one step on the gradient of recon + KL + α·Syn."""
+        syn_loss, best, worst, per_dim = self._backward_with_the_kls_on_the_host(elbo, kl_el)
+        if syn_loss.requires_grad:
+            syn_loss.backward()  # accumulates onto the ELBO's
+        self.optimizer.step()
+        return syn_loss, best, worst, per_dim
+
+    def _synergy_after_the_elbo_step(self, elbo: torch.Tensor, x, x2):
+        """The ablations ``synergy_source = "re_encode" | "second_batch"``: the ELBO step, then the selection and
+        the synergy step on a fresh encoding of the same batch or of a second one."""
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        elbo.backward()
+        self.optimizer.step()  # the ELBO step
+        if cfg.synergy_source == "second_batch" and x2 is None:
+            raise ValueError("synergy_source='second_batch' needs a second batch x2")
+        source = x if cfg.synergy_source == "re_encode" else x2
+        mu_s, logvar_s = self.model.encode(source)
+        syn_loss, best, worst, _ = self.synergy(kl_elementwise(mu_s, logvar_s))
+        self.synergy_step(self._encoder_gradient(syn_loss, worst, retain=False))
+        return syn_loss, best, worst, None  # the logs describe the first forward
 
     def synergy_step(self, encoder_grads: list[torch.Tensor]) -> None:
         """The second Adam step: encoder gradients given, decoder zero-filled (or left out)."""
