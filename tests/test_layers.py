@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "nsvae.locks",
             "nsvae.processes",
             "nsvae.pictures",
+            "nsvae.stop_signals",
         ),
     ),
     ("info", ("nsvae.info",)),

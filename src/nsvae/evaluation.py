@@ -19,17 +19,15 @@ the run's evaluation lock).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
 from .cpus import usable_cpus
-from .errors import NsvaeWarning, Terminated, UserError
+from .errors import NsvaeWarning, UserError
+from .stop_signals import sigterm_interrupts
 
 EVAL_FILE = "eval.json"
 
@@ -87,8 +85,8 @@ def evaluate_run(
     from .metrics.protocols import resolve
     from .train import load_run
     from .train.allocator import keep_freed_memory
+    from .train.device import resolve_device
     from .train.latents import posterior_encoder
-    from .train.trainer import resolve_device
 
     run = load_run(run) if not hasattr(run, "load_model") else run
     if not run.checkpoints():
@@ -113,7 +111,7 @@ def evaluate_run(
             "such as dsprites"
         )
     so_far: dict[str, Any] = {}
-    with keep_freed_memory(active=dev.type == "cpu"), _sigterm_interrupts():
+    with keep_freed_memory(active=dev.type == "cpu"), sigterm_interrupts():
         try:
             result = evaluate(
                 data,
@@ -162,26 +160,6 @@ def _log_to_trackers(run, step: int, protocol: str, result: dict[str, Any]) -> N
     from .train.trackers import log_evaluation
 
     log_evaluation(run, step, headline_scores(result), protocol)
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM raises :class:`~nsvae.errors.Terminated` (a KeyboardInterrupt) for the duration, as Ctrl-C does, so
-    an evaluation stopped by ``kill`` or ``timeout`` keeps the metrics it has computed. Only where SIGTERM still has
-    its default action (a sweep worker's own handler is left alone) and only in the main thread (the only one that
-    can set handlers)."""
-
-    def interrupt(signum, frame):
-        raise Terminated
-
-    previous = None
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _check_latents(z_dim: int, metrics: tuple[str, ...]) -> None:
@@ -310,8 +288,8 @@ def udr_sample_of_run(run, step: int | None = None, device: str = "auto") -> dic
     from .config import open_dataset
     from .metrics.udr import DEFAULT_PROTOCOL, udr_sample
     from .train import load_run
+    from .train.device import resolve_device
     from .train.latents import posterior_encoder
-    from .train.trainer import resolve_device
 
     run = load_run(run) if not hasattr(run, "load_model") else run
     dev = resolve_device(device)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..train.trainer import StopSignals
+from ..stop_signals import StopSignals
 from .worker import Task, execute
 
 Event = Callable[[str, Task, dict[str, Any] | None], None]
@@ -26,7 +26,7 @@ Event = Callable[[str, Task, dict[str, Any] | None], None]
 class _Stop(StopSignals):
     """SIGINT/SIGTERM in the driver: stop starting runs and ask the running ones to checkpoint and stop.
 
-    The trainer's :class:`~nsvae.train.trainer.StopSignals` (handlers in the main thread only, restored on
+    The trainer's :class:`~nsvae.stop_signals.StopSignals` (handlers in the main thread only, restored on
     exit), with a message, a callback, and any second signal abandoning the runs.
     """
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..clock import timestamp
 from ..errors import Terminated, UserError
-from ..train.trainer import StopSignals
+from ..stop_signals import StopSignals
 from . import slurm_jobs
 from .local_pool import Event
 from .run_state import BUSY, read_run_state

@@ -44,14 +44,16 @@ from ..config import apply_overrides, load_config, open_dataset
 from ..config.schema import Config, flatten, to_dict
 from ..errors import UserError
 from ..pictures import to_uint8
+from ..stop_signals import StopSignals
 from .allocator import keep_freed_memory
+from .device import resolve_device, torch_settings
 from .divergence import DivergenceWatch
 from .latents import traversal_grid
 from .learning_curve import CurveRecorder
 from .run import CHECKPOINT_FORMAT, CONFIG_FILE, Run
 from .trackers import check_installed, curve_scalars, open_trackers, step_scalars
 
-__all__ = ["DiskFull", "TrainingDiverged", "fit", "resolve_device", "resume", "start", "validate"]
+__all__ = ["DiskFull", "TrainingDiverged", "fit", "resume", "start", "validate"]
 
 Callback = Callable[[int, dict[str, Any]], None]
 
@@ -77,74 +79,6 @@ def derive_seed(seed: int, *stream: int) -> int:
 NOISE_STREAM = 1  # derive_seed(run.seed, 1): reparametrisation and permutation noise
 GLOBAL_STREAM = 2  # derive_seed(run.seed, 2): torch's global generator during training (unused by the methods)
 SECOND_BATCH_STREAM = 1  # derive_seed(data.seed, 1): the second batch stream
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> CUDA if available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given (checked)."""
-    from ..config.schema import DEVICE_PATTERN
-
-    if not isinstance(spec, str) or not DEVICE_PATTERN.match(spec):
-        raise UserError(f"--device (run.device) must be auto, cpu, cuda or cuda:N, got {spec!r}")
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"device {spec!r} asked for, but CUDA is not available here; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UserError(f"device {spec!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
-
-
-@contextlib.contextmanager
-def torch_settings(deterministic: bool, threads: int):
-    """Deterministic algorithms and the thread count for the duration of training (restored after)."""
-    saved = (
-        torch.are_deterministic_algorithms_enabled(),
-        torch.backends.cudnn.deterministic,
-        torch.backends.cudnn.benchmark,
-        torch.get_num_threads(),
-    )
-    try:
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # required by deterministic cuBLAS
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.deterministic = True
-            torch.backends.cudnn.benchmark = False
-        if threads:
-            torch.set_num_threads(threads)
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
-        torch.set_num_threads(saved[3])
-
-
-class StopSignals:
-    """SIGINT / SIGTERM set :attr:`signum`; the loop finishes its step, checkpoints and stops.
-
-    A second Ctrl-C raises ``KeyboardInterrupt`` at once. Handlers are only
-    installed in the main thread and are restored on exit.
-    """
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
