@@ -333,6 +333,29 @@ def test_a_stopped_job_requeues_itself_only_when_slurm_is_not_ending_it(monkeypa
     assert slurm_pool._slurm_ends_the_job(_Environment(cluster)) is ends
 
 
+@pytest.mark.parametrize(("queue_after", "exits"), [({"12_3": "REQUEUED"}, True), ({"12_3": "RUNNING"}, False)])
+def test_a_requeue_scontrol_calls_failed_is_judged_by_the_queue(monkeypatch, queue_after, exits):
+    """Seen under load: `scontrol requeue` exited non-zero although the job was requeued; the attempt then wrote an
+    "interrupted" result and the driver stopped watching a job that ran again. The queue now decides."""
+    import subprocess
+
+    queues = iter([{"12_3": "RUNNING"}, queue_after])  # before the requeue; after scontrol's refusal
+    monkeypatch.setattr(slurm_jobs, "queue_states", lambda jobs: next(queues))
+
+    def refused(signum, frame):
+        raise subprocess.CalledProcessError(1, ["scontrol", "requeue", "12_3"])
+
+    record = {"state": "interrupted", "phase": "train", "error": "", "step": 119}
+    if exits:
+        with pytest.raises(SystemExit) as info:
+            slurm_pool.requeue_if_stopped(record, refused, 12, _Environment("slurm"))
+        assert info.value.code == slurm_pool.EXIT_LEFT_TO_SLURM
+    else:  # still RUNNING: the requeue truly failed; the driver reports the run interrupted
+        assert slurm_pool.requeue_if_stopped(record, refused, 12, _Environment("slurm")) is record
+    finished = {"state": "finished", "phase": "train", "error": "", "step": 900}
+    assert slurm_pool.requeue_if_stopped(finished, refused, 12, _Environment("slurm")) is finished
+
+
 def test_a_job_stopped_by_sigterm_checkpoints_requeues_and_resumes_exactly(dsprites, tmp_path, capsys, monkeypatch):
     """submitit's local executor runs the same protocol as SLURM: its controller forwards SIGTERM to the job, which
     checkpoints; submitit's handler requeues it (exit 144, the controller starts it again) and the run resumes."""

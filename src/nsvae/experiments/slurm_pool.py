@@ -136,14 +136,26 @@ def run_job(task: Task) -> dict[str, Any]:
         except KeyboardInterrupt:  # a signal after the run ended (or before it began): resumed where it is
             record = {"state": "interrupted", "phase": "train", "error": "", "step": read_run_state(task.run_dir).step}
         signals.raising = False
+    return requeue_if_stopped(record, requeue, warning, environment)
+
+
+def requeue_if_stopped(record: dict[str, Any], requeue: Any, warning: int, environment) -> dict[str, Any]:
+    """After the run: a run a signal stopped is requeued here (submitit's ``requeue`` handler exits this process)
+    unless SLURM is ending the job itself, where this process exits without a result; any other record is the
+    job's result."""
     if record.get("state") != "interrupted" or not callable(requeue):
         return record
     if _slurm_ends_the_job(environment):
         # SLURM cancels, requeues or preempts the job itself: no result file, so that the driver keeps waiting for a
         # job that comes back and reads from the queue how one that does not ended.
         sys.exit(EXIT_LEFT_TO_SLURM)
-    with contextlib.suppress(subprocess.CalledProcessError):  # scontrol refused (the job ended meanwhile)
+    try:
         requeue(warning, None)  # writes SlurmRun.checkpoint's submission, requeues the job, exits this process
+    except subprocess.CalledProcessError:
+        # scontrol said no. Under load it has said so of a requeue that took effect (the job was requeued and
+        # started again while this attempt wrote a result the driver took as final): the queue decides.
+        if _slurm_ends_the_job(environment):
+            sys.exit(EXIT_LEFT_TO_SLURM)
     return record  # not requeued: the driver reports the run interrupted, the same command resumes it
 
 
