@@ -212,7 +212,7 @@ STAMP_FILE = ".verified.json"
 def file_digest(path: Path, algorithm: str = "sha256", on_block: Callable[[int], Any] | None = None) -> str:
     """The hex digest (``hashlib`` algorithm name) of the file at ``path``, read in 4 MiB blocks; ``on_block(n)``
     is called with each block's size (a progress bar)."""
-    digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
+    digest = hashlib.new(algorithm, usedforsecurity=False)  # a checksum, not a security measure
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)

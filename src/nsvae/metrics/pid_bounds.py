@@ -63,7 +63,7 @@ import numpy as np
 from .protocols import resolve
 from .synergy import posterior_population
 from .synergy_pool import BestSubset, PoolKernel, class_index, eliminate_backward
-from .synergy_table import PRIOR_MIX, table_single_latent_information
+from .synergy_table import PRIOR_MIX, class_onehots, table_single_latent_information
 from .utils import CodePool, MetricInputError, check_ground_truth, check_posterior, check_score
 
 REFERENCE = (
@@ -200,14 +200,7 @@ def table_subset_information(
     else:
         if table_factors is None or len(table_factors) != n_table:
             raise MetricInputError("unibound: the table terms need the factors of every table row")
-        onehots, priors = [], []
-        for i in range(k):
-            values = np.asarray(table_factors[:, i])
-            size = int(max(values.max(), factors[:, i].max())) + 1
-            oh = np.zeros((n_table, size), dtype=np.float32)
-            oh[np.arange(n_table), values] = 1.0
-            onehots.append(oh)
-            priors.append(oh.mean(axis=0).astype(np.float64))
+        onehots, priors = class_onehots(table_factors, factors)
     h_v = np.array([float(-(pv[pv > 0] * np.log(pv[pv > 0])).sum()) for pv in priors])
     ce = np.zeros((len(drop), k))
     chunk = max(1, min(int(chunk), _PIECES_BUDGET // max(1, d * n_table)))

@@ -79,14 +79,7 @@ def joint_information_full_table(
     else:
         if table_factors is None or len(table_factors) != n_table:
             raise MetricInputError("synergy: the full-table joint term needs the factors of every table row")
-        onehots, priors = [], []
-        for i in range(k):
-            values = np.asarray(table_factors[:, i])
-            size = int(max(values.max(), factors[:, i].max())) + 1
-            oh = np.zeros((n_table, size), dtype=np.float32)
-            oh[np.arange(n_table), values] = 1.0
-            onehots.append(oh)
-            priors.append(oh.mean(axis=0).astype(np.float64))
+        onehots, priors = class_onehots(table_factors, factors)
     h_v = np.array([float(-(pv[pv > 0] * np.log(pv[pv > 0])).sum()) for pv in priors])
     ce = np.zeros(k)
     for start in range(0, len(z), chunk):
@@ -126,3 +119,19 @@ def table_grid(data, n_table: int) -> tuple[tuple[int, ...], tuple[int, ...]] | 
         if np.array_equal(data.factors_of(probe), expected)
         else None
     )
+
+
+def class_onehots(table_factors: np.ndarray, factors: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per factor, the one-hot classes of every table row (float32 ``(n_table, |V|)``, ``|V|`` covering the
+    table's and the sample's classes) and the table's class frequencies p(v): the class sums of a table whose rows
+    are not the factor grid."""
+    onehots, priors = [], []
+    n_table = len(table_factors)
+    for i in range(factors.shape[1]):
+        values = np.asarray(table_factors[:, i])
+        size = int(max(values.max(), factors[:, i].max())) + 1
+        onehot = np.zeros((n_table, size), dtype=np.float32)
+        onehot[np.arange(n_table), values] = 1.0
+        onehots.append(onehot)
+        priors.append(onehot.mean(axis=0).astype(np.float64))
+    return onehots, priors
