@@ -34,7 +34,9 @@ from nsvae.train.trackers import (
 mlflow = pytest.importorskip("mlflow")
 wandb = pytest.importorskip("wandb")
 
-WANDB_CLI = Path(sys.executable).with_name("wandb")
+# W&B's CLI through the interpreter that imports it: an environment that borrows its packages from another (the
+# sdist test's) has no `wandb` script of its own beside its python.
+WANDB_CLI = [sys.executable, "-m", "wandb"]
 SMALL_CURVE = {"eval.every": 6, "eval.pool": 300, "eval.votes": 5}
 
 
@@ -320,7 +322,7 @@ def _wandb_sessions(run: Run) -> list[list[dict]]:
     sessions = []
     for path in (run.path / "wandb").glob("offline-run-*/run-*.wandb"):
         text = subprocess.run(
-            [str(WANDB_CLI), "leet", "inspect", "--json", str(path)],
+            [*WANDB_CLI, "leet", "inspect", "--json", str(path)],
             capture_output=True,
             text=True,
             check=True,
