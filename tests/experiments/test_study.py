@@ -208,3 +208,99 @@ def test_in_flight_curve_points_are_written_and_replaced_by_the_finished_files(s
     assert _run(spec, tmp_path, "--workers", "1") == 0
     assert not in_flight.exists()  # the run's files replaced its in-flight points
     assert (tmp_path / "studies" / "tiny-study" / "runs" / "vae-seed1" / "final.json").is_file()
+
+
+# -- carrying a run's training state in the repository (nsvae.experiments.study_carry) ----------------------------
+
+
+def test_a_carried_run_resumes_on_a_fresh_machine_as_the_kept_machine_would_have(spec, tmp_path, capsys):
+    import os
+    import signal
+    import tarfile
+
+    import torch
+
+    import nsvae
+    from nsvae.train.learning_curve import read_curve
+    from nsvae.train.run import Run
+
+    config = loads_sweep(SPEC).run("vae-seed1").config
+    whole = nsvae.train(config, out=tmp_path / "whole")
+
+    def stop_at_7(step, logs):
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    work = tmp_path / "work"
+    nsvae.train(config, out=work / "runs" / "vae-seed1", callback=stop_at_7)
+    assert _run(spec, tmp_path, "--in-flight", "--carry") == 0
+    assert "training state of 1 run(s) carried (vae-seed1 7)" in capsys.readouterr().out
+    carried = tmp_path / "studies" / "tiny-study" / "in-flight" / "vae-seed1.run.tar"
+    with tarfile.open(carried) as archive:
+        names = set(archive.getnames())
+    assert {"checkpoints/step_0000007.pt", "checkpoints/step_0000007.pt.sha256", "config.toml", "status.json"} <= names
+    assert "checkpoints/step_0000006.pt" not in names and ".lock" not in names  # the newest checkpoint alone
+
+    shutil.rmtree(work)  # a machine that was not kept
+    assert _run(spec, tmp_path, "--workers", "1", "--only", "vae-seed1") == 0
+    assert f"vae-seed1: restored from {carried} (step 7)" in capsys.readouterr().out
+    assert (tmp_path / "studies" / "tiny-study" / "runs" / "vae-seed1" / "final.json").is_file()
+    assert not carried.exists()  # the finished files replace it
+    resumed = Run(work / "runs" / "vae-seed1")
+    mine, theirs = resumed.read_checkpoint()["model"], whole.read_checkpoint()["model"]
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert [e["scores"] for e in read_curve(resumed.path)] == [e["scores"] for e in read_curve(whole.path)]
+
+
+def test_packing_takes_the_newest_intact_checkpoint_and_unpacking_checks_it(tmp_path, dsprites, capsys):
+    import io
+    import tarfile
+
+    import nsvae
+    from nsvae.experiments.study_carry import carried_step, pack_run, restore_carried, unpack_run
+    from nsvae.train.run import Run
+
+    config = loads_sweep(SPEC).run("vae-seed0").config
+    run = nsvae.train(config, out=tmp_path / "run", overrides=["log.keep_checkpoints=2"])
+    assert [s for s, _ in run.checkpoints()] == [6, 12]
+    newest = run.checkpoint_path(12)
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit: its SHA-256 no longer matches
+    newest.write_bytes(bytes(data))
+    carried = tmp_path / "in-flight" / "vae-seed0.run.tar"
+    assert pack_run(run.path, carried) == 6 and carried_step(carried) == 6
+
+    assert unpack_run(carried, tmp_path / "restored") == 6
+    assert [s for s, _ in Run(tmp_path / "restored").checkpoints()] == [6]
+    with pytest.raises(UserError, match="exists"):
+        unpack_run(carried, tmp_path / "restored")
+    # A directory already there is kept (its own checkpoint goes on); the message says how to use the newer one.
+    shutil.rmtree(tmp_path / "restored" / "checkpoints")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "restored").rename(tmp_path / "work" / "vae-seed0")
+    assert restore_carried(carried.parent, tmp_path / "work", ["vae-seed0"]) == {}
+    out = capsys.readouterr().out
+    assert "holds step 6 but" in out and "is kept" in out
+
+    # A carried file whose checkpoint was damaged in the repository restores nothing.
+    damaged = tmp_path / "damaged.run.tar"
+    with tarfile.open(carried) as source, tarfile.open(damaged, "w") as target:
+        for member in source.getmembers():
+            content = source.extractfile(member).read()
+            if member.name.endswith(".pt"):
+                content = content[:-100] + bytes(100)
+            member.size = len(content)
+            target.addfile(member, io.BytesIO(content))
+    with pytest.raises(UserError, match="damaged"):
+        unpack_run(damaged, tmp_path / "never")
+    assert not (tmp_path / "never").exists() and not list(tmp_path.glob(".never.*"))
+
+    # No intact checkpoint at all: nothing is written.
+    run.checkpoint_path(6).write_bytes(b"not a checkpoint")
+    assert pack_run(run.path, tmp_path / "none.run.tar") is None and not (tmp_path / "none.run.tar").exists()
+
+
+def test_carry_goes_with_in_flight(spec, tmp_path, capsys):
+    assert _run(spec, tmp_path, "--carry") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--carry goes with --in-flight" in err

@@ -81,6 +81,14 @@ def register(sub) -> None:
         "repository before it stops",
     )
     p.add_argument(
+        "--carry",
+        action="store_true",
+        help="with --in-flight: also pack each run in flight (its newest intact checkpoint and its files, about 6 MB "
+        "for the paper's network) into STUDIES_DIR/NAME/in-flight/RUN.run.tar, so that a machine that is not kept "
+        "loses no step: the study's next start, on any machine, resumes the run from it. Each commit of it adds "
+        "its size to the repository's history",
+    )
+    p.add_argument(
         "--summary",
         action="store_true",
         help="print the finished runs' machine time (CPU-hours from their final.json), the final table (mean ± sd "
@@ -114,6 +122,8 @@ def run_study_command(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    if args.carry and not args.in_flight:
+        raise UserError("--carry goes with --in-flight (nsvae study NAME --in-flight --carry [--commit])")
     if args.device is not None:
         from ..config.schema import DEVICE_PATTERN
 
@@ -212,8 +222,17 @@ def _in_flight(args: argparse.Namespace) -> int:
     written = study.export_in_flight(spec, study_dir, work)
     steps = [f"{name} {step:,}" for name, step in written.items()]
     print(f"nsvae study: {spec.name}: curve points of {len(written)} run(s) in flight ({', '.join(steps) or 'none'})")
+    message = f"study {spec.name}: in-flight curve points ({', '.join(steps)})"
+    if args.carry:
+        carried = study.carry_in_flight(spec, study_dir, work)
+        states = [f"{name} {step:,}" for name, step in carried.items()]
+        shown = ", ".join(states) or "none"
+        print(f"nsvae study: {spec.name}: training state of {len(carried)} run(s) carried ({shown})")
+        if carried:
+            message += f" and training state ({', '.join(states)})"
+            written = {**written, **carried}
     if written and args.commit:
-        study.commit_files(study_dir, f"study {spec.name}: in-flight curve points ({', '.join(steps)})", print)
+        study.commit_files(study_dir, message, print)
     return 0
 
 

@@ -147,7 +147,7 @@ def run_sweep(
         unknown = [n for n in only if n not in names]
         if unknown:
             raise UserError(f"the sweep has no run named {unknown[0]!r}; see the names with --dry-run")
-    sweep_lock = _hold_sweep_dir(sweep_dir)
+    sweep_lock = hold_sweep_dir(sweep_dir)
     options = _Options(
         workers, ray, retry_failed, device, tuple(only or ()), echo or (lambda text: None), on_run_end, resources
     )
@@ -163,7 +163,7 @@ def slurm_resources_for(sweep: Sweep, source: str | os.PathLike, request: SlurmR
     return resolve_resources(sweep.slurm, sweep.cpus, sweep.gpus, request, str(source))
 
 
-def _hold_sweep_dir(sweep_dir: Path):
+def hold_sweep_dir(sweep_dir: Path):
     """Take the sweep directory's lock (one sweep process per directory) or say who holds it."""
     from ..locks import FileLock
 

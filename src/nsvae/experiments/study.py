@@ -17,6 +17,8 @@ next, so the only state that matters is what the repository holds::
                                             checkpoint then; nsvae.metrics.udr)
     studies/<name>/in-flight/<run>.csv      the curve points so far of a run still training (export_in_flight;
                                             removed when the run's files go in)
+    studies/<name>/in-flight/<run>.run.tar  on request, its training state: its newest checkpoint and files
+                                            (carry_in_flight, :mod:`.study_carry`; removed likewise)
 
 A run with ``final.json`` is done and is never trained again. The others are
 handed to the sweep machinery in a working directory (``runs/<name>`` by
@@ -47,7 +49,8 @@ from typing import Any
 from ..cpus import usable_cpus
 from ..errors import UserError
 from .slurm_resources import SlurmRequest
-from .sweep import PlannedRun, Sweep, load_sweep
+from .study_carry import carried_path, carried_runs, pack_run, restore_carried
+from .sweep import RUNS_DIR, PlannedRun, Sweep, load_sweep
 
 STUDIES_DIR = "studies"
 SPEC_FILE = "study.toml"
@@ -347,6 +350,7 @@ def export_run(
     }
     _write_text(out / DONE_FILE, json.dumps(record, indent=1, sort_keys=False) + "\n")
     (study_dir / IN_FLIGHT / f"{planned.name}.csv").unlink(missing_ok=True)  # the finished files replace it
+    carried_path(study_dir / IN_FLIGHT, planned.name).unlink(missing_ok=True)
     return out
 
 
@@ -356,7 +360,6 @@ def export_in_flight(sweep: Sweep, study_dir: Path, work: Path) -> dict[str, int
     of a run that spans sessions is in the repository even if its machine is lost. Returns ``{run: its last curve
     step}`` of the files written."""
     from ..train.run import CONFIG_FILE, Run
-    from .sweep import RUNS_DIR
 
     done = finished_runs(study_dir)
     written = {}
@@ -371,6 +374,23 @@ def export_in_flight(sweep: Sweep, study_dir: Path, work: Path) -> dict[str, int
             study_dir / IN_FLIGHT / f"{planned.name}.csv", _csv_text([*KEY_COLUMNS, *_score_columns(rows)], rows)
         )
         written[planned.name] = max(int(r["step"]) for r in rows)
+    return written
+
+
+def carry_in_flight(sweep: Sweep, study_dir: Path, work: Path) -> dict[str, int]:
+    """Pack every run of ``sweep`` still training in ``work`` (its newest intact checkpoint and its files) to
+    ``study_dir/in-flight/<run>.run.tar`` (:mod:`.study_carry`), so that a run longer than its machine is kept
+    resumes on the next one. Returns ``{run: the step of the checkpoint packed}``; a run without a checkpoint yet
+    is left out."""
+    done = finished_runs(study_dir)
+    written = {}
+    for planned in sweep.runs:
+        run_dir = work / RUNS_DIR / planned.name
+        if planned.name in done or not run_dir.is_dir():
+            continue
+        step = pack_run(run_dir, carried_path(study_dir / IN_FLIGHT, planned.name))
+        if step is not None:
+            written[planned.name] = step
     return written
 
 
@@ -536,9 +556,19 @@ def run_study(
         _write_text(spec, sweep.text)
     work = Path(work_dir) if work_dir is not None else Path("runs") / sweep.name
     code = code_version()  # now: the code this process (and the workers it forks) runs
+    # Runs carried in the repository (a machine that was not kept) resume from their carried checkpoints; under the
+    # working directory's lock, so that no other study process starts one of them meanwhile.
+    if left and carried_runs(study_dir / IN_FLIGHT):
+        from .executors import hold_sweep_dir
+
+        lock = hold_sweep_dir(work)
+        try:
+            restore_carried(study_dir / IN_FLIGHT, work / RUNS_DIR, left, echo)
+        finally:
+            lock.release()
     # Runs that finished in the working directory but never reached the study (a kill between the two) go in now.
     if left and work.is_dir():
-        from .executors import RUNS_DIR, plan_sweep
+        from .executors import plan_sweep
 
         actions = plan_sweep(sweep, work)
         for name in [n for n in left if actions.get(n) == "done"]:

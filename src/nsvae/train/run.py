@@ -78,6 +78,12 @@ def checkpoint_name(step: int) -> str:
     return f"step_{step:07d}.pt"
 
 
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint's file name (:func:`checkpoint_name`); None for any other name."""
+    match = _CHECKPOINT.match(name)
+    return int(match.group(1)) if match else None
+
+
 class Run:
     """A run directory. Open an existing one with :func:`load_run` (or ``Run(path)``)."""
 
