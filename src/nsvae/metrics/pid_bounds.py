@@ -62,7 +62,7 @@ import numpy as np
 
 from .protocols import resolve
 from .synergy import posterior_population
-from .synergy_pool import BestSubset, PoolKernel, class_index, eliminate_backward
+from .synergy_pool import BestSubset, PoolSetup
 from .synergy_table import PRIOR_MIX, class_onehots, table_single_latent_information
 from .utils import CodePool, MetricInputError, check_ground_truth, check_posterior, check_score
 
@@ -260,34 +260,25 @@ def pool_pid_information(
     elimination scores that lacks l. Every cross-entropy is leave-one-out over
     the n points; the joint is exactly the synergy metric's.
     """
-    n, d = mean.shape
-    classes, priors = class_index(factors)
-    k = len(classes)
-    p_own = [priors[i][classes[i]] for i in range(k)]
-    h_v = np.array([float(-(p * np.log(p)).sum()) for p in priors])
-    varies = ~((np.ptp(mean, axis=0) == 0) & (np.ptp(logvar, axis=0) == 0))
-    eye = np.eye(d, dtype=bool)
-    kernel = PoolKernel(z, mean, logvar)
-    singles = kernel.own_posteriors(classes, list(eye))
-    if varies.sum() > 1:
-        full = kernel.own_posteriors(classes, [varies])[0]
-        first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
+    d = mean.shape[1]
+    pool = PoolSetup.of(z, mean, logvar, factors)
+    k, h_v = len(pool.classes), pool.h_v
     i_single = np.empty((k, d))
-    bests = [BestSubset(p_own[i]) for i in range(k)]
+    bests = [BestSubset(pool.p_own[i]) for i in range(k)]
     rest_ce = np.full((k, d), math.inf)  # per factor and l, the best cross-entropy of a classifier on a set without l
     for i in range(k):
         for j in range(d):
-            ce = bests[i].consider(singles[j, i], eye[j])[0]
+            ce = bests[i].consider(pool.singles[j, i], pool.eye[j])[0]
             i_single[i, j] = h_v[i] - ce
-            _offer(rest_ce[i], eye[j], ce)
-        if varies.sum() > 1:
-            _offer(rest_ce[i], varies, bests[i].consider(full[i], varies)[0])
-    if varies.sum() > 1:  # the synergy metric's elimination, step for step
+            _offer(rest_ce[i], pool.eye[j], ce)
+        if pool.eliminates:
+            _offer(rest_ce[i], pool.varies, bests[i].consider(pool.full[i], pool.varies)[0])
+    if pool.eliminates:  # the synergy metric's elimination, step for step
 
         def score(i: int, own: np.ndarray, mask: np.ndarray) -> float:
             return _offer(rest_ce[i], mask, bests[i].consider(own, mask)[0])
 
-        eliminate_backward(kernel, classes, varies, first_step, score)
+        pool.eliminate_backward(score)
     joint = np.array([h_v[i] - bests[i].ce for i in range(k)])
     rest_ce = np.minimum(rest_ce, h_v[:, None])  # the constant classifier (I = 0) is always in the family
     i_rest = h_v[:, None] - rest_ce

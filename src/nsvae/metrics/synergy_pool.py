@@ -10,6 +10,7 @@ same pieces.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -178,6 +179,52 @@ def _best_prior_weight(own: np.ndarray, p_own: np.ndarray) -> tuple[np.ndarray, 
     return best, best_lam
 
 
+@dataclasses.dataclass
+class PoolSetup:
+    """What every pool estimate of one pool starts from (the synergy metric's :func:`pool_information` and
+    UniBound's, :func:`nsvae.metrics.pid_bounds.pool_pid_information`): the classes and plug-in priors of each
+    factor, H(v_k), the latents whose posterior varies, the kernel, each single latent's leave-one-out posteriors
+    and, where two or more latents vary, those of all of them and of every set that drops one."""
+
+    classes: list[np.ndarray]
+    priors: list[np.ndarray]
+    #: per factor, p(v) of each point's own class
+    p_own: list[np.ndarray]
+    h_v: np.ndarray
+    #: a latent whose posterior is the same for every point cancels from every q(v | z_S): it is left out
+    varies: np.ndarray
+    eye: np.ndarray
+    kernel: PoolKernel
+    singles: np.ndarray
+    full: np.ndarray | None
+    first_step: np.ndarray | None
+
+    @classmethod
+    def of(cls, z: np.ndarray, mean: np.ndarray, logvar: np.ndarray, factors: np.ndarray) -> PoolSetup:
+        d = mean.shape[1]
+        classes, priors = class_index(factors)
+        p_own = [priors[i][classes[i]] for i in range(len(classes))]
+        h_v = np.array([float(-(p * np.log(p)).sum()) for p in priors])
+        varies = ~((np.ptp(mean, axis=0) == 0) & (np.ptp(logvar, axis=0) == 0))
+        eye = np.eye(d, dtype=bool)
+        kernel = PoolKernel(z, mean, logvar)
+        singles = kernel.own_posteriors(classes, list(eye))
+        full = first_step = None
+        if varies.sum() > 1:
+            full = kernel.own_posteriors(classes, [varies])[0]
+            first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
+        return cls(classes, priors, p_own, h_v, varies, eye, kernel, singles, full, first_step)
+
+    @property
+    def eliminates(self) -> bool:
+        """Whether the joint term goes beyond the single latents (two or more latents vary)."""
+        return self.full is not None
+
+    def eliminate_backward(self, score: Callable[[int, np.ndarray, np.ndarray], float]) -> None:
+        """:func:`eliminate_backward` from the latents that vary (only when :attr:`eliminates`)."""
+        eliminate_backward(self.kernel, self.classes, self.varies, self.first_step, score)
+
+
 def pool_information(
     z: np.ndarray, mean: np.ndarray, logvar: np.ndarray, factors: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray], list[dict]]:
@@ -189,35 +236,25 @@ def pool_information(
     whose removal gives the smallest cross-entropy, down to two latents).
     Every cross-entropy is leave-one-out over the n points.
     """
-    n, d = mean.shape
-    classes, priors = class_index(factors)
-    k = len(classes)
-    p_own = [priors[i][classes[i]] for i in range(k)]
-    h_v = np.array([float(-(p * np.log(p)).sum()) for p in priors])
-    # a latent whose posterior is the same for every point cancels from every q(v | z_S): leave it out
-    varies = ~((np.ptp(mean, axis=0) == 0) & (np.ptp(logvar, axis=0) == 0))
-    eye = np.eye(d, dtype=bool)
-    kernel = PoolKernel(z, mean, logvar)
-    singles = kernel.own_posteriors(classes, list(eye))
-    if varies.sum() > 1:
-        full = kernel.own_posteriors(classes, [varies])[0]
-        first_step = kernel.own_posteriors_without(classes, varies, np.flatnonzero(varies).tolist())
-    bests = [BestSubset(p_own[i]) for i in range(k)]
+    d = mean.shape[1]
+    pool = PoolSetup.of(z, mean, logvar, factors)
+    classes, priors, p_own = pool.classes, pool.priors, pool.p_own
+    bests = [BestSubset(p_own[i]) for i in range(len(classes))]
     specs = []
-    for i in range(k):
+    for i in range(len(classes)):
         spec = np.empty((d, len(priors[i])))
         counts = np.bincount(classes[i], minlength=len(priors[i]))
         for j in range(d):
-            logq = bests[i].consider(singles[j, i], eye[j])[1]
+            logq = bests[i].consider(pool.singles[j, i], pool.eye[j])[1]
             spec[j] = np.bincount(classes[i], weights=logq - np.log(p_own[i]), minlength=len(counts)) / counts
         specs.append(spec)
-        if varies.sum() > 1:
-            bests[i].consider(full[i], varies)
-    if varies.sum() > 1:
-        eliminate_backward(kernel, classes, varies, first_step, lambda i, own, mask: bests[i].consider(own, mask)[0])
-    joint = np.array([h_v[i] - bests[i].ce for i in range(k)])
+        if pool.eliminates:
+            bests[i].consider(pool.full[i], pool.varies)
+    if pool.eliminates:
+        pool.eliminate_backward(lambda i, own, mask: bests[i].consider(own, mask)[0])
+    joint = np.array([pool.h_v[i] - bests[i].ce for i in range(len(classes))])
     details = [{"joint_latents": best.latents} for best in bests]
-    return joint, h_v, specs, priors, details
+    return joint, pool.h_v, specs, priors, details
 
 
 def _without(mask: np.ndarray, j: int) -> np.ndarray:
