@@ -29,6 +29,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def pack_run(run_dir: Path, out: Path) -> int | None:
                 info = tarfile.TarInfo(rel)
                 info.size = len(content)
                 info.mode = 0o644
+                info.mtime = int(time.time())
                 archive.addfile(info, io.BytesIO(content))
 
     atomic_write(out, write)
