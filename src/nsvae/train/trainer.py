@@ -1,7 +1,9 @@
-"""The training loop, top to bottom: seeds -> data -> model -> objective -> loop.
+"""Training a run, top to bottom: seeds -> data -> model -> objective -> loop.
 
 :func:`start` makes a new run directory and trains; :func:`resume` continues
-a run from its latest checkpoint. Both end in :func:`fit`, the loop. Each
+a run from its latest checkpoint. Both end in :func:`fit`, which builds the
+trainee and runs the loop (:mod:`.loop`, whose steps have names; how a run
+fails is in :mod:`.failures`, what it logs in :mod:`.training_log`). Each
 method's own update (FactorVAE's discriminator, the Non-Syn VAE's synergy
 step) lives in its objective's ``train_step``; the loop only feeds batches.
 
@@ -21,64 +23,32 @@ the numbers an uninterrupted one would (on the same machine and software).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
-import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .. import __version__
-from ..atomic import atomic_write
 from ..clock import timestamp
 from ..config import apply_overrides, load_config, open_dataset
-from ..config.schema import Config, flatten, to_dict
+from ..config.schema import Config, flatten
 from ..errors import UserError
-from ..pictures import to_uint8
 from ..stop_signals import StopSignals
 from .allocator import keep_freed_memory
 from .device import resolve_device, torch_settings
-from .divergence import DivergenceWatch
-from .latents import traversal_grid
+from .failures import DiskFull, TrainingDiverged, quiet_full_disk_threads
 from .learning_curve import CurveRecorder
+from .loop import GLOBAL_STREAM, Trainee, TrainingLoop, derive_seed
 from .run import CHECKPOINT_FORMAT, CONFIG_FILE, Run
-from .trackers import check_installed, curve_scalars, open_trackers, step_scalars
+from .trackers import check_installed
 
 __all__ = ["DiskFull", "TrainingDiverged", "fit", "resume", "start", "validate"]
 
 Callback = Callable[[int, dict[str, Any]], None]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run is marked failed and keeps its last good checkpoint."""
-
-
-class DiskFull(UserError):
-    """No space left while the run wrote a file; it stopped with its last checkpoint intact (resume it later)."""
-
-
-#: errno values of a full disk or an exhausted quota.
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
-def derive_seed(seed: int, *stream: int) -> int:
-    """An independent 63-bit seed for a named random stream of ``seed``."""
-    state = np.random.SeedSequence([int(seed) & (2**63 - 1), *stream]).generate_state(2, dtype=np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
-
-
-NOISE_STREAM = 1  # derive_seed(run.seed, 1): reparametrisation and permutation noise
-GLOBAL_STREAM = 2  # derive_seed(run.seed, 2): torch's global generator during training (unused by the methods)
-SECOND_BATCH_STREAM = 1  # derive_seed(data.seed, 1): the second batch stream
 
 
 def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
@@ -296,294 +266,30 @@ def fit(
     progress: bool = False,
     callback: Callback | None = None,
 ) -> Run:
-    """The loop: train ``config`` in ``run`` from ``state`` (a checkpoint) or from scratch."""
-    from ..data.loader import BatchLoader
-    from ..models import VAE
-    from ..objectives import build
-
+    """Train ``config`` in ``run`` from ``state`` (a checkpoint) or from scratch: the settings of the process for
+    the run's length, the trainee (:class:`.loop.Trainee`), then the loop (:class:`.loop.TrainingLoop`)."""
     device = resolve_device(config.run.device)
-    cfg_log = config.log
     with (
         torch_settings(config.run.deterministic, config.run.threads),
         keep_freed_memory(active=device.type == "cpu"),
-        _quiet_full_disk_threads(),
+        quiet_full_disk_threads(),
         StopSignals() as stop,
     ):
-        # -- model and objective: initial weights from run.seed, without touching the caller's generator
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.run.seed)
-            model = VAE(config.model).to(device)
-            if config.run.fast_layout:
-                model.to_fast_layout()
-            objective = build(config.method, model, config.method_config(), config.common, config.optim)
-        model.train()
-
-        # -- data: one batch stream, a second one with its own seed where the method needs it
-        loader = BatchLoader(dataset, config.data.batch_size, seed=config.data_seed, device=device)
-        loader2 = None
-        if objective.needs_second_batch:
-            seed2 = derive_seed(config.data_seed, SECOND_BATCH_STREAM)
-            loader2 = BatchLoader(dataset, config.data.batch_size, seed=seed2, device=device)
-
-        # -- the noise of training, and torch's global generator (for anything that would draw from it)
-        noise = torch.Generator(device=device)
-        noise.manual_seed(derive_seed(config.run.seed, NOISE_STREAM))
+        trainee = Trainee.build(config, dataset, device)
+        # torch's global generator, for anything that would draw from it, seeded and restored around the run
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(derive_seed(config.run.seed, GLOBAL_STREAM))
-            step, elapsed = 0, 0.0
-            if state is not None:
-                step, elapsed = _restore(state, model, objective, loader, loader2, noise, device)
-            fixed_image = traversal_image(dataset)
-            try:
-                logger = _Logger(run, config, progress, start_step=step, resumed=state is not None)
-            except OSError as exc:
-                if exc.errno not in FULL_DISK:
-                    raise
-                raise _disk_full(run, exc, step, step if state is not None else 0) from None
-            curve = CurveRecorder(run, config, dataset)
-            divergence = DivergenceWatch(device)
-            try:
-                last_saved = step
-                t0, window_t, window_steps = time.perf_counter(), time.perf_counter(), 0
-                while step < config.run.steps:
-                    x = next(loader)
-                    x2 = next(loader2) if loader2 is not None else None
-                    logs = _train_step(objective, x, x2, noise, step + 1)
-                    step += 1
-                    window_steps += 1
-                    logger.step()
-                    divergence.watch(logs, step)
-                    # The steps that read the device anyway also ask whether training diverged: nothing
-                    # of a diverged model is logged or saved, and no other step waits for the device.
-                    traversal_due = bool(cfg_log.traversal_every) and step % cfg_log.traversal_every == 0
-                    log_due = step % cfg_log.every == 0 or step == config.run.steps
-                    bad = divergence.found(sync=log_due or traversal_due or curve.due(step))
-                    if bad:
-                        _diverged(run, bad, last_saved)
-                    if log_due:
-                        now = time.perf_counter()
-                        rate = window_steps / max(now - window_t, 1e-9)
-                        window_t, window_steps = now, 0
-                        if hasattr(objective, "selection_rates"):
-                            logs = {**logs, **objective.selection_rates()}
-                        logger.record(step, logs, rate, elapsed + now - t0, loader)
-                    if traversal_due:
-                        logger.traversal(step, model, fixed_image)
-                    if curve.due(step):
-                        point = curve.record(step, model, device)
-                        logger.curve_point(point)
-                        window_t += point["seconds"]  # steps_per_s measures training alone
-                    if callback is not None:
-                        callback(step, logs)
-                    if step % cfg_log.checkpoint_every == 0 or step == config.run.steps or stop.signum:
-                        bad = divergence.found(sync=True)
-                        if bad:
-                            _diverged(run, bad, last_saved)
-                        elapsed_now = elapsed + time.perf_counter() - t0
-                        _save(run, config, step, elapsed_now, model, objective, loader, loader2, noise, device)
-                        last_saved = step
-                        run.set_status("running", step=step)
-                    if stop.signum and step == last_saved and step < config.run.steps:
-                        name = signal.Signals(stop.signum).name
-                        run.set_status("interrupted", step=step, signal=name, exit_code=128 + stop.signum)
-                        logger.message(
-                            f"{name}: stopped at step {step}; checkpoint written. Resume with "
-                            f"`nsvae train --resume {run.path}`"
-                        )
-                        return run
-                run.set_status("finished", step=step, finished=timestamp())
-                return run
-            except TrainingDiverged:
-                raise
-            except KeyboardInterrupt:
-                run.set_status("interrupted", step=last_saved, signal="SIGINT", exit_code=130)
-                raise
-            except OSError as exc:
-                if exc.errno not in FULL_DISK:
-                    _set_failed(run, last_saved, f"{type(exc).__name__}: {exc}")
-                    raise
-                raise _disk_full(run, exc, step, last_saved) from None
-            except BaseException as exc:
-                _set_failed(run, last_saved, f"{type(exc).__name__}: {exc}")
-                raise
-            finally:
-                logger.close()
-
-
-def _disk_full(run: Run, exc: OSError, step: int, last_saved: int) -> DiskFull:
-    """The one-line error of a full disk (recorded in status.json where the disk still allows it)."""
-    where = exc.filename or run.path
-    message = (
-        f"no space left on the device while writing {where} at step {step}: training stopped; the "
-        f"checkpoint of step {last_saved} is intact. Free some space and resume with "
-        f"`nsvae train --resume {run.path}`"
-        if last_saved
-        else f"no space left on the device while writing {where} at step {step}, before the first "
-        f"checkpoint: free some space and run the same command again"
-    )
-    _set_failed(run, last_saved, message)
-    return DiskFull(message)
-
-
-def _set_failed(run: Run, step: int, error: str) -> None:
-    """Record the failure in status.json where the disk still allows it (a full disk may not)."""
-    with contextlib.suppress(OSError):
-        run.set_status("failed", step=step, error=error)
-
-
-@contextlib.contextmanager
-def _quiet_full_disk_threads():
-    """TensorBoard writes from a thread; on a full disk that thread dies with a traceback on stderr while the error
-    reaches the loop at its next write. Keep the thread's copy quiet (the loop reports it in one line)."""
-    previous = threading.excepthook
-
-    def hook(args) -> None:
-        if isinstance(args.exc_value, OSError) and args.exc_value.errno in FULL_DISK:
-            return
-        previous(args)
-
-    threading.excepthook = hook
-    try:
-        yield
-    finally:
-        threading.excepthook = previous
-
-
-def _train_step(objective, x, x2, noise, step: int) -> dict[str, Any]:
-    """One iteration; a NaN/Inf found inside the objective (its latent selection refuses them) -> logs of NaN."""
-    from ..objectives.selection import NonFiniteKL
-
-    try:
-        return objective.train_step(x, x2, noise)
-    except NonFiniteKL as exc:
-        return {"loss": math.nan, "error": str(exc)}
-
-
-def _diverged(run: Run, what: str, last_saved: int) -> None:
-    keep = (
-        f"the last good checkpoint is step {last_saved} ({run.checkpoint_path(last_saved).name})"
-        if last_saved and run.checkpoints()
-        else "no checkpoint was written before"
-    )
-    message = f"training diverged {what}; {keep}. Try a lower optim.lr, or resume with another seed."
-    run.set_status("failed", step=last_saved, error=message)
-    raise TrainingDiverged(message)
-
-
-def traversal_image(dataset) -> torch.Tensor:
-    """The fixed image of the traversal figures: image 0 (the original's first test image)."""
-    return torch.from_numpy(np.ascontiguousarray(dataset.observations_at([0], np.random.default_rng(0))[0]))
-
-
-def _checkpoint_state(config, step, elapsed, model, objective, loader, loader2, noise, device) -> dict[str, Any]:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "step": step,
-        "elapsed_s": elapsed,
-        "method": config.method,
-        "config": to_dict(config),
-        "model": model.state_dict(),
-        "objective": objective.state_dict(),
-        "loader": loader.state_dict(),
-        "loader2": None if loader2 is None else loader2.state_dict(),
-        "noise_rng": noise.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "versions": {"nsvae": __version__, "torch": str(torch.__version__)},
-    }
-
-
-def _save(run, config, step, elapsed, model, objective, loader, loader2, noise, device) -> None:
-    state = _checkpoint_state(config, step, elapsed, model, objective, loader, loader2, noise, device)
-    run.write_checkpoint(state, step, keep=config.log.keep_checkpoints)
-
-
-def _restore(state, model, objective, loader, loader2, noise, device) -> tuple[int, float]:
-    model.load_state_dict(state["model"])
-    objective.load_state_dict(state["objective"])
-    loader.load_state_dict(state["loader"])
-    if loader2 is not None:
-        loader2.load_state_dict(state["loader2"])
-    noise.set_state(state["noise_rng"])
-    torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda" and state.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-    return int(state["step"]), float(state.get("elapsed_s", 0.0))
-
-
-class _Logger:
-    """The progress bar, the console line, log.jsonl, and the trackers' (TensorBoard, W&B, MLflow) scalars and
-    traversal images (:mod:`.trackers`)."""
-
-    def __init__(self, run: Run, config: Config, progress: bool, start_step: int, resumed: bool = False):
-        from tqdm.auto import tqdm
-
-        self.run = run
-        self.config = config
-        self.bar = tqdm(
-            total=config.run.steps,
-            initial=start_step,
-            disable=not progress,
-            unit="step",
-            dynamic_ncols=True,
-            desc=config.run.name,
-        )
-        self.trackers = open_trackers(run, config, start_step, resumed)
-        self.z_dim = config.model.z_dim
-
-    def step(self) -> None:
-        self.bar.update(1)  # the bar's numbers change at log steps only: reading them each step would wait for the GPU
-
-    def message(self, text: str) -> None:
-        if self.config.log.console or not self.bar.disable:
-            self.bar.write(text, file=sys.stderr)
-
-    def record(self, step: int, logs: dict[str, Any], rate: float, elapsed: float, loader) -> None:
-        entry = {"step": step, "epoch": step * loader.batch_size / loader.size}
-        entry.update(logs)
-        self.bar.set_postfix(
-            recon=f"{entry['recon']:.2f}", kl=f"{entry['kl']:.2f}", syn=f"{entry['synergy_proxy']:.3f}", refresh=False
-        )
-        entry.update(steps_per_s=rate, elapsed_s=elapsed)
-        with open(self.run.log_path, "a", encoding="utf-8") as handle:
-            handle.write(_json_line(entry))
-        self.trackers.scalars(step, step_scalars(entry, self.config.method))
-        if self.config.log.console:
-            total = self.config.run.steps
-            parts = [f"step {step}/{total}", f"recon {logs['recon']:.3f}", f"kl {logs['kl']:.3f}"]
-            parts.append(f"syn proxy {logs['synergy_proxy']:.4f}")
-            if "best" in logs:
-                parts.append(f"best {logs['best']} worst {logs['worst']}")
-            parts.append(f"{rate:.2f} step/s")
-            self.bar.write(" | ".join(parts), file=sys.stdout)
-
-    def curve_point(self, entry: dict[str, Any]) -> None:
-        self.trackers.scalars(entry["step"], curve_scalars(entry))
-        if self.config.log.console:
-            shown = ("factor_vae_score", "mig", "chen_mig", "synergy", "synergy.wms")
-            parts = [f"{k} {entry['scores'][k]:.3f}" for k in shown if k in entry["scores"]]
-            self.bar.write(f"eval step {entry['step']}: " + ", ".join(parts) + f" ({entry['seconds']:.0f} s)")
-
-    def traversal(self, step: int, model, image: torch.Tensor) -> None:
-        from PIL import Image
-
-        grid = traversal_grid(model, image, n_values=self.config.log.traversal_values)
-        self.trackers.image(step, "traversal", grid)
-        path = self.run.traversal_dir / f"step_{step:07d}.png"
-        picture = Image.fromarray(to_uint8(grid))
-        atomic_write(path, lambda handle: picture.save(handle, format="PNG"))
-
-    def close(self) -> None:
-        self.bar.close()
-        self.trackers.end_training()
-
-
-def _json_line(entry: dict[str, Any]) -> str:
-    import json
-
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return str(v)  # JSON has no NaN/Infinity
-        return v
-
-    return json.dumps({k: clean(v) for k, v in entry.items()}, separators=(", ", ": ")) + "\n"
+            step, elapsed = (0, 0.0) if state is None else trainee.restore(state)
+            loop = TrainingLoop(
+                run,
+                config,
+                trainee,
+                dataset,
+                stop,
+                step=step,
+                elapsed=elapsed,
+                resumed=state is not None,
+                progress=progress,
+                callback=callback,
+            )
+            return loop.run_to_end()
