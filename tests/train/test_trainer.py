@@ -75,7 +75,7 @@ def _same_numbers(a: Run, b: Run) -> None:
     assert torch.equal(sa["noise_rng"], sb["noise_rng"])
 
 
-@pytest.mark.parametrize("method", ["nonsyn", "factor_vae"])
+@pytest.mark.parametrize("method", list(objectives.METHODS))
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tiny, tmp_path, method):
     config = tiny(method, **{"log.checkpoint_every": 4, "log.keep_checkpoints": 5})
     whole = start(config, tmp_path / "whole")
