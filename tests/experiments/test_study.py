@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from nsvae.cli import main
 from nsvae.errors import UserError
@@ -78,6 +79,9 @@ def test_a_study_leaves_each_runs_files_and_the_tables(spec, tmp_path):
         assert record["method"] == "vae" and record["step"] == 12
         assert set(record["scores"]) == {"mig", "active_units"}
         assert record["machine"]["cores"] >= 1 and "commit" in record["code"]
+        # the CPU and the instruction set of torch's kernels: training is bit-exact on one CPU, not across them
+        assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+        assert "cpu" in record["machine"]
         assert record["seconds"]["curve_evaluations"] > 0
     assert (root / "study.toml").read_text() == SPEC
     with open(root / "results.csv", encoding="utf-8") as handle:

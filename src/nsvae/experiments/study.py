@@ -235,6 +235,9 @@ def code_version() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
+    """Where a run trained. ``cpu`` and ``cpu_capability`` (the instruction set torch's CPU kernels were chosen
+    for) are kept because training is bit-exact on one CPU and software, not across them: a run restarted or
+    resumed on another CPU model may round differently."""
     import torch
 
     return {
@@ -242,11 +245,25 @@ def machine() -> dict[str, Any]:
         "system": platform.system(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": usable_cpus(),
         "python": platform.python_version(),
         "torch": str(torch.__version__),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what the platform module knows), or None."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def _write_text(path: Path, text: str) -> None:
