@@ -40,6 +40,17 @@ def test_generated_cache_matches_the_official_frames(dsprites):
     assert wrong.max() <= 4
 
 
+def test_a_description_names_the_bytes_it_was_built_from(dsprites):
+    """eval.json and a study's final.json carry the dataset's description: its SHA-256 tells whether two runs saw
+    the same images (the generator's float rendering may differ between CPUs)."""
+    from nsvae.data.cache import file_digest
+    from nsvae.data.variants import DSpritesNoShape
+
+    recorded = dsprites.describe()["sha256"]
+    assert recorded == {"images.npy": file_digest(dsprites.entry / "images.npy")}
+    assert DSpritesNoShape(dsprites).describe()["sha256"] == recorded
+
+
 @needs_frames
 def test_full_grid_renderer_matches_the_official_frames():
     frames, latents = official_frames()

@@ -147,6 +147,11 @@ def test_prepare_train_and_evaluate_from_the_cli(name, tmp_path, rng, monkeypatc
     assert described["observation_shape"] == [channels, 64, 64]
     assert described["size"] == int(np.prod(layouts[0].factor_sizes))  # smallNORB: every instance's image too
     assert described.get("nuisance_factors", []) == (["instance"] if name == "smallnorb" else [])
+    # the bytes the run saw: the SHA-256 of each file of the cache entry, as recorded when it was built
+    entry_dir = cache.cache_root() / name
+    (built,) = [p for p in entry_dir.iterdir() if p.is_dir()]
+    assert described["sha256"] == {f: cache.file_digest(built / f) for f in described["sha256"]}
+    assert described["sha256"]  # not empty: every entry records its files
     assert entry["encoding"]["table"] is True  # the whole (small) set encoded once, as for the full-size sets
     assert set(entry["metrics"]) == set(METRICS) and "failed" not in entry
     scores = headline_scores(entry)

@@ -221,6 +221,15 @@ def file_digest(path: Path, algorithm: str = "sha256", on_block: Callable[[int],
     return digest.hexdigest()
 
 
+def content_digests(meta: dict[str, Any]) -> dict[str, str]:
+    """``{file: SHA-256}`` of an entry's files as its meta recorded them when it was built: what a result names so
+    that two runs can tell whether they saw the same bytes (the built-in generator's output, a user's file)."""
+    checksums = meta.get("checksums")
+    if not isinstance(checksums, dict):
+        return {}
+    return {name: str(c["sha256"]) for name, c in sorted(checksums.items()) if isinstance(c, dict) and "sha256" in c}
+
+
 def _file_checksum(path: Path) -> dict[str, Any]:
     return {"sha256": file_digest(path), "bytes": path.stat().st_size}
 

@@ -163,7 +163,7 @@ class DSprites(GroundTruthData):
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
-        out.update(source=self.source, cache=str(self.entry))
+        out.update(source=self.source, cache=str(self.entry), sha256=cache.content_digests(self.meta))
         return out
 
     def __getstate__(self) -> dict[str, Any]:

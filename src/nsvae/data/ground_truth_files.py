@@ -348,6 +348,7 @@ class FileGroundTruth(GroundTruthData):
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out.update(layout=self.layout, source=self.source, cache=str(self.entry))
+        out["sha256"] = cache.content_digests(self.meta)
         if self.nuisance_factors:
             out["nuisance_factors"] = list(self.nuisance_factors)
         return out

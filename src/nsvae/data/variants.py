@@ -77,7 +77,7 @@ class DSpritesVariant(GroundTruthData):
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
-        out.update(source=self.base.source, cache=str(self.base.entry))
+        out.update(source=self.base.source, cache=str(self.base.entry), sha256=cache.content_digests(self.base.meta))
         return out
 
 
