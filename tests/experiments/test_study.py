@@ -246,6 +246,8 @@ def test_a_carried_run_resumes_on_a_fresh_machine_as_the_kept_machine_would_have
     assert "checkpoints/step_0000006.pt" not in names and ".lock" not in names  # the newest checkpoint alone
 
     shutil.rmtree(work)  # a machine that was not kept
+    assert _run(spec, tmp_path, "--status") == 0
+    assert "resumed from there where a run's directory is absent): vae-seed1 (step 7)" in capsys.readouterr().out
     assert _run(spec, tmp_path, "--workers", "1", "--only", "vae-seed1") == 0
     assert f"vae-seed1: restored from {carried} (step 7)" in capsys.readouterr().out
     assert (tmp_path / "studies" / "tiny-study" / "runs" / "vae-seed1" / "final.json").is_file()

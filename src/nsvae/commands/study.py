@@ -196,7 +196,7 @@ def run_study_command(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..experiments import study, sweep, sweep_status
+    from ..experiments import study, study_carry, sweep, sweep_status
 
     spec = sweep.load_sweep(args.study)
     study.check_study(spec)
@@ -207,6 +207,14 @@ def _status(args: argparse.Namespace) -> int:
     rows, queue_read = sweep_status.sweep_status(work, names, finished_elsewhere=done)
     title = f"{spec.name} ({len(done)} of {len(spec.runs)} runs in {study_dir}; runs train in {work})"
     print(sweep_status.format_status(title, rows, queue_read))
+    carried = study_carry.carried_runs(study_dir / study.IN_FLIGHT)
+    steps = {name: study_carry.carried_step(path) or 0 for name, path in carried.items() if name in names}
+    shown = [f"{name} (step {step:,})" for name, step in steps.items()]
+    if shown:
+        print(
+            f"carried in {study_dir / study.IN_FLIGHT} (resumed from there where a run's directory is absent): "
+            + ", ".join(shown)
+        )
     return 0
 
 
