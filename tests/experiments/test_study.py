@@ -301,6 +301,20 @@ def test_packing_takes_the_newest_intact_checkpoint_and_unpacking_checks_it(tmp_
         unpack_run(damaged, tmp_path / "never")
     assert not (tmp_path / "never").exists() and not list(tmp_path.glob(".never.*"))
 
+    # A member that is not a plain file inside the run (a link, a path that climbs out) is refused.
+    for bad in ("link", "climb"):
+        hostile = tmp_path / f"{bad}.run.tar"
+        with tarfile.open(hostile, "w") as target:
+            member = tarfile.TarInfo("checkpoints/step_0000006.pt" if bad == "link" else "../outside.txt")
+            if bad == "link":
+                member.type, member.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            else:
+                member.size = 2
+            target.addfile(member, None if bad == "link" else io.BytesIO(b"hi"))
+        with pytest.raises(UserError, match="not a readable carried run .*unexpected member"):
+            unpack_run(hostile, tmp_path / "never")
+        assert not (tmp_path / "never").exists() and not (tmp_path / "outside.txt").exists()
+
     # No intact checkpoint at all: nothing is written.
     run.checkpoint_path(6).write_bytes(b"not a checkpoint")
     assert pack_run(run.path, tmp_path / "none.run.tar") is None and not (tmp_path / "none.run.tar").exists()

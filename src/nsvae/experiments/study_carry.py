@@ -143,8 +143,7 @@ def unpack_run(carried: Path, run_dir: Path) -> int:
     staging = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".carry.tmp", dir=run_dir.parent))
     try:
         try:
-            with tarfile.open(carried, mode="r") as archive:
-                archive.extractall(staging, filter="data")  # no links, no paths outside staging
+            _extract_files(carried, staging)
         except (tarfile.TarError, OSError, ValueError) as exc:
             raise UserError(f"{carried} is not a readable carried run ({exc}); restore it from git") from None
         run = Run(staging)
@@ -159,6 +158,22 @@ def unpack_run(carried: Path, run_dir: Path) -> int:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _extract_files(carried: Path, into: Path) -> None:
+    """Write the regular files of ``carried`` below ``into``; anything else (a link, a device, an absolute path or
+    one that climbs out with ``..``) is refused: a carried run holds only the files :func:`pack_run` wrote. (Done by
+    hand rather than with ``extractall(filter="data")``, which Python 3.11 has only from 3.11.4 on.)"""
+    with tarfile.open(carried, mode="r") as archive:
+        for member in archive.getmembers():
+            parts = Path(member.name).parts
+            if not member.isfile() or not parts or Path(member.name).is_absolute() or ".." in parts:
+                raise ValueError(f"unexpected member {member.name!r}")
+            target = into.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            with open(target, "wb") as handle:
+                shutil.copyfileobj(source, handle)
 
 
 def restore_carried(
