@@ -275,6 +275,8 @@ def test_packing_takes_the_newest_intact_checkpoint_and_unpacking_checks_it(tmp_
     newest.write_bytes(bytes(data))
     carried = tmp_path / "in-flight" / "vae-seed0.run.tar"
     assert pack_run(run.path, carried) == 6 and carried_step(carried) == 6
+    written = carried.stat().st_mtime_ns
+    assert pack_run(run.path, carried) == 6 and carried.stat().st_mtime_ns == written  # the same step: kept as is
 
     assert unpack_run(carried, tmp_path / "restored") == 6
     assert [s for s, _ in Run(tmp_path / "restored").checkpoints()] == [6]

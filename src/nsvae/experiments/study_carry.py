@@ -60,7 +60,8 @@ def carried_runs(in_flight_dir: Path) -> dict[str, Path]:
 def pack_run(run_dir: Path, out: Path) -> int | None:
     """Write ``run_dir``'s training state to ``out`` (atomically): the newest intact checkpoint with its checksum and
     every other regular file of the run but older checkpoints, the lock and temporaries. Returns the checkpoint's
-    step, or None (nothing written) when the run has no intact checkpoint yet."""
+    step, or None (nothing written) when the run has no intact checkpoint yet. An ``out`` that already holds that
+    step is left as it is: packing it again would only add the same checkpoint to the repository's history."""
     from ..train.run import CHECKPOINT_DIR, Run, checksum_path
 
     run = Run(run_dir)
@@ -68,6 +69,8 @@ def pack_run(run_dir: Path, out: Path) -> int | None:
     if newest is None:
         return None
     step, name, data, sidecar = newest
+    if out.is_file() and _carried_step_or_none(out) == step:
+        return step
     members: list[tuple[str, bytes]] = [
         (f"{CHECKPOINT_DIR}/{name}", data),
         (f"{CHECKPOINT_DIR}/{checksum_path(Path(name)).name}", sidecar),
@@ -130,6 +133,13 @@ def carried_step(path: Path) -> int | None:
     with tarfile.open(path, mode="r") as archive:
         steps = [s for s in (checkpoint_step(Path(n).name) for n in archive.getnames()) if s is not None]
     return max(steps) if steps else None
+
+
+def _carried_step_or_none(path: Path) -> int | None:
+    try:
+        return carried_step(path)
+    except (tarfile.TarError, OSError):
+        return None  # a damaged file is replaced
 
 
 def unpack_run(carried: Path, run_dir: Path) -> int:
