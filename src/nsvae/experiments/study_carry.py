@@ -7,8 +7,10 @@ the run starts again: a run longer than every session then never finishes.
 ``nsvae study NAME --in-flight --carry`` packs each run in flight into
 ``studies/<name>/in-flight/<run>.run.tar``: its directory's files with the newest
 intact checkpoint only. ``nsvae study NAME`` unpacks a carried run whose working
-directory is absent before it plans, and the run resumes from that checkpoint
-exactly as it would have on the kept machine (exact resume, docs/training.md).
+directory is absent before it plans, and the run resumes from that checkpoint as
+it would have on the kept machine: to the same numbers on a CPU of the same
+instruction set and the same software (exact resume, docs/training.md); another
+CPU's kernels may round differently from there on.
 
 Packing may happen while the run trains: the checkpoint is read first and checked
 against its SHA-256, the small files after it, so that they reach at least the
