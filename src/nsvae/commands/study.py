@@ -231,15 +231,14 @@ def _in_flight(args: argparse.Namespace) -> int:
     steps = [f"{name} {step:,}" for name, step in written.items()]
     print(f"nsvae study: {spec.name}: curve points of {len(written)} run(s) in flight ({', '.join(steps) or 'none'})")
     message = f"study {spec.name}: in-flight curve points ({', '.join(steps)})"
+    carried = study.carry_in_flight(spec, study_dir, work) if args.carry else {}
     if args.carry:
-        carried = study.carry_in_flight(spec, study_dir, work)
         states = [f"{name} {step:,}" for name, step in carried.items()]
         shown = ", ".join(states) or "none"
         print(f"nsvae study: {spec.name}: training state of {len(carried)} run(s) carried ({shown})")
         if carried:
             message += f" and training state ({', '.join(states)})"
-            written = {**written, **carried}
-    if written and args.commit:
+    if (written or carried) and args.commit:
         study.commit_files(study_dir, message, print)
     return 0
 

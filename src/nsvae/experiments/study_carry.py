@@ -94,17 +94,17 @@ def pack_run(run_dir: Path, out: Path) -> int | None:
 
 def _read_newest_checkpoint(run) -> tuple[int, str, bytes, bytes] | None:
     """``(step, file name, bytes, checksum file's bytes)`` of the run's newest checkpoint whose bytes match its
-    SHA-256 file; None when no checkpoint is intact. A checkpoint pruned while it was read is read again."""
-    from ..train.run import checksum_path
+    SHA-256 file (the bytes packed are the bytes checked); None when no checkpoint is intact. A checkpoint pruned
+    while it was read is read again."""
+    from ..train.run import checksum_path, recorded_sha256
 
     for _ in range(_READ_ATTEMPTS):
         try:
             for step, path in reversed(run.checkpoints()):
-                sidecar = checksum_path(path).read_bytes()
+                expected = recorded_sha256(path)
                 data = path.read_bytes()
-                expected = sidecar.split()[0].decode("ascii", "replace") if sidecar.split() else ""
-                if hashlib.sha256(data).hexdigest() == expected:
-                    return step, path.name, data, sidecar
+                if expected and hashlib.sha256(data).hexdigest() == expected:
+                    return step, path.name, data, checksum_path(path).read_bytes()
             return None
         except FileNotFoundError:
             continue  # the trainer pruned it while it was read: the newer one is there now

@@ -600,18 +600,27 @@ def checksum_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.name + CHECKSUM_SUFFIX)
 
 
+def recorded_sha256(checkpoint: Path) -> str | None:
+    """The SHA-256 (lower case) that the checkpoint's ``.sha256`` file records; ``''`` for an empty one, None when it
+    has none (a kill between the checkpoint and its checksum, or a checkpoint of an older version)."""
+    sidecar = checksum_path(checkpoint)
+    if not sidecar.is_file() or sidecar.is_symlink():
+        return None
+    words = sidecar.read_text(encoding="utf-8").split()
+    return words[0].lower() if words else ""
+
+
 def verify_checkpoint_file(path: Path) -> str:
     """``''`` if the checkpoint file is intact, else what is wrong (see :meth:`Run.verify_checkpoint`)."""
-    sidecar = checksum_path(path)
     try:
-        if sidecar.is_file() and not sidecar.is_symlink():
-            recorded = sidecar.read_text(encoding="utf-8").split()
+        recorded = recorded_sha256(path)
+        if recorded is not None:
             digest = hashlib.sha256()
             with open(path, "rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
-            if not recorded or recorded[0].lower() != digest.hexdigest():
-                return f"its SHA-256 is not the one in {sidecar.name}"
+            if recorded != digest.hexdigest():
+                return f"its SHA-256 is not the one in {checksum_path(path).name}"
             return ""
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
