@@ -168,6 +168,53 @@ def test_the_study_figures_and_summary(tmp_path, capsys):
     assert extremes(rows, "mig") == {"vae": (1, 2)}
 
 
+def _write_in_flight(folder, name, rows):
+    from nsvae.experiments import study
+
+    (folder / study.IN_FLIGHT).mkdir(parents=True, exist_ok=True)
+    (folder / study.IN_FLIGHT / f"{name}.csv").write_text(study._csv_text(["method", "seed", "step", "mig"], rows))
+
+
+def test_runs_in_flight_are_dashed_lines_of_their_own(tmp_path, capsys):
+    from nsvae.experiments import study
+    from nsvae.viz.study import learning_curves
+
+    folder = _fake_study(tmp_path)
+    training = [{"method": "vae", "seed": 2, "step": 10, "mig": 0.4}]
+    _write_in_flight(folder, "vae-seed2", training)
+    # vae-seed0 has finished since its in-flight file was written: its finished files hold its curve
+    _write_in_flight(folder, "vae-seed0", [{"method": "vae", "seed": 0, "step": 10, "mig": 0.9}])
+    in_flight = study.in_flight_rows(folder)
+    assert in_flight == training
+
+    fig = learning_curves(study.read_table(folder / study.RESULTS_CSV), ["mig"], in_flight=in_flight)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    dashed = lines["vae seed 2, training (to step 10)"]
+    assert dashed.get_linestyle() == "--" and list(dashed.get_xdata()) == [10]
+    # the finished seeds' mean keeps both of its steps: a run half way does not cut it short
+    assert list(lines["vae (n=2)"].get_xdata()) == [10, 20]
+    assert list(lines["vae (n=2)"].get_ydata()) == pytest.approx([0.275, 0.55])
+    assert dashed.get_color() == lines["vae (n=2)"].get_color() != lines["nonsyn (n=2)"].get_color()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+    # a study no run of which has finished yet: only --in-flight can draw it
+    young = tmp_path / "studies" / "young"
+    _write_in_flight(young, "vae-seed0", [{"method": "vae", "seed": 0, "step": s, "mig": s / 100} for s in (10, 20)])
+    out = tmp_path / "progress.png"
+    assert main(["plot", "study-curves", str(young), "-o", str(out)]) == 2
+    assert "--in-flight draws the runs still training" in capsys.readouterr().err
+    assert main(["plot", "study-curves", str(young), "-o", str(out), "--in-flight"]) == 0
+    assert out.stat().st_size > 1000
+    empty = tmp_path / "studies" / "empty"
+    empty.mkdir()
+    assert main(["plot", "study-curves", str(empty), "-o", str(out), "--in-flight"]) == 2
+    assert "no curve points of runs in flight" in capsys.readouterr().err
+    assert main(["plot", "study-traversals", str(folder), "-o", str(out), "--in-flight"]) == 2
+    assert "--in-flight applies to the study-curves figure only" in capsys.readouterr().err
+
+
 def test_summary_of_a_study(tmp_path, capsys, monkeypatch):
     folder = _fake_study(tmp_path)
     spec = _fake_spec(tmp_path)

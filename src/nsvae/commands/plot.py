@@ -42,7 +42,9 @@ runs differing only in their seeds form one setting (as in nsvae report):
 Study figures take one study directory (studies/NAME, written by nsvae study):
   study-curves     the learning curves: one panel per metric (--metrics, default
                    every curve column), one colour per method, mean over seeds
-                   and min-max band, from studies/NAME/results.csv (PNG)
+                   and min-max band, from studies/NAME/results.csv; with
+                   --in-flight also each run still training, dashed, from
+                   studies/NAME/in-flight/RUN.csv (PNG)
   study-traversals per method, the traversal of its best and its worst seed by
                    the final --metric (default factor_vae_score), side by side (PNG)
 Images: image 0 of the dataset, then random ones (--seed); KLs are measured on
@@ -60,6 +62,7 @@ examples:
   nsvae plot bars sweeps/quick-comparison -o bars.png
   nsvae plot scatter runs/nonsyn runs/vae -o scatter.png --metric mig
   nsvae plot study-curves studies/study-cpu -o curves.png --metrics factor_vae_score mig synergy
+  nsvae plot study-curves studies/study-authors -o progress.png --in-flight --metrics dci mig synergy
   nsvae plot study-traversals studies/study-cpu -o traversals.png --metric mig"""
 
 FIGURES = (
@@ -111,6 +114,12 @@ def register(sub) -> None:
         "study-traversals: the final score that picks the best and worst seed (default factor_vae_score)",
     )
     c.add_argument("--metrics", nargs="+", metavar="M", help="study-curves: the columns drawn (default: all)")
+    c.add_argument(
+        "--in-flight",
+        action="store_true",
+        help="study-curves: also draw the runs still training, one dashed line each, from the curve points that "
+        "nsvae study NAME --in-flight committed (STUDIES_DIR/NAME/in-flight/RUN.csv)",
+    )
     c.add_argument("--protocol", help="bars, scatter: evaluation protocol compared (default: 'default' where present)")
     t = p.add_argument_group("traversals (traversal, traversal-gif, training-gif)")
     t.add_argument(
@@ -162,6 +171,8 @@ def _check_options(args: argparse.Namespace, output: Path) -> None:
         raise UserError(f"{args.figure} draws one run: give one run directory (bars, scatter and proxy compare runs)")
     if args.metrics is not None and args.figure != "study-curves":
         raise UserError("--metrics applies to the study-curves figure only")
+    if args.in_flight and args.figure != "study-curves":
+        raise UserError("--in-flight applies to the study-curves figure only")
     if args.figure in COMPARISONS and args.step is not None:
         raise UserError(f"{args.figure} compares runs at their latest logged step and evaluation: leave out --step")
     if args.metric is not None and args.figure not in ("scatter", "study-traversals"):
@@ -271,18 +282,28 @@ def _study_figure(args: argparse.Namespace, output: Path) -> None:
 
     folder = Path(args.runs[0])
     results = folder / study.RESULTS_CSV
-    if not results.is_file():
-        raise UserError(f"{folder} is not a study directory (it has no {study.RESULTS_CSV}); run nsvae study first")
+    in_flight = study.in_flight_rows(folder) if args.in_flight else []
+    if not results.is_file() and not in_flight:
+        if args.in_flight:
+            hint = f" and no curve points of runs in flight in {folder / study.IN_FLIGHT}"
+        elif args.figure == "study-curves":
+            hint = " (no run has finished yet? --in-flight draws the runs still training)"
+        else:
+            hint = " (no run has finished yet?)"
+        raise UserError(f"{folder} has no {study.RESULTS_CSV}{hint}; run nsvae study first")
     if args.figure == "study-curves":
-        rows = study.read_table(results)
+        rows = study.read_table(results) if results.is_file() else []
         from ..experiments.study_analysis import metric_columns
 
-        columns = metric_columns(rows)
+        columns = metric_columns([*rows, *in_flight])
         metrics = args.metrics or columns
         unknown = [m for m in metrics if m not in columns]
         if unknown:
             raise UserError(f"the study has no column {unknown[0]!r}; columns: {', '.join(columns) or 'none yet'}")
-        fig = study_viz.learning_curves(rows, metrics, title=f"{folder.name}: learning curves (curve protocol)")
+        title = f"{folder.name}: learning curves (curve protocol)"
+        if in_flight:
+            title += "; dashed: runs still training"
+        fig = study_viz.learning_curves(rows, metrics, title=title, in_flight=in_flight)
     else:
         final = study.read_table(folder / study.FINAL_CSV)
         metric = args.metric or "factor_vae_score"

@@ -495,6 +495,20 @@ def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
         return rows
 
 
+def in_flight_rows(study_dir: Path) -> list[dict[str, Any]]:
+    """The committed curve points of the runs still training (``in-flight/<run>.csv``, :func:`export_in_flight`),
+    as rows of :func:`read_table`. A run that has finished since is left out: its finished files hold its curve."""
+    folder = study_dir / IN_FLIGHT
+    if not folder.is_dir():
+        return []
+    done = finished_runs(study_dir)
+    rows: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.csv")):
+        if path.stem not in done:
+            rows.extend(read_table(path))
+    return rows
+
+
 def commit_files(study_dir: Path, message: str, echo: Callable[[str], None]) -> bool:
     """``git add`` and ``git commit`` the study directory alone (other staged changes stay staged)."""
     top = _git("rev-parse", "--show-toplevel", cwd=study_dir)

@@ -2,7 +2,8 @@
 
 - :func:`learning_curves`: one panel per metric, x = training step, one colour
   per method: the mean over seeds and the min–max band, from the rows of the
-  study's ``results.csv`` (the curve protocol; docs/training.md).
+  study's ``results.csv`` (the curve protocol; docs/training.md); runs still
+  training (``in-flight/<run>.csv``) are dashed lines of their own.
 - :func:`best_and_worst`: per method, the traversal picture of the seed with
   the highest and the lowest final score of one metric, side by side.
 """
@@ -37,49 +38,84 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
 
 
-def learning_curves(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str], title: str | None = None):
+def _series(rows: Sequence[Mapping[str, Any]], method: str, metric: str) -> dict[int, dict[int, float]]:
+    """``{seed: {step: value}}`` of one method's rows that have a number for ``metric``."""
+    per_seed: dict[int, dict[int, float]] = {}
+    for r in rows:
+        if r["method"] == method and _is_number(r.get(metric)):
+            per_seed.setdefault(int(r["seed"]), {})[int(r["step"])] = float(r[metric])
+    return per_seed
+
+
+def learning_curves(
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str],
+    title: str | None = None,
+    in_flight: Sequence[Mapping[str, Any]] = (),
+):
     """Per metric a panel; per method the mean over seeds at each step and the min–max band.
 
     A method's seeds are compared at the steps every one of them reached; a
-    method with one seed is drawn as a line.
+    method with one seed is drawn as a line. ``in_flight`` rows (runs still
+    training) are drawn apart, one dashed line per run in its method's colour,
+    so that a run that has come half way does not cut the finished runs'
+    curves short.
     """
-    if not rows:
+    if not rows and not in_flight:
         raise ValueError("the study has no learning-curve rows yet")
-    metrics = [m for m in metrics if any(_is_number(r.get(m)) for r in rows)]
+    everything = [*rows, *in_flight]
+    metrics = [m for m in metrics if any(_is_number(r.get(m)) for r in everything)]
     if not metrics:
         raise ValueError("none of the asked metrics has values in the study")
-    methods = list(dict.fromkeys(str(r["method"]) for r in rows))
+    methods = list(dict.fromkeys(str(r["method"]) for r in everything))
     plt = _pyplot()
     cols = min(3, len(metrics))
     nrows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.9 * nrows), squeeze=False)
     for ax, metric in zip(axes.ravel(), metrics):
         for k, method in enumerate(methods):
-            per_seed: dict[int, dict[int, float]] = {}
-            for r in rows:
-                if r["method"] == method and _is_number(r.get(metric)):
-                    per_seed.setdefault(int(r["seed"]), {})[int(r["step"])] = float(r[metric])
-            if not per_seed:
-                continue
-            common = sorted(set.intersection(*(set(v) for v in per_seed.values())))
-            if not common:
-                continue
-            values = np.array([[curve[s] for s in common] for curve in per_seed.values()])
-            label = f"{method} (n={len(per_seed)})"
-            ax.plot(common, values.mean(axis=0), color=_colour(k), lw=1.5, label=label)
-            if len(per_seed) > 1:
-                ax.fill_between(common, values.min(axis=0), values.max(axis=0), color=_colour(k), alpha=0.18, lw=0)
+            per_seed = _series(rows, method, metric)
+            common = sorted(set.intersection(*(set(v) for v in per_seed.values()))) if per_seed else []
+            if common:
+                values = np.array([[curve[s] for s in common] for curve in per_seed.values()])
+                ax.plot(common, values.mean(axis=0), color=_colour(k), lw=1.5, label=f"{method} (n={len(per_seed)})")
+                if len(per_seed) > 1:
+                    ax.fill_between(common, values.min(axis=0), values.max(axis=0), color=_colour(k), alpha=0.18, lw=0)
+            for seed, curve in sorted(_series(in_flight, method, metric).items()):
+                steps = sorted(curve)
+                ax.plot(
+                    steps,
+                    [curve[s] for s in steps],
+                    color=_colour(k),
+                    lw=1.2,
+                    ls="--",
+                    marker=".",
+                    label=f"{method} seed {seed}, training (to step {steps[-1]:,})",
+                )
         ax.set_title(LABELS.get(metric, metric), fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     for ax in axes.ravel()[len(metrics) :]:
         ax.set_axis_off()
-    handles, labels = axes.ravel()[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8, frameon=False)
+    handles, labels = _legend_entries(axes.ravel()[: len(metrics)])
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     fig.suptitle(title or "learning curves: mean over seeds, min–max band", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    legend_rows = -(-len(labels) // min(4, max(1, len(labels))))
+    fig.tight_layout(rect=(0, 0.03 + 0.03 * legend_rows, 1, 0.97))
     return fig
+
+
+def _legend_entries(axes) -> tuple[list, list[str]]:
+    """Every distinct line label over the panels, in first-seen order (a metric one method lacks must not drop that
+    method from the legend)."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    return handles, labels
 
 
 def extremes(final_rows: Sequence[Mapping[str, Any]], metric: str) -> dict[str, tuple[int, int]]:
