@@ -62,7 +62,7 @@ examples:
   nsvae plot bars sweeps/quick-comparison -o bars.png
   nsvae plot scatter runs/nonsyn runs/vae -o scatter.png --metric mig
   nsvae plot study-curves studies/study-cpu -o curves.png --metrics factor_vae_score mig synergy
-  nsvae plot study-curves studies/study-authors -o progress.png --in-flight --metrics dci mig synergy
+  nsvae plot study-curves studies/study-authors -o progress.png --in-flight --metrics factor_vae_score mig synergy
   nsvae plot study-traversals studies/study-cpu -o traversals.png --metric mig"""
 
 FIGURES = (

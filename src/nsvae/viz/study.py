@@ -99,10 +99,10 @@ def learning_curves(
     for ax in axes.ravel()[len(metrics) :]:
         ax.set_axis_off()
     handles, labels = _legend_entries(axes.ravel()[: len(metrics)])
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    ncol = max(1, min(4, len(labels)))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(title or "learning curves: mean over seeds, min–max band", fontsize=10)
-    legend_rows = -(-len(labels) // min(4, max(1, len(labels))))
-    fig.tight_layout(rect=(0, 0.03 + 0.03 * legend_rows, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.03 + 0.03 * -(-len(labels) // ncol), 1, 0.97))
     return fig
 
 
