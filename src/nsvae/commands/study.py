@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 
 from ..errors import UserError
 from .slurm_options import add_slurm_arguments, slurm_request
@@ -180,17 +179,9 @@ def run_study_command(args: argparse.Namespace) -> int:
         else:
             print("nsvae study: every run is done")
         return 0
-    if outcome.failed:
-        print(f"nsvae study: failed: {', '.join(outcome.failed)} (errors in {outcome.sweep_dir}/sweep.json)")
-    if outcome.cancelled:
-        print(
-            f"nsvae study: SLURM job cancelled: {', '.join(outcome.cancelled)} (stopped with a checkpoint; "
-            "the same command resumes them)"
-        )
-    if outcome.signum is not None:
-        print(f"nsvae study: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
-        return 128 + outcome.signum
-    return 1 if outcome.failed or outcome.cancelled else 0
+    from .sweep import outcome_exit_status
+
+    return outcome_exit_status("nsvae study", outcome)
 
 
 def _status(args: argparse.Namespace) -> int:

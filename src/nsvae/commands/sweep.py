@@ -123,15 +123,22 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         f"nsvae sweep: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}; "
         f"results: nsvae results {outcome.sweep_dir}"
     )
+    return outcome_exit_status("nsvae sweep", outcome)
+
+
+def outcome_exit_status(prog: str, outcome) -> int:
+    """Name the failed, cancelled and signalled runs of a finished ``run_sweep`` (``nsvae sweep`` and ``nsvae
+    study`` alike) and return the exit status: 128 + the signal when one stopped it, 1 when a run failed or was
+    cancelled, else 0."""
     if outcome.failed:
-        print(f"nsvae sweep: failed: {', '.join(outcome.failed)} (errors in {outcome.sweep_dir}/sweep.json)")
+        print(f"{prog}: failed: {', '.join(outcome.failed)} (errors in {outcome.sweep_dir}/sweep.json)")
     if outcome.cancelled:
         print(
-            f"nsvae sweep: SLURM job cancelled: {', '.join(outcome.cancelled)} (stopped with a checkpoint; "
+            f"{prog}: SLURM job cancelled: {', '.join(outcome.cancelled)} (stopped with a checkpoint; "
             "the same command resumes them)"
         )
     if outcome.signum is not None:
-        print(f"nsvae sweep: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
+        print(f"{prog}: stopped by {signal.Signals(outcome.signum).name}; run the same command to continue")
         return 128 + outcome.signum
     return 1 if outcome.failed or outcome.cancelled else 0
 
