@@ -108,6 +108,11 @@ def test_look_findings_before_look_1_decide_nothing():
     assert "No look yet: 4 paired seed(s)" in looks.format_look_findings(found)
 
 
+def test_one_pair_prints_a_dash_where_no_t_interval_or_effect_size_exists():
+    text = looks.format_look_findings(looks.look_findings(_rows([0.1], [0.05], [-0.1], 1), SETTINGS))
+    assert "95% t –, bootstrap [+0.100, +0.100], effect size –, n = 1" in text and "nan" not in text
+
+
 def test_look_1_supports_a_claim_whose_five_seeds_agree_and_bounds_a_null_one():
     up = [0.2, 0.25, 0.3, 0.22, 0.28]
     flat = [0.005, -0.004, 0.003, -0.002, 0.001]

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .study_analysis import effect_size, sign_flip_p, t_bound, t_interval
+from .study_analysis import effect_size, effect_size_text, sign_flip_p, t_bound, t_interval, t_interval_text
 
 __all__ = [
     "LOOKS",
@@ -210,8 +210,8 @@ def format_look_findings(found: dict, digits: int = 3) -> str:
             per_seed = ", ".join(f"{x:+.{digits}f}" for x in d["differences"])
             lines.append(
                 f"  {d['metric']} ({d['claimed']} claimed): {d['method']} − {d['baseline']} = {d['mean']:+.{digits}f}, "
-                f"95% t [{d['t_low']:+.{digits}f}, {d['t_high']:+.{digits}f}], bootstrap "
-                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], effect size {d['effect_size']:+.2f}, "
+                f"95% t {t_interval_text(d, digits)}, bootstrap "
+                f"[{d['low']:+.{digits}f}, {d['high']:+.{digits}f}], effect size {effect_size_text(d)}, "
                 f"n = {d['n']} (per seed: {per_seed}): {d['verdict']}"
             )
     return "\n".join(lines) + "\n"

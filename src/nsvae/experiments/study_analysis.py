@@ -235,6 +235,16 @@ def format_final_table(table: Mapping[str, Mapping[str, Any]], metrics: Sequence
     return _markdown_table("method", metrics, table, cell)
 
 
+def t_interval_text(d: Mapping[str, Any], digits: int = 3) -> str:
+    """A paired difference's t-interval as ``[low, high]``, or "–" where it does not exist (n < 2)."""
+    return f"[{d['t_low']:+.{digits}f}, {d['t_high']:+.{digits}f}]" if np.isfinite(d["t_low"]) else "–"
+
+
+def effect_size_text(d: Mapping[str, Any]) -> str:
+    """A paired difference's effect size, or "–" where it does not exist (n < 2, or differences all equal)."""
+    return f"{d['effect_size']:+.2f}" if np.isfinite(d["effect_size"]) else "–"
+
+
 def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
     """A markdown table of paired differences: method − baseline, mean, the 95% bootstrap and Student-t
     intervals, the effect size (mean / sd), the two-sided sign-flip p, n."""
@@ -244,8 +254,7 @@ def format_differences(diffs: Sequence[Mapping[str, Any]], digits: int = 3) -> s
     ]  # fmt: skip
     body = []
     for d in diffs:
-        t_part = f"[{d['t_low']:+.{digits}f}, {d['t_high']:+.{digits}f}]" if np.isfinite(d["t_low"]) else "–"
-        size = f"{d['effect_size']:+.2f}" if np.isfinite(d["effect_size"]) else "–"
+        t_part, size = t_interval_text(d, digits), effect_size_text(d)
         body.append(
             [
                 f"{d['method']} − {d['baseline']}", d["metric"], f"{d['mean']:+.{digits}f}",
