@@ -33,7 +33,7 @@ def test_the_keys_every_compared_run_must_share():
         "common.likelihood",
         "common.proxy_omega",
     ]
-    assert OBJECTIVE_SECTIONS == ("nonsyn", "beta_vae", "factor_vae", "beta_tcvae")
+    assert OBJECTIVE_SECTIONS == ("nonsyn", "beta_vae", "factor_vae", "beta_tcvae", "dip_vae")
     for free in ("method", "run.seed", "data.seed", "run.name", "log.every", "factor_vae.d_lr", "nonsyn.alpha"):
         assert may_differ(free), free
 

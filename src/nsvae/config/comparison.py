@@ -11,7 +11,7 @@ compares methods to an empty list (docs/sweeps.md, "Comparing methods").
 Keys that **may** differ between compared runs (:func:`may_differ`):
 
 - ``method`` and the objectives' own tables ``[nonsyn]``, ``[beta_vae]``,
-  ``[factor_vae]``, ``[beta_tcvae]`` (:data:`OBJECTIVE_SECTIONS`): the
+  ``[factor_vae]``, ``[beta_tcvae]``, ``[dip_vae]`` (:data:`OBJECTIVE_SECTIONS`): the
   objective itself, its hyper-parameters, FactorVAE's discriminator and the
   discriminator's own Adam;
 - the seeds ``run.seed`` and ``data.seed``: compared runs are several seeds;

@@ -2,7 +2,7 @@
 
 A config file has one top-level key, ``method``, and one table per section::
 
-    method = "nonsyn"          # vae | beta_vae | factor_vae | beta_tcvae | nonsyn
+    method = "nonsyn"          # vae | beta_vae | factor_vae | beta_tcvae | dip_vae | nonsyn
 
     [run]     name, seed, steps, device, deterministic, threads, fast_layout
     [data]    dataset, source, batch_size, seed, origin, crop, crop_size, channels
@@ -12,7 +12,7 @@ A config file has one top-level key, ``method``, and one table per section::
     [log]     every, traversal_every, traversal_values, checkpoint_every, keep_checkpoints, tensorboard, progress,
               console, trackers, project, mlflow_uri
     [eval]    every, seed, pool, votes   (learning curves: the run scores itself during training)
-    [nonsyn] [beta_vae] [factor_vae] [beta_tcvae]   each method's own hyper-parameters
+    [nonsyn] [beta_vae] [factor_vae] [beta_tcvae] [dip_vae]   each method's own hyper-parameters
 
 Every key has a default (the original implementation's settings, see
 ``docs/training.md``), so a file only states what differs. Only the chosen
@@ -43,12 +43,14 @@ from ..objectives import (
     BetaTCVAEConfig,
     BetaVAEConfig,
     CommonConfig,
+    DIPVAEConfig,
     FactorVAEConfig,
     NonSynConfig,
     OptimConfig,
 )
 from ..objectives.base import EPS_PLACEMENTS
 from ..objectives.beta_tcvae import ESTIMATORS
+from ..objectives.dip_vae import KINDS as DIP_KINDS
 from ..objectives.losses import LIKELIHOODS
 from ..objectives.nonsyn import SYNERGY_SOURCES, UPDATES
 from ..objectives.selection import SELECTIONS
@@ -250,6 +252,7 @@ class Config:
     beta_vae: BetaVAEConfig = field(default_factory=BetaVAEConfig)
     factor_vae: FactorVAEConfig = field(default_factory=FactorVAEConfig)
     beta_tcvae: BetaTCVAEConfig = field(default_factory=BetaTCVAEConfig)
+    dip_vae: DIPVAEConfig = field(default_factory=DIPVAEConfig)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -288,6 +291,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "nonsyn.selection": tuple(SELECTIONS),
     "nonsyn.update": UPDATES,
     "beta_tcvae.estimator": ESTIMATORS,
+    "dip_vae.kind": DIP_KINDS,
     "log.trackers": TRACKERS,
 }
 

@@ -21,6 +21,8 @@ _EXPORTS = {
     "BetaTCVAEObjective": "beta_tcvae",
     "BetaVAEConfig": "beta_vae",
     "BetaVAEObjective": "beta_vae",
+    "DIPVAEConfig": "dip_vae",
+    "DIPVAEObjective": "dip_vae",
     "FactorVAEConfig": "factor_vae",
     "FactorVAEObjective": "factor_vae",
     "NonSynConfig": "nonsyn",
@@ -37,6 +39,7 @@ __all__ = ["METHODS", "build", *_EXPORTS]
 def _methods() -> dict[str, tuple[type, type]]:
     from .beta_tcvae import BetaTCVAEConfig, BetaTCVAEObjective
     from .beta_vae import BetaVAEConfig, BetaVAEObjective
+    from .dip_vae import DIPVAEConfig, DIPVAEObjective
     from .factor_vae import FactorVAEConfig, FactorVAEObjective
     from .nonsyn import NonSynConfig, NonSynObjective
     from .vae import VAEConfig, VAEObjective
@@ -46,6 +49,7 @@ def _methods() -> dict[str, tuple[type, type]]:
         "beta_vae": (BetaVAEConfig, BetaVAEObjective),
         "factor_vae": (FactorVAEConfig, FactorVAEObjective),
         "beta_tcvae": (BetaTCVAEConfig, BetaTCVAEObjective),
+        "dip_vae": (DIPVAEConfig, DIPVAEObjective),
         "nonsyn": (NonSynConfig, NonSynObjective),
     }
 

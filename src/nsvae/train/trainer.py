@@ -83,6 +83,13 @@ def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
     return run
 
 
+#: Methods whose loss needs a statistic over the batch's other codes, with what it is (for the error).
+BATCH_STATISTIC_METHODS = {
+    "beta_tcvae": "estimates the total correlation from the other codes of a batch",
+    "dip_vae": "penalises the covariance of a batch's codes",
+}
+
+
 def validate(config: Config, dataset=None) -> None:
     """Everything about ``config`` that can fail before training, checked before a run directory exists.
 
@@ -108,9 +115,9 @@ def validate(config: Config, dataset=None) -> None:
     size, batch = len(dataset), config.data.batch_size
     if batch > size:
         raise UserError(f"data.batch_size = {batch} is larger than {config.data.dataset} ({size} images); lower it")
-    if config.method == "beta_tcvae" and batch < 2:
+    if config.method in BATCH_STATISTIC_METHODS and batch < 2:
         raise UserError(
-            f"data.batch_size = {batch}: beta_tcvae estimates the total correlation from the other codes of a batch; "
+            f"data.batch_size = {batch}: {config.method} {BATCH_STATISTIC_METHODS[config.method]}; "
             "use a batch of at least 2"
         )
 
