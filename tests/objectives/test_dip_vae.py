@@ -118,3 +118,11 @@ def test_the_presets_name_both_kinds_at_disentanglement_libs_factors():
         config = load_config(name)
         assert (config.method, config.dip_vae.kind, config.run.steps) == ("dip_vae", kind, steps)
         assert config.dip_vae.diagonal_weight == diagonal and config.dip_vae.lambda_od == 10.0
+
+
+def test_beta_tcvae_refuses_a_batch_of_one_by_the_same_class_attribute():
+    config = Config(method="beta_tcvae")
+    config = config.replace(data=type(config.data)(batch_size=1))
+    with pytest.raises(UserError, match="beta_tcvae estimates the total correlation from the other codes"):
+        validate(config, dataset=list(range(10)))
+    validate(Config(method="vae").replace(data=type(config.data)(batch_size=1)), dataset=list(range(10)))

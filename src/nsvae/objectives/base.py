@@ -142,6 +142,8 @@ class Objective:
     name: ClassVar[str] = ""
     #: True if ``train_step`` needs a second, independent batch ``x2``.
     needs_second_batch: ClassVar[bool] = False
+    #: What the loss estimates from the other codes of a batch (so a batch of one cannot train it), or "".
+    batch_statistic: ClassVar[str] = ""
 
     def __init__(self, model: VAE, config: Any, common: CommonConfig = CommonConfig(), optim=OptimConfig()):
         self.model = model

@@ -101,6 +101,7 @@ def decomposed_kl(z, mu, logvar, dataset_size: int, estimator: str = "mws") -> d
 
 class BetaTCVAEObjective(Objective):
     name = "beta_tcvae"
+    batch_statistic = "estimates the total correlation from the other codes of a batch"
 
     def train_step(self, x, x2=None, generator=None):
         out = self.forward(x, generator)

@@ -71,6 +71,7 @@ def dip_penalty(cov: torch.Tensor, lambda_od: float, lambda_d: float) -> torch.T
 
 class DIPVAEObjective(Objective):
     name = "dip_vae"
+    batch_statistic = "penalises the covariance of a batch's codes"
 
     def train_step(self, x, x2=None, generator=None):
         out = self.forward(x, generator)

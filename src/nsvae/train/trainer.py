@@ -83,13 +83,6 @@ def new_run_path(config: Config, out: str | os.PathLike | None) -> Run:
     return run
 
 
-#: Methods whose loss needs a statistic over the batch's other codes, with what it is (for the error).
-BATCH_STATISTIC_METHODS = {
-    "beta_tcvae": "estimates the total correlation from the other codes of a batch",
-    "dip_vae": "penalises the covariance of a batch's codes",
-}
-
-
 def validate(config: Config, dataset=None) -> None:
     """Everything about ``config`` that can fail before training, checked before a run directory exists.
 
@@ -106,7 +99,7 @@ def validate(config: Config, dataset=None) -> None:
     try:
         with torch.random.fork_rng(devices=[]):
             model = VAE(config.model)
-            build(config.method, model, config.method_config(), config.common, config.optim)
+            objective = build(config.method, model, config.method_config(), config.common, config.optim)
     except (ValueError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"the config of {config.run.name} cannot be trained: {first}") from None
@@ -115,10 +108,9 @@ def validate(config: Config, dataset=None) -> None:
     size, batch = len(dataset), config.data.batch_size
     if batch > size:
         raise UserError(f"data.batch_size = {batch} is larger than {config.data.dataset} ({size} images); lower it")
-    if config.method in BATCH_STATISTIC_METHODS and batch < 2:
+    if objective.batch_statistic and batch < 2:
         raise UserError(
-            f"data.batch_size = {batch}: {config.method} {BATCH_STATISTIC_METHODS[config.method]}; "
-            "use a batch of at least 2"
+            f"data.batch_size = {batch}: {config.method} {objective.batch_statistic}; use a batch of at least 2"
         )
 
 
